@@ -1,0 +1,429 @@
+/**
+ * The agent on OpenAI Chat Completions with tools, so any OpenAI-compatible server works.
+ *
+ * One turn: build the messages from the conversation (hand-backs included), call the model, run
+ * the tool calls it asks for (each gated by the policy first), feed the results back, and repeat
+ * until the model answers in text or a person is needed. Failure handling, in the product's terms:
+ * - `escalate_to_human` escalates with the model's briefing; arguments that do not fully validate
+ *   still escalate, keeping the fields that do (a customer who needs a person must not wait on JSON).
+ * - A tool the policy does not allow is not run; the turn escalates with the policy's trigger and a
+ *   ready-made approve/decline question for the operator.
+ * - A tool that throws is recorded (`ok: false`) and reported to the model; after
+ *   `policy.behaviour.toolErrorLimit` failures in one turn, the turn escalates with `tool_error`.
+ * - Unknown tools and arguments that are not valid JSON or fail the tool's schema are reported to the
+ *   model so it can correct itself; after `maxInvalidToolCalls` such calls, the turn escalates
+ *   (`model_error`). So do an empty, cut-off or refused answer, too many tool rounds, and an API that
+ *   still fails after the client's retries: in each case a person is better than silence.
+ * - An aborted turn (ownership changed) rejects with the signal's reason; nothing is returned.
+ */
+import OpenAI from 'openai';
+import type {
+  ChatCompletion,
+  ChatCompletionMessageFunctionToolCall,
+  ChatCompletionMessageParam,
+  ChatCompletionTool,
+} from 'openai/resources/chat/completions';
+import { z } from 'zod';
+import type { ActionTaken, Agent, AgentTool, AgentTurnInput, AgentTurnResult } from './agent.ts';
+import { buildChatMessages, type ChatContextOptions } from './context.ts';
+import { demoTools, ESCALATE_TOOL_NAME, ToolRegistry, toolParametersJsonSchema } from './tools.ts';
+import { EscalateToolArgsSchema, OptionSchema, escalateToolJsonSchema, type BriefingOption, type EscalateToolArgs } from '../envelope.ts';
+import { ConfigError } from '../errors.ts';
+import { conversationLogger, type Logger } from '../log.ts';
+import { gateToolCall, type Policy } from '../policy.ts';
+
+export interface OpenAIAgentConfig {
+  apiKey: string;
+  /** An OpenAI-compatible endpoint, e.g. `http://localhost:11434/v1`. Default: OpenAI's. */
+  baseURL?: string;
+  /** Default `gpt-4o-mini`. */
+  model?: string;
+  /** Business tools; default none (pass `demoTools()` for the demo shop). */
+  tools?: AgentTool[];
+  /** Model calls that may ask for tools in one turn before the turn escalates. Default 5. */
+  maxToolRounds?: number;
+  /** Unknown tools / invalid arguments tolerated in one turn before escalating. Default 2. */
+  maxInvalidToolCalls?: number;
+  /** Per HTTP request. Default 30 s. */
+  timeoutMs?: number;
+  /** Retries on 408/409/429/5xx and connection errors (the client honours Retry-After). Default 2. */
+  maxRetries?: number;
+  systemPrompt?: string;
+  brandName?: string;
+  /** See `ChatContextOptions.handbackRole`. */
+  handbackRole?: ChatContextOptions['handbackRole'];
+  maxTranscriptMessages?: number;
+  /** Sent only when set: some models reject it. */
+  temperature?: number;
+  logger?: Logger;
+}
+
+type EscalateResult = Extract<AgentTurnResult, { kind: 'escalate' }>;
+
+/** Tool output longer than this is cut before it goes back to the model. */
+const MAX_TOOL_RESULT_CHARS = 16_000;
+
+/** The agent on Chat Completions. Construct once; `respond` is safe to call concurrently. */
+export class OpenAIAgent implements Agent {
+  readonly name = 'openai';
+  readonly model: string;
+  private readonly client: OpenAI;
+  private readonly registry: ToolRegistry;
+  private readonly toolDefinitions: ChatCompletionTool[];
+  private readonly maxToolRounds: number;
+  private readonly maxInvalidToolCalls: number;
+  private readonly context: ChatContextOptions;
+
+  constructor(private readonly config: OpenAIAgentConfig) {
+    if (!config.apiKey) throw new ConfigError('OPENAI_API_KEY', 'an API key is required for the OpenAI agent');
+    this.model = config.model ?? 'gpt-4o-mini';
+    this.maxToolRounds = config.maxToolRounds ?? 5;
+    this.maxInvalidToolCalls = config.maxInvalidToolCalls ?? 2;
+    this.registry = new ToolRegistry(config.tools ?? []);
+    this.toolDefinitions = [
+      ...this.registry.list().map((tool) => functionTool(tool.name, tool.description, toolParametersJsonSchema(tool))),
+      functionTool(
+        ESCALATE_TOOL_NAME,
+        'Hand the conversation to a person on the support team, with a briefing they can act on in 30 seconds. ' +
+          'Use it when the customer asks for a person, when you cannot resolve the request, or when a decision is above your authority.',
+        escalateToolJsonSchema(),
+      ),
+    ];
+    this.context = {
+      systemPrompt: config.systemPrompt,
+      brandName: config.brandName,
+      handbackRole: config.handbackRole,
+      maxTranscriptMessages: config.maxTranscriptMessages,
+    };
+    this.client = new OpenAI({
+      apiKey: config.apiKey,
+      baseURL: config.baseURL,
+      timeout: config.timeoutMs ?? 30_000,
+      maxRetries: config.maxRetries ?? 2,
+      logLevel: 'warn',
+      ...(config.logger ? { logger: sdkLogger(config.logger) } : {}),
+    });
+  }
+
+  async respond({ conversation, policy, signal }: AgentTurnInput): Promise<AgentTurnResult> {
+    const log = this.config.logger ? conversationLogger(this.config.logger, conversation) : undefined;
+    const messages: ChatCompletionMessageParam[] = buildChatMessages(conversation, this.context);
+    const actionsTaken: ActionTaken[] = [];
+    const consumedApprovals: string[] = [];
+    // Approvals are single-use: one consumed in this turn no longer covers a second call.
+    const approvals = [...conversation.approvedTools];
+    let toolFailures = 0;
+    let invalidCalls = 0;
+    const escalate = (trigger: string, reason: string, request?: Partial<EscalateToolArgs>): EscalateResult => {
+      log?.info({ trigger, reason }, 'agent escalates');
+      return { kind: 'escalate', trigger, reason, actionsTaken, ...(request ? { request } : {}) };
+    };
+
+    for (let round = 0; ; round += 1) {
+      let completion: ChatCompletion;
+      try {
+        completion = await abortable(this.complete(messages, signal), signal);
+      } catch (err) {
+        if (signal.aborted) throw abortReason(signal);
+        if (!(err instanceof OpenAI.APIError)) throw err;
+        const what = describeApiError(err);
+        // Bad key, model or URL: every conversation is affected, so say it loudly.
+        const misconfigured = err.status === 401 || err.status === 403 || err.status === 404;
+        log?.[misconfigured ? 'error' : 'warn']({ err: what, model: this.model }, 'model call failed');
+        return escalate('model_error', `The AI model could not answer (${what}); a person should take this one.`);
+      }
+      const choice = completion.choices?.[0];
+      const message = choice?.message;
+      if (!message) return escalate('model_error', 'The AI model returned no answer.');
+      const toolCalls = message.tool_calls ?? [];
+
+      if (toolCalls.length === 0) {
+        if (message.refusal) return escalate('model_error', `The AI model declined to answer: ${message.refusal}`.slice(0, 300));
+        if (choice.finish_reason === 'content_filter') return escalate('model_error', "The AI model's answer was blocked by its content filter.");
+        if (choice.finish_reason === 'length') return escalate('model_error', "The AI model's answer was cut off (length limit).");
+        const text = (message.content ?? '').trim();
+        if (!text) return escalate('model_error', 'The AI model returned an empty answer.');
+        return { kind: 'reply', text, actionsTaken, ...(consumedApprovals.length ? { consumedApprovals } : {}) };
+      }
+
+      // The model wants a person: that wins over anything else it asked for in the same breath.
+      const escalation = toolCalls.find((c) => c.type === 'function' && c.function.name === ESCALATE_TOOL_NAME);
+      if (escalation && escalation.type === 'function') {
+        const { request, complete } = parseEscalateArgs(escalation.function.arguments);
+        if (!complete) log?.warn('escalate_to_human arguments did not fully validate; escalating with what parsed');
+        return escalate('agent_tool', request.reason ?? 'The agent asked for a person.', request);
+      }
+      if (round >= this.maxToolRounds) {
+        return escalate('model_error', `The AI model kept calling tools after ${this.maxToolRounds} rounds without answering.`);
+      }
+
+      messages.push({ role: 'assistant', content: message.content ?? null, tool_calls: toolCalls });
+      for (const call of toolCalls) {
+        const answer = (content: string) => messages.push({ role: 'tool', tool_call_id: call.id, content });
+        if (call.type !== 'function') {
+          invalidCalls += 1;
+          answer(`Error: only function tools are available.`);
+          continue;
+        }
+        const name = call.function.name;
+        const tool = this.registry.get(name);
+        const args = tool ? parseToolArgs(tool, call) : undefined;
+        if (!tool || !args || !args.ok) {
+          invalidCalls += 1;
+          const problem = !tool ? `there is no tool named "${name}"` : (args && !args.ok ? args.error : 'invalid arguments');
+          log?.warn({ tool: name, problem }, 'invalid tool call from the model');
+          if (invalidCalls > this.maxInvalidToolCalls) {
+            return escalate('model_error', `The AI model made ${invalidCalls} invalid tool calls in one turn (last: ${problem}).`.slice(0, 300));
+          }
+          answer(`Error: ${problem}. Check the tool's name and schema and call it again, or answer without it.`);
+          continue;
+        }
+
+        const verdict = gateToolCall(policy, { tool: name, args: args.value }, approvals);
+        if (!verdict.allow) {
+          return escalate(verdict.trigger, verdict.reason, approvalRequest(policy, name, args.value, verdict.reason, verdict.amount));
+        }
+        if (verdict.consumesApproval) {
+          approvals.splice(approvals.indexOf(name), 1);
+          consumedApprovals.push(name);
+        }
+
+        try {
+          const output = await tool.run(args.value, { conversation, signal });
+          signal.throwIfAborted();
+          actionsTaken.push({ tool: name, input: args.value, output, ok: true });
+          answer(serializeToolOutput(output));
+        } catch (err) {
+          if (signal.aborted) throw abortReason(signal);
+          const error = err instanceof Error ? err.message : String(err);
+          actionsTaken.push({ tool: name, input: args.value, output: { error }, ok: false });
+          toolFailures += 1;
+          log?.warn({ tool: name, error }, 'tool failed');
+          if (toolFailures >= policy.behaviour.toolErrorLimit) {
+            return escalate('tool_error', `${name} failed: ${error}`.slice(0, 300));
+          }
+          answer(`Error: ${error}`);
+        }
+      }
+    }
+  }
+
+  private complete(messages: ChatCompletionMessageParam[], signal: AbortSignal): Promise<ChatCompletion> {
+    return this.client.chat.completions.create(
+      {
+        model: this.model,
+        messages,
+        tools: this.toolDefinitions,
+        tool_choice: 'auto',
+        ...(this.config.temperature !== undefined ? { temperature: this.config.temperature } : {}),
+      },
+      { signal },
+    );
+  }
+}
+
+/**
+ * The OpenAI agent configured from the environment, or undefined when `OPENAI_API_KEY` is not set
+ * (main.ts then runs the offline agent). Reads `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`,
+ * `OPENAI_TIMEOUT_MS`, `OPENAI_MAX_RETRIES`, `AGENT_BRAND_NAME`. Tools default to the demo shop.
+ */
+export function openAIAgentFromEnv(
+  env: Record<string, string | undefined> = process.env,
+  options: { tools?: AgentTool[]; logger?: Logger; systemPrompt?: string } = {},
+): OpenAIAgent | undefined {
+  const apiKey = env.OPENAI_API_KEY?.trim();
+  if (!apiKey) return undefined;
+  const baseURL = env.OPENAI_BASE_URL?.trim() || undefined;
+  if (baseURL) {
+    let url: URL | undefined;
+    try {
+      url = new URL(baseURL);
+    } catch {
+      url = undefined;
+    }
+    if (!url || !/^https?:$/.test(url.protocol)) {
+      throw new ConfigError('OPENAI_BASE_URL', `expected an http(s) URL such as https://api.openai.com/v1, got "${baseURL}"`);
+    }
+  }
+  return new OpenAIAgent({
+    apiKey,
+    baseURL,
+    model: env.OPENAI_MODEL?.trim() || undefined,
+    timeoutMs: intFromEnv(env, 'OPENAI_TIMEOUT_MS', 1),
+    maxRetries: intFromEnv(env, 'OPENAI_MAX_RETRIES', 0),
+    brandName: env.AGENT_BRAND_NAME?.trim() || undefined,
+    systemPrompt: options.systemPrompt,
+    tools: options.tools ?? demoTools(),
+    logger: options.logger,
+  });
+}
+
+function intFromEnv(env: Record<string, string | undefined>, name: string, min: number): number | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(name, `expected a whole number >= ${min}, got "${raw}"`);
+  return n;
+}
+
+function functionTool(name: string, description: string, parameters: Record<string, unknown>): ChatCompletionTool {
+  return { type: 'function', function: { name, description, parameters } };
+}
+
+type ParsedArgs = { ok: true; value: unknown } | { ok: false; error: string };
+
+/** The model's JSON arguments, validated against the tool's schema. */
+function parseToolArgs(tool: AgentTool, call: ChatCompletionMessageFunctionToolCall): ParsedArgs {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(call.function.arguments || '{}');
+  } catch (err) {
+    return { ok: false, error: `the arguments for ${tool.name} are not valid JSON (${(err as Error).message})` };
+  }
+  const parsed = tool.parameters.safeParse(raw);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(arguments)'}: ${i.message}`);
+  return { ok: false, error: `the arguments for ${tool.name} do not match its schema (${issues.join('; ')})` };
+}
+
+/**
+ * The model's briefing. When it does not fully validate, keeps every field that does (strings cut to
+ * their limit, bad options dropped), so the operator still gets what the model did write.
+ */
+export function parseEscalateArgs(json: string): { request: Partial<EscalateToolArgs>; complete: boolean } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json || '{}');
+  } catch {
+    return { request: {}, complete: false };
+  }
+  const full = EscalateToolArgsSchema.safeParse(raw);
+  if (full.success) return { request: full.data, complete: true };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { request: {}, complete: false };
+  const record = raw as Record<string, unknown>;
+  const request: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(EscalateToolArgsSchema.shape) as Array<[string, z.ZodType]>) {
+    const value = record[key];
+    if (value === undefined) continue;
+    const parsed = schema.safeParse(value);
+    if (parsed.success) {
+      request[key] = parsed.data;
+      continue;
+    }
+    if (typeof value === 'string') {
+      const max = maxLength(schema);
+      const cut = max !== undefined ? schema.safeParse(value.slice(0, max)) : undefined;
+      if (cut?.success) request[key] = cut.data;
+    } else if (key === 'options' && Array.isArray(value)) {
+      const options = value.flatMap((o) => {
+        const one = OptionSchema.safeParse(o);
+        return one.success ? [one.data] : [];
+      });
+      if (options.length > 0) request[key] = options.slice(0, 5);
+    }
+  }
+  return { request: request as Partial<EscalateToolArgs>, complete: false };
+}
+
+/** The max length of a (possibly optional/defaulted) string schema, if it has one. */
+function maxLength(schema: z.ZodType): number | undefined {
+  let inner: unknown = schema;
+  while (inner instanceof z.ZodOptional || inner instanceof z.ZodDefault || inner instanceof z.ZodNullable) inner = inner.unwrap();
+  return inner instanceof z.ZodString && inner.maxLength !== null ? inner.maxLength : undefined;
+}
+
+/**
+ * For a call the policy stopped: the question the operator answers and the options to answer it
+ * with, so a refund can be approved from the card without taking over (`approvesTool`).
+ */
+function approvalRequest(policy: Policy, tool: string, args: unknown, reason: string, amount?: number): Partial<EscalateToolArgs> {
+  const record = typeof args === 'object' && args !== null ? (args as Record<string, unknown>) : {};
+  const ids = Object.entries(record)
+    .filter(([k, v]) => /(^|_)id$/i.test(k) && typeof v === 'string')
+    .map(([, v]) => String(v).slice(0, 200));
+  const currency = policy.refund.currency;
+  const isRefund = policy.refund.tools.includes(tool) && amount !== undefined;
+  const refundAmount = isRefund ? amount : Number(record[policy.refund.amountArg]);
+  const what = isRefund
+    ? `a refund of ${amount} ${currency}${ids[0] ? ` on ${ids[0]}` : ''}`
+    : `${tool}(${truncate(JSON.stringify(args), 200)})`;
+  const approveId = `approve_${tool}`.toLowerCase().replace(/[^a-z0-9_-]/g, '_').slice(0, 60);
+  const options: BriefingOption[] = [
+    {
+      id: approveId,
+      label: truncate(isRefund ? `Approve refund of ${amount} ${currency}` : `Approve ${tool}`, 75),
+      tradeoffs: truncate(`${reason}. Approving lets the agent run it once.`, 500),
+      risk: 'medium',
+      approvesTool: tool,
+    },
+    { id: 'decline', label: 'Decline', tradeoffs: 'The agent tells the customer it cannot be done.', risk: 'low' },
+  ];
+  return {
+    pendingQuestion: truncate(`Approve ${what}?`, 500),
+    options,
+    entities: {
+      ids,
+      amounts: Number.isFinite(refundAmount) && policy.refund.tools.includes(tool) ? [{ value: refundAmount, currency }] : [],
+      dates: [],
+      emails: [],
+    },
+  };
+}
+
+function serializeToolOutput(output: unknown): string {
+  let text: string;
+  try {
+    text = output === undefined ? 'OK' : typeof output === 'string' ? output : JSON.stringify(output);
+  } catch {
+    text = String(output);
+  }
+  return truncate(text, MAX_TOOL_RESULT_CHARS);
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function describeApiError(err: InstanceType<typeof OpenAI.APIError>): string {
+  if (err instanceof OpenAI.APIConnectionTimeoutError) return 'request timed out';
+  if (err instanceof OpenAI.APIConnectionError) return `connection failed: ${err.message}`;
+  return truncate(`HTTP ${err.status ?? '?'}: ${err.message}`, 200);
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException('The agent turn was aborted.', 'AbortError');
+}
+
+/**
+ * Rejects as soon as the signal aborts. The SDK aborts the HTTP request itself, but it does not
+ * interrupt a Retry-After wait; this makes a claim stop the turn at once either way.
+ */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  promise.catch(() => undefined); // its rejection after an abort is expected and handled here
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Routes the SDK's own warnings (retries exhausted, bad config) into our structured log. */
+function sdkLogger(logger: Logger) {
+  const child = logger.child({ component: 'openai' });
+  return {
+    error: (msg: string, ...rest: unknown[]) => child.error({ detail: rest }, msg),
+    warn: (msg: string, ...rest: unknown[]) => child.warn({ detail: rest }, msg),
+    info: (msg: string, ...rest: unknown[]) => child.info({ detail: rest }, msg),
+    debug: (msg: string, ...rest: unknown[]) => child.debug({ detail: rest }, msg),
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Typed errors. Each carries what the caller needs to act on it
+ * (who holds the claim, which variable is wrong), so adapters can show it as is.
+ */
+import type { Operator, OwnershipState } from './model.ts';
+
+export class BridgeError extends Error {
+  /** Machine-readable code for adapters and logs. */
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A command that the conversation's current state does not allow. */
+export class InvalidTransitionError extends BridgeError {
+  constructor(
+    readonly command: string,
+    readonly state: OwnershipState,
+    detail?: string,
+  ) {
+    super('invalid_transition', detail ?? `Cannot ${command} a conversation that is ${describeState(state)}.`);
+  }
+}
+
+/** A claim (or take-over) on a conversation another operator already holds. */
+export class AlreadyClaimedError extends BridgeError {
+  constructor(readonly holder: Operator, readonly ticket?: string) {
+    super('already_claimed', `${ticket ? ticket + ' is' : 'This conversation is'} already held by ${holder.name}.`);
+  }
+}
+
+/** An operator acting on a conversation someone else holds. */
+export class NotOwnerError extends BridgeError {
+  constructor(readonly operator: Operator, readonly holder: Operator | undefined, command: string) {
+    super(
+      'not_owner',
+      holder
+        ? `Only ${holder.name}, who holds this conversation, can ${command} it.`
+        : `Nobody holds this conversation, so it cannot be ${command === 'return' ? 'returned' : command + 'd'}.`,
+    );
+  }
+}
+
+export class UnknownOptionError extends BridgeError {
+  constructor(readonly optionId: string, readonly known: string[]) {
+    super('unknown_option', `No option "${optionId}" on this briefing (options: ${known.join(', ') || 'none'}).`);
+  }
+}
+
+export class ConversationNotFoundError extends BridgeError {
+  constructor(readonly conversationId: string) {
+    super('not_found', `No conversation ${conversationId}.`);
+  }
+}
+
+/** Input rejected at a boundary (oversized text, malformed payload). */
+export class InputError extends BridgeError {
+  constructor(message: string) {
+    super('bad_input', message);
+  }
+}
+
+/** The store could not be reached or refused a write; nothing was changed. */
+export class StoreUnavailableError extends BridgeError {
+  constructor(message: string, override readonly cause?: unknown) {
+    super('store_unavailable', message);
+  }
+}
+
+/** The lock on a conversation could not be taken in time (another instance holds it). */
+export class LockTimeoutError extends BridgeError {
+  constructor(readonly key: string) {
+    super('lock_timeout', `Timed out waiting for the lock on ${key}; try again.`);
+  }
+}
+
+/** A configuration value is missing or wrong; the message names the variable and what it expects. */
+export class ConfigError extends BridgeError {
+  constructor(readonly variable: string, expected: string) {
+    super('config', `${variable}: ${expected}`);
+  }
+}
+
+/** The model did something the runtime cannot use (bad tool arguments, empty answer). */
+export class ModelBehaviorError extends BridgeError {
+  constructor(message: string) {
+    super('model_behavior', message);
+  }
+}
+
+export function describeState(state: OwnershipState): string {
+  switch (state) {
+    case 'agent':
+      return 'with the agent';
+    case 'waiting':
+      return 'waiting for a person';
+    case 'human':
+      return 'held by an operator';
+    case 'closed':
+      return 'closed';
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Escalation policy: a validated config file (JSON) with thresholds, compliance words,
+ * tool classes and behavioural limits. Pure data plus pure checks; loading is the only I/O.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+export const ToolClassSchema = z.enum(['read', 'write', 'irreversible']);
+export type ToolClass = z.output<typeof ToolClassSchema>;
+
+export const PolicySchema = z.object({
+  /** Queue routing: first rule whose regex matches the customer's text wins. */
+  queues: z
+    .object({
+      default: z.string().min(1).default('general'),
+      rules: z.array(z.object({ match: z.string().min(1), queue: z.string().min(1) })).default([]),
+    })
+    .default({ default: 'general', rules: [] }),
+  /** Extra phrases (any language) that count as asking for a person, on top of the built-in ones. */
+  explicitRequest: z.object({ extraPhrases: z.array(z.string().min(2)).default([]) }).default({ extraPhrases: [] }),
+  refund: z
+    .object({
+      /** Refunds above this amount need a person. */
+      threshold: z.number().nonnegative().default(100),
+      currency: z.string().default('USD'),
+      /** Tools whose `amountArg` is a refund amount. */
+      tools: z.array(z.string()).default(['issue_refund']),
+      amountArg: z.string().default('amount'),
+    })
+    .default({ threshold: 100, currency: 'USD', tools: ['issue_refund'], amountArg: 'amount' }),
+  compliance: z
+    .object({ words: z.array(z.string().min(2)).default([]) })
+    .default({ words: [] }),
+  /** Tool classes; unknown tools count as `write`. Irreversible tools always ask a person first. */
+  tools: z.record(z.string(), ToolClassSchema).default({}),
+  behaviour: z
+    .object({
+      /** The same question this many times escalates. */
+      repeatThreshold: z.number().int().min(2).default(3),
+      /** Agent turns in a row without a person before escalating. */
+      turnCap: z.number().int().min(1).default(12),
+      /** Failed tool calls in one turn before escalating. */
+      toolErrorLimit: z.number().int().min(1).default(1),
+    })
+    .default({ repeatThreshold: 3, turnCap: 12, toolErrorLimit: 1 }),
+});
+
+export type Policy = z.output<typeof PolicySchema>;
+
+/** The policy used when no file is given: sensible defaults for a support desk. */
+export const DEFAULT_POLICY: Policy = PolicySchema.parse({
+  queues: {
+    default: 'general',
+    rules: [
+      { match: '\\b(refund|invoice|charge[sd]?|billing|payment)\\b', queue: 'billing' },
+      { match: '\\b(password|login|2fa|locked out|account)\\b', queue: 'accounts' },
+    ],
+  },
+  compliance: { words: ['lawyer', 'attorney', 'lawsuit', 'sue', 'gdpr', 'chargeback', 'fraud', 'data breach', 'ombudsman', 'regulator'] },
+  tools: { lookup_order: 'read', check_refund_eligibility: 'read', update_shipping_address: 'write', issue_refund: 'irreversible', cancel_subscription: 'irreversible' },
+});
+
+/** Reads and validates a policy file; a bad file stops start-up with one clear line. */
+export function loadPolicy(path: string | undefined): Policy {
+  if (!path) return DEFAULT_POLICY;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError('POLICY_FILE', `expected a readable JSON file at ${path} (${(err as Error).message})`);
+  }
+  const parsed = PolicySchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError('POLICY_FILE', `${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  for (const rule of parsed.data.queues.rules) {
+    try {
+      new RegExp(rule.match, 'i');
+    } catch {
+      throw new ConfigError('POLICY_FILE', `${path}: queues.rules: "${rule.match}" is not a valid regular expression`);
+    }
+  }
+  return parsed.data;
+}
+
+export function toolClass(policy: Policy, tool: string): ToolClass {
+  return policy.tools[tool] ?? 'write';
+}
+
+/** What the runtime may do with a tool call the model asked for. */
+export type ToolVerdict =
+  | { allow: true; consumesApproval: boolean }
+  | { allow: false; trigger: 'irreversible_tool' | 'refund_threshold'; reason: string; amount?: number };
+
+/**
+ * Decides whether a tool call may run without a person. Irreversible tools need an operator's
+ * approval (granted by a briefing option with `approvesTool`), and refunds over the threshold too.
+ */
+export function gateToolCall(policy: Policy, call: { tool: string; args: unknown }, approvedTools: readonly string[]): ToolVerdict {
+  const approved = approvedTools.includes(call.tool);
+  if (policy.refund.tools.includes(call.tool)) {
+    const amount = Number((call.args as Record<string, unknown> | null)?.[policy.refund.amountArg]);
+    if (Number.isFinite(amount) && amount > policy.refund.threshold && !approved) {
+      return {
+        allow: false,
+        trigger: 'refund_threshold',
+        amount,
+        reason: `Refund of ${amount} ${policy.refund.currency} is over the ${policy.refund.threshold} ${policy.refund.currency} policy limit`,
+      };
+    }
+  }
+  if (toolClass(policy, call.tool) === 'irreversible') {
+    if (!approved) return { allow: false, trigger: 'irreversible_tool', reason: `${call.tool} cannot be undone and needs a person's approval` };
+    return { allow: true, consumesApproval: true };
+  }
+  return { allow: true, consumesApproval: approved && policy.refund.tools.includes(call.tool) };
+}
+
+export function routeQueue(policy: Policy, text: string): string {
+  for (const rule of policy.queues.rules) if (new RegExp(rule.match, 'i').test(text)) return rule.queue;
+  return policy.queues.default;
+}

@@ -1,0 +1,86 @@
+/**
+ * Boots a real bridge for tests: a SQLite store in a temp dir, the offline agent by default,
+ * and whatever channels and workspaces the test brings.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Agent, AgentTurnInput, AgentTurnResult } from '../../src/agent/agent.ts';
+import { loadFaq, OfflineAgent } from '../../src/agent/offline-agent.ts';
+import { Bridge, type BridgeOptions } from '../../src/bridge.ts';
+import { silentLogger } from '../../src/log.ts';
+import type { Policy } from '../../src/policy.ts';
+import type { CustomerChannel, Workspace } from '../../src/ports.ts';
+import { openSqliteStore } from '../../src/store/keyv-store.ts';
+import type { Store } from '../../src/store/store.ts';
+
+export const FAQ_PATH = new URL('../../config/faq.json', import.meta.url).pathname;
+
+export function offlineAgent(): OfflineAgent {
+  return new OfflineAgent(loadFaq(FAQ_PATH));
+}
+
+/** An agent whose answers the test scripts. */
+export class ScriptedAgent implements Agent {
+  readonly name = 'scripted';
+  readonly calls: AgentTurnInput[] = [];
+  constructor(private readonly script: (input: AgentTurnInput) => AgentTurnResult | Promise<AgentTurnResult>) {}
+  async respond(input: AgentTurnInput): Promise<AgentTurnResult> {
+    this.calls.push(input);
+    return this.script(input);
+  }
+}
+
+export interface TestBridge {
+  bridge: Bridge;
+  store: Store;
+  dir: string;
+  close(): Promise<void>;
+}
+
+export async function createTestBridge(
+  opts: {
+    agent?: Agent;
+    policy?: Policy;
+    channels?: CustomerChannel[];
+    workspaces?: Workspace[];
+    store?: Store;
+    bridgeOptions?: Partial<BridgeOptions>;
+  } = {},
+): Promise<TestBridge> {
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-test-'));
+  const store = opts.store ?? (await openSqliteStore(join(dir, 'bridge.sqlite')));
+  const bridge = new Bridge({
+    store,
+    agent: opts.agent ?? offlineAgent(),
+    logger: silentLogger(),
+    ...(opts.policy ? { policy: opts.policy } : {}),
+    ...opts.bridgeOptions,
+  });
+  for (const channel of opts.channels ?? []) bridge.addChannel(channel);
+  for (const workspace of opts.workspaces ?? []) bridge.addWorkspace(workspace);
+  return {
+    bridge,
+    store,
+    dir,
+    async close() {
+      await bridge.idle();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `check` until it returns truthy or the deadline passes. */
+export async function waitFor<T>(check: () => T | Promise<T>, { timeoutMs = 5000, intervalMs = 10, what = 'condition' } = {}): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export const DANA = { id: 'test:dana', name: 'Dana', workspace: 'test' };
+export const SAM = { id: 'test:sam', name: 'Sam', workspace: 'test' };
