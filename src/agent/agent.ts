@@ -27,6 +27,8 @@ export type AgentTurnResult =
       request?: Partial<EscalateToolArgs>;
       reason: string;
       actionsTaken: ActionTaken[];
+      /** Approvals used by tools that ran before the escalation. */
+      consumedApprovals?: string[];
     };
 
 export interface Agent {

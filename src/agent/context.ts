@@ -104,30 +104,65 @@ function withAttachments(message: Message): string {
   return [message.text, ...files].filter((s) => s.trim().length > 0).join('\n');
 }
 
-/** One transcript message as the model should see it, or undefined when the model must not see it. */
-function toChatMessage(message: Message, handbackRole: NonNullable<ChatContextOptions['handbackRole']>): ChatCompletionMessageParam | undefined {
+/** Tool output longer than this is cut when replayed from the transcript. */
+const MAX_REPLAYED_TOOL_CHARS = 4_000;
+
+/**
+ * The tool calls an earlier agent turn made, replayed as the assistant tool-call message plus one
+ * `tool` message per call (the shape the API requires), so the model remembers what it looked up.
+ */
+function replayActions(message: Message): ChatCompletionMessageParam[] {
+  const actions = message.actions ?? [];
+  if (actions.length === 0) return [];
+  const ids = actions.map((_, i) => `call_${message.id}_${i}`.replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, 64));
+  const calls: ChatCompletionMessageParam = {
+    role: 'assistant',
+    content: null,
+    tool_calls: actions.map((a, i) => ({ id: ids[i]!, type: 'function', function: { name: a.tool, arguments: safeJson(a.input ?? {}) } })),
+  };
+  const results: ChatCompletionMessageParam[] = actions.map((a, i) => {
+    const output = a.output === undefined ? 'OK' : typeof a.output === 'string' ? a.output : safeJson(a.output);
+    const content = a.ok ? output : `Error: ${output}`;
+    return { role: 'tool', tool_call_id: ids[i]!, content: content.length > MAX_REPLAYED_TOOL_CHARS ? `${content.slice(0, MAX_REPLAYED_TOOL_CHARS - 1)}…` : content };
+  });
+  return [calls, ...results];
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? 'null';
+  } catch {
+    return String(value);
+  }
+}
+
+/** One transcript message as the model should see it (possibly several chat messages, or none). */
+function toChatMessages(message: Message, handbackRole: NonNullable<ChatContextOptions['handbackRole']>): ChatCompletionMessageParam[] {
   // A hand-back is internal (never shown to the customer) but is exactly what the agent must read.
   if (message.handback) {
     const content = formatHandback(message.handback);
-    return handbackRole === 'user' ? { role: 'user', content: `[Context from the support team, not from the customer]\n${content}` } : { role: handbackRole, content };
+    return [handbackRole === 'user' ? { role: 'user', content: `[Context from the support team, not from the customer]\n${content}` } : { role: handbackRole, content }];
+  }
+  // The agent's own tool calls matter even on its internal "tried before escalating" message.
+  if (message.author.role === 'agent') {
+    const said: ChatCompletionMessageParam[] = message.visibility === 'public' && message.text.trim() ? [{ role: 'assistant', content: message.text }] : [];
+    return [...replayActions(message), ...said];
   }
   // Internal notes are between operators; status notices are the bridge's, not the agent's, words.
-  if (message.visibility !== 'public') return undefined;
+  if (message.visibility !== 'public') return [];
   switch (message.author.role) {
     case 'customer': {
       const content = withAttachments(message);
-      return content ? { role: 'user', content } : undefined;
+      return content ? [{ role: 'user', content }] : [];
     }
-    case 'agent':
-      return message.text.trim() ? { role: 'assistant', content: message.text } : undefined;
     case 'operator': {
       // The customer saw this from our side of the conversation, so it is an assistant turn; the
       // tag keeps the model from taking it for something it said itself.
       const content = withAttachments(message);
-      return content ? { role: 'assistant', content: `${operatorTag(message.author.name)} ${content}` } : undefined;
+      return content ? [{ role: 'assistant', content: `${operatorTag(message.author.name)} ${content}` }] : [];
     }
     case 'system':
-      return undefined;
+      return [];
   }
 }
 
@@ -135,17 +170,18 @@ function toChatMessage(message: Message, handbackRole: NonNullable<ChatContextOp
 export function buildChatMessages(conversation: Conversation, options: ChatContextOptions = {}): ChatCompletionMessageParam[] {
   const handbackRole = options.handbackRole ?? 'system';
   const system = options.systemPrompt ?? defaultSystemPrompt(options.brandName);
-  const transcript: Array<{ chat: ChatCompletionMessageParam; handback: boolean }> = [];
+  // One entry per transcript message, so trimming never splits a tool call from its result.
+  const transcript: Array<{ chat: ChatCompletionMessageParam[]; handback: boolean }> = [];
   for (const message of conversation.messages) {
-    const chat = toChatMessage(message, handbackRole);
-    if (chat) transcript.push({ chat, handback: message.handback !== undefined });
+    const chat = toChatMessages(message, handbackRole);
+    if (chat.length > 0) transcript.push({ chat, handback: message.handback !== undefined });
   }
   const max = Math.max(1, options.maxTranscriptMessages ?? DEFAULT_MAX_TRANSCRIPT);
   const omitted = Math.max(0, transcript.length - max);
   const kept = transcript.slice(omitted);
   // The latest hand-back still binds the agent even when it scrolled out of the window.
   const lastHandback = transcript.findLast((t) => t.handback);
-  const carried = lastHandback && !kept.includes(lastHandback) ? [lastHandback.chat] : [];
+  const carried = lastHandback && !kept.includes(lastHandback) ? lastHandback.chat : [];
   const facts = caseFacts(conversation) + (omitted > 0 ? `\n(${omitted} earlier messages are not shown.)` : '');
-  return [{ role: 'system', content: `${system}\n\n${facts}` }, ...carried, ...kept.map((t) => t.chat)];
+  return [{ role: 'system', content: `${system}\n\n${facts}` }, ...carried, ...kept.flatMap((t) => t.chat)];
 }

@@ -60,6 +60,9 @@ export interface OpenAIAgentConfig {
 
 type EscalateResult = Extract<AgentTurnResult, { kind: 'escalate' }>;
 
+/** The tag `context.ts` puts on operator replies, should the model copy it into its own answer. */
+const OPERATOR_TAG_PREFIX = /^\s*\[[^\]\n]{1,80}, support team\]\s*/;
+
 /** Tool output longer than this is cut before it goes back to the model. */
 const MAX_TOOL_RESULT_CHARS = 16_000;
 
@@ -141,7 +144,8 @@ export class OpenAIAgent implements Agent {
         if (message.refusal) return escalate('model_error', `The AI model declined to answer: ${message.refusal}`.slice(0, 300));
         if (choice.finish_reason === 'content_filter') return escalate('model_error', "The AI model's answer was blocked by its content filter.");
         if (choice.finish_reason === 'length') return escalate('model_error', "The AI model's answer was cut off (length limit).");
-        const text = (message.content ?? '').trim();
+        // The transcript tags operator replies; a model that imitates the tag must not sign as Dana.
+        const text = (message.content ?? '').replace(OPERATOR_TAG_PREFIX, '').trim();
         if (!text) return escalate('model_error', 'The AI model returned an empty answer.');
         return { kind: 'reply', text, actionsTaken, ...(consumedApprovals.length ? { consumedApprovals } : {}) };
       }
@@ -247,7 +251,8 @@ export function openAIAgentFromEnv(
   }
   return new OpenAIAgent({
     apiKey,
-    baseURL,
+    // Explicit, so the client does not fall back to process.env when another env object was given.
+    baseURL: baseURL ?? 'https://api.openai.com/v1',
     model: env.OPENAI_MODEL?.trim() || undefined,
     timeoutMs: intFromEnv(env, 'OPENAI_TIMEOUT_MS', 1),
     maxRetries: intFromEnv(env, 'OPENAI_MAX_RETRIES', 0),
