@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Agent, AgentTurnResult } from './agent/agent.ts';
 import type { EscalateToolArgs } from './envelope.ts';
-import { BridgeError, ConversationNotFoundError, InputError, UnknownOptionError } from './errors.ts';
+import { AlreadyClaimedError, BridgeError, ConversationNotFoundError, InputError, UnknownOptionError } from './errors.ts';
 import { conversationLogger, silentLogger, type Logger } from './log.ts';
 import type {
   Actor,
@@ -103,7 +103,8 @@ export class Bridge {
   private readonly workspaces: Workspace[] = [];
   private readonly ticketPrefix: string;
   private readonly notePrefix: string;
-  private readonly maxMessageChars: number;
+  /** Longest text accepted from a customer or operator; channels shorten to fit. */
+  readonly maxMessageChars: number;
   private readonly agentTimeoutMs: number;
   private readonly mayAgentSpeak: typeof agentMaySpeak;
   private readonly now: () => Date;
@@ -120,7 +121,7 @@ export class Bridge {
     this.ticketPrefix = options.ticketPrefix ?? 'HB';
     this.notePrefix = options.notePrefix ?? '//';
     this.maxMessageChars = options.maxMessageChars ?? 8000;
-    this.agentTimeoutMs = options.agentTimeoutMs ?? 60_000;
+    this.agentTimeoutMs = options.agentTimeoutMs ?? 120_000;
     this.mayAgentSpeak = options.mayAgentSpeak ?? agentMaySpeak;
     this.now = options.now ?? (() => new Date());
   }
@@ -148,12 +149,19 @@ export class Bridge {
   async customerMessage(input: CustomerMessageInput): Promise<{ conversation: Conversation; message: Message | undefined; duplicate: boolean }> {
     const text = this.cleanText(input.text, 'customer', (input.attachments?.length ?? 0) > 0);
     return this.onceOnly(input.idempotencyKey && `customer:${input.idempotencyKey}`, async (first) => {
+      const index = this.store.kv('index');
       let conversationId = input.conversationId;
       if (!first) {
+        // A redelivery: answer with the conversation the first delivery went to.
+        conversationId ??= await index.get<string>(`idem:${input.idempotencyKey}`);
         const existing = conversationId ? await this.getConversation(conversationId) : undefined;
-        return { conversation: existing!, message: undefined, duplicate: true };
+        if (!existing) throw new BridgeError('duplicate_in_flight', 'This message is already being processed; retry shortly.');
+        return { conversation: existing, message: undefined, duplicate: true };
       }
-      if (!conversationId) conversationId = (await this.openConversation(input)).id;
+      if (!conversationId) {
+        conversationId = (await this.openConversation(input)).id;
+        if (input.idempotencyKey) await index.set(`idem:${input.idempotencyKey}`, conversationId, 24 * 60 * 60 * 1000);
+      }
 
       let startTurn = false;
       const { conversation, message } = await this.mutate(conversationId, (c, effects) => {
@@ -219,6 +227,13 @@ export class Bridge {
     });
   }
 
+  /** An internal system note in the conversation's thread (e.g. a channel reporting a bounce). Never reaches the customer. */
+  async internalNote(input: { conversationId: string; text: string }): Promise<Message> {
+    const text = this.cleanText(input.text, 'note', false);
+    const { message } = await this.mutate(input.conversationId, (c, effects) => this.appendSystem(c, effects, { text, visibility: 'internal' }));
+    return message;
+  }
+
   /** Waiting -> human. The first claim wins; a later one gets `AlreadyClaimedError` naming the holder. */
   async claim(input: { conversationId: string; operator: Operator; idempotencyKey?: string }): Promise<Conversation> {
     return this.ownershipCommand(input.conversationId, { type: 'claim', operator: input.operator });
@@ -268,7 +283,6 @@ export class Bridge {
 
   /** Escalates from outside the agent (API callers, schedulers). */
   async escalate(input: { conversationId: string; trigger: string; reason: string; request?: Partial<EscalateToolArgs> }): Promise<Conversation> {
-    this.abortTurn(input.conversationId);
     const { conversation } = await this.mutate(input.conversationId, (c, effects) => {
       this.escalateInPlace(c, { trigger: input.trigger, reason: input.reason }, { kind: 'system' }, effects, input.request);
       return undefined;
@@ -313,16 +327,19 @@ export class Bridge {
   // ---- ownership -------------------------------------------------------------------------
 
   private async ownershipCommand(conversationId: string, command: OwnershipCommand): Promise<Conversation> {
-    const before = await this.require(conversationId);
+    if (command.type === 'claim' || command.type === 'take_over') {
+      // A committed claim is final until its holder lets go: losers need not queue for the lock.
+      const current = await this.require(conversationId);
+      if (current.state === 'human' && current.owner) throw new AlreadyClaimedError(current.owner, current.ticket);
+    }
+    let previousOwner: Operator | undefined;
     const { conversation } = await this.mutate(conversationId, (c, effects) => {
+      previousOwner = c.owner;
       const entry = this.apply(c, command, effects);
       this.afterOwnershipChange(c, command, entry, effects);
       return undefined;
     });
-    // Any agent generation in flight is now stale: stop paying for it.
-    if (before.state === 'agent' && conversation.state !== 'agent') this.abortTurn(conversationId);
-    if (conversation.state === 'closed') this.abortTurn(conversationId);
-    await this.updateHeldIndex(before.owner, conversation.owner, conversation);
+    await this.updateHeldIndex(previousOwner, conversation.owner, conversation);
     return conversation;
   }
 
@@ -493,10 +510,11 @@ export class Bridge {
         return undefined;
       }
       const actions = result.actionsTaken.map((a) => ({ tool: a.tool, input: a.input, output: a.output, ok: a.ok }));
+      const used = result.consumedApprovals ?? [];
+      if (used.length) c.approvedTools = c.approvedTools.filter((t) => !used.includes(t));
       if (result.kind === 'reply') {
         const message = this.append(c, { author: { role: 'agent', name: this.agent.name }, text: this.clip(result.text), visibility: 'public', ...(actions.length ? { actions } : {}) });
         c.agentTurns += 1;
-        if (result.consumedApprovals?.length) c.approvedTools = c.approvedTools.filter((t) => !result.consumedApprovals!.includes(t));
         effects.push({ kind: 'mirror', message }, { kind: 'deliver', message });
       } else {
         if (actions.length) {
@@ -522,10 +540,13 @@ export class Bridge {
   private async mutate<T>(conversationId: string, change: (c: Conversation, effects: Effect[]) => T): Promise<{ conversation: Conversation; message: T }> {
     return this.store.withLock(conversationId, async () => {
       const c = await this.require(conversationId);
+      const versionBefore = c.ownershipVersion;
       const effects: Effect[] = [];
       const message = change(c, effects);
       c.updatedAt = this.now().toISOString();
       await this.save(c);
+      // Ownership changed: any agent generation in flight is now stale; stop paying for it.
+      if (c.ownershipVersion !== versionBefore) this.abortTurn(conversationId);
       this.dispatch(structuredClone(c), effects);
       return { conversation: c, message };
     });

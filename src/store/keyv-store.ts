@@ -120,13 +120,21 @@ export async function openSqliteStore(path: string): Promise<KeyvStore> {
 /** Redis, for several instances: locks are SET NX PX with a token-checked release. */
 export async function openRedisStore(url: string, options: { lockTtlMs?: number; lockWaitMs?: number; namespace?: string } = {}): Promise<KeyvStore> {
   const namespace = options.namespace ?? 'bridge';
+  let connected = false;
   const client = createClient({
     url,
-    socket: { connectTimeout: 5000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 3000) },
+    socket: {
+      connectTimeout: 5000,
+      // Before the first connection, give up quickly so start-up fails clearly; after it, keep reconnecting.
+      reconnectStrategy: (retries: number, cause: Error) => (connected ? Math.min(100 * 2 ** retries, 3000) : retries >= 2 ? cause : 200),
+    },
+    // While Redis is unreachable, fail commands at once instead of queueing them forever.
+    disableOfflineQueue: true,
   });
   client.on('error', () => {}); // reconnects on its own; failing commands surface as StoreUnavailableError
   try {
     await client.connect();
+    connected = true;
   } catch (err) {
     throw new StoreUnavailableError(`Store (redis) unavailable: cannot connect to ${redactUrl(url)}: ${(err as Error).message}`, err);
   }

@@ -37,6 +37,8 @@ export interface RedisCommandClient {
 // Deletes the lock only if we still own it, so a lock that expired and was taken by
 // another instance is never released by us.
 const RELEASE_SCRIPT = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+// Extends the lock only if we still own it: long work (a slow SMTP send) keeps its lock alive.
+const RENEW_SCRIPT = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 
 export class RedisLocks implements Locks {
   private readonly local = new InProcessLocks();
@@ -56,9 +58,15 @@ export class RedisLocks implements Locks {
       const redisKey = this.prefix + key;
       const token = randomBytes(16).toString('hex');
       await this.acquire(redisKey, token, key);
+      // Renew at a third of the TTL while the work runs; if this process dies, the lock expires.
+      const renew = setInterval(() => {
+        void this.client.sendCommand(['EVAL', RENEW_SCRIPT, '1', redisKey, token, String(this.ttlMs)]).catch(() => {});
+      }, Math.max(10, Math.floor(this.ttlMs / 3)));
+      renew.unref();
       try {
         return await fn();
       } finally {
+        clearInterval(renew);
         await this.client.sendCommand(['EVAL', RELEASE_SCRIPT, '1', redisKey, token]).catch(() => {
           // Unreachable Redis: the lock expires on its own after ttlMs.
         });
@@ -68,7 +76,7 @@ export class RedisLocks implements Locks {
 
   private async acquire(redisKey: string, token: string, key: string): Promise<void> {
     const deadline = Date.now() + this.waitMs;
-    let delay = 5;
+    let delay = 2;
     for (;;) {
       let reply: unknown;
       try {
@@ -79,7 +87,7 @@ export class RedisLocks implements Locks {
       if (reply === 'OK') return;
       if (Date.now() >= deadline) throw new LockTimeoutError(key);
       await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
-      delay = Math.min(delay * 2, 100);
+      delay = Math.min(delay * 2, 40);
     }
   }
 }

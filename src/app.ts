@@ -1,0 +1,129 @@
+/**
+ * Assembles the bridge from configuration: store, policy, agent, HTTP server, and every channel
+ * and workspace whose variables are set. `main.ts` runs it; tests start it the same way.
+ */
+import { randomBytes } from 'node:crypto';
+import { createEmailChannel, emailConfigFromEnv } from '../adapters/email/index.ts';
+import { createSlackWorkspace, slackConfigFromEnv, slackConfigured } from '../adapters/slack/index.ts';
+import { createTeamsWorkspace, teamsConfigFromEnv } from '../adapters/teams/index.ts';
+import { createWebChat, webChatConfigFromEnv } from '../adapters/webchat/index.ts';
+import type { Agent } from './agent/agent.ts';
+import { loadFaq, OfflineAgent } from './agent/offline-agent.ts';
+import { openAIAgentFromEnv } from './agent/openai-agent.ts';
+import { Bridge } from './bridge.ts';
+import { parseCoreConfig, type CoreConfig } from './config.ts';
+import { HttpServer } from './http.ts';
+import { createLogger, type Logger } from './log.ts';
+import { loadPolicy } from './policy.ts';
+import type { Service } from './ports.ts';
+import { openStore } from './store/keyv-store.ts';
+import type { Store } from './store/store.ts';
+
+export interface RunningBridge {
+  bridge: Bridge;
+  http: HttpServer;
+  port: number;
+  config: CoreConfig;
+  /** Names of what runs, e.g. `['webchat', 'email', 'slack']`. */
+  running: string[];
+  /** Stops taking new work, finishes what is in flight, closes everything. */
+  stop(): Promise<void>;
+}
+
+export async function startBridge(env: Record<string, string | undefined>, options: { logger?: Logger } = {}): Promise<RunningBridge> {
+  const config = parseCoreConfig(env);
+  const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
+  // Read every setting before opening anything, so a wrong value stops start-up with nothing half-open.
+  const policy = loadPolicy(config.POLICY_FILE);
+  const openai = openAIAgentFromEnv(env, { logger });
+  const agent: Agent = openai ?? new OfflineAgent(loadFaq(config.FAQ_FILE));
+  const slackConfig = slackConfigured(env) ? slackConfigFromEnv(env) : undefined;
+  const teamsConfig = teamsConfigFromEnv(env);
+  const emailConfig = emailConfigFromEnv(env);
+  const webchatOff = env.WEBCHAT_ENABLED === 'false' || env.WEBCHAT_ENABLED === '0';
+
+  const store = await openStore(config.STORE_URL);
+  const services: Service[] = [];
+  const http = new HttpServer(logger);
+  let bridge: Bridge | undefined;
+  try {
+    bridge = new Bridge({
+      store,
+      agent,
+      policy,
+      logger,
+      ticketPrefix: config.TICKET_PREFIX,
+      notePrefix: config.NOTE_PREFIX,
+      maxMessageChars: config.MAX_MESSAGE_CHARS,
+      agentTimeoutMs: config.AGENT_TIMEOUT_MS,
+    });
+
+    if (!webchatOff) {
+      const webchatConfig = webChatConfigFromEnv({ ...env, WEBCHAT_SESSION_SECRET: env.WEBCHAT_SESSION_SECRET ?? (await persistedSecret(store)) })!;
+      const webchat = createWebChat({ bridge, http, logger, config: webchatConfig });
+      bridge.addChannel(webchat);
+      services.push(webchat);
+    }
+    if (emailConfig) {
+      const email = createEmailChannel({ bridge, logger, config: emailConfig });
+      bridge.addChannel(email);
+      services.push(email);
+    }
+    if (slackConfig) {
+      const slack = createSlackWorkspace({ bridge, http, logger, config: slackConfig, ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}) });
+      bridge.addWorkspace(slack);
+      services.push(slack);
+    }
+    if (teamsConfig) {
+      const teams = createTeamsWorkspace({ bridge, http, logger, config: teamsConfig });
+      bridge.addWorkspace(teams);
+      services.push(teams);
+    }
+
+    const port = await http.listen(config.PORT, config.HOST);
+    for (const service of services) await service.start();
+    http.setReady(true);
+
+    const running = services.map((s) => s.name);
+    const off = ['webchat', 'email', 'slack', 'teams'].filter((n) => !running.includes(n));
+    logger.info(
+      { port, store: store.backend, agent: agent.name, running, off },
+      `bridge ready on port ${port}: ${running.join(', ') || 'no channels or workspaces'} running` +
+        (off.length ? `; off: ${off.join(', ')} (set their variables to turn them on)` : '') +
+        (services.some((s) => s.name === 'slack' || s.name === 'teams') ? '' : '; no operator workspace: escalations wait in the store until Slack or Teams is configured'),
+    );
+
+    const running_bridge = bridge;
+    return {
+      bridge: running_bridge,
+      http,
+      port,
+      config,
+      running,
+      async stop() {
+        http.setReady(false);
+        // Channels and workspaces stop taking new work and drain, then the bridge finishes its turns.
+        for (const service of [...services].reverse()) await service.stop().catch((err) => logger.error({ err, service: service.name }, 'stop failed'));
+        await running_bridge.stop(config.SHUTDOWN_GRACE_MS);
+        await http.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    for (const service of services) await service.stop().catch(() => {});
+    await http.close().catch(() => {});
+    await bridge?.stop(1000);
+    await store.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** A web chat session secret kept in the store, so `npm start` works with no setup and restarts keep sessions. */
+async function persistedSecret(store: Store): Promise<string> {
+  const kv = store.kv('webchat');
+  const existing = await kv.get<string>('session-secret');
+  if (existing) return existing;
+  const secret = randomBytes(32).toString('hex');
+  await kv.set('session-secret', secret);
+  return secret;
+}
