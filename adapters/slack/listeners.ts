@@ -1,0 +1,304 @@
+/**
+ * Operator actions from Slack, turned into bridge commands: thread replies (relay or internal
+ * note), Claim, option buttons, Return / Close (button + modal, `/return` and `/close-ticket`, message
+ * shortcuts), and Take over. Every listener acks first and does the slow work afterwards; Slack
+ * events are handled once per `event_id`. Anything the bridge refuses is told to the operator privately.
+ */
+import { randomUUID } from 'node:crypto';
+import type { App, types } from '@slack/bolt';
+import type { Bridge } from '../../src/bridge.ts';
+import { AlreadyClaimedError, BridgeError } from '../../src/errors.ts';
+import type { Logger } from '../../src/log.ts';
+import type { Conversation, Message, Operator } from '../../src/model.ts';
+import { transition } from '../../src/ownership.ts';
+import type { KeyValue } from '../../src/store/store.ts';
+import { BRIEFING_ACTIONS } from '../../cards/slack/briefing.ts';
+import { NOTE_MODAL, noteModal, notices, parseNoteModalMetadata, parsePickerValue, PICKER_ACTIONS, pickerMessage, type HandBack } from '../../cards/slack/operator.ts';
+import { slackToPlain } from '../../cards/slack/text.ts';
+import type { SlackDirectory } from './directory.ts';
+import type { SlackOperators } from './operators.ts';
+import { filesToAttachments, mentionedUsers, parseHandBackText, threadReplyOf, type SlackFile } from './parse.ts';
+
+/** Slash commands the app registers (see manifest/slack.yaml). `/close` is Slack's own, hence `/close-ticket`. */
+export const COMMANDS = { return: '/return', close: '/close-ticket' } as const;
+
+/** Message shortcut callback ids (see manifest/slack.yaml). */
+export const SHORTCUTS = { return: 'handoff_return', close: 'handoff_close' } as const;
+
+/** How long a Slack event id is remembered for deduplication (Slack retries within minutes). */
+const EVENT_DEDUPE_MS = 24 * 3600 * 1000;
+
+export interface ListenerDeps {
+  bridge: Bridge;
+  logger: Logger;
+  directory: SlackDirectory;
+  operators: SlackOperators;
+  kv: KeyValue;
+  /** Default channel for private notices that have no better place. */
+  channelId: string;
+  tell(target: { channel: string; user: string; threadTs?: string }, text: string): Promise<void>;
+  openModal(triggerId: string, view: types.ModalView): Promise<void>;
+  /** Mirror an operator message into the conversation's main thread (when it was typed elsewhere). */
+  mirrorCopy(conversation: Conversation, message: Message): Promise<void>;
+  /** A customer-openable link for a Slack file. */
+  fileLink?(file: SlackFile): string | undefined;
+}
+
+/** Where a click or command came from, in the shape every handler needs. */
+interface Origin {
+  user: string;
+  userName?: string;
+  channel: string;
+  threadTs?: string;
+}
+
+type Loose = Record<string, any>; // Slack payloads are validated field by field below.
+
+export function registerListeners(app: App, deps: ListenerDeps): void {
+  const { bridge, logger } = deps;
+
+  // Slack delivers events at least once; the event_id is stable across retries.
+  app.use(async ({ body, next }) => {
+    const eventId = (body as Loose).event_id;
+    if (typeof eventId === 'string' && !(await bridge.store.once(`slack:event:${eventId}`, EVENT_DEDUPE_MS))) {
+      logger.debug({ eventId }, 'duplicate slack event ignored');
+      return;
+    }
+    await next();
+  });
+
+  app.event('message', async ({ event }) => {
+    await onThreadReply(deps, event as unknown as Loose);
+  });
+
+  app.action(BRIEFING_ACTIONS.claim, async ({ ack, body, action }) => {
+    await ack();
+    const origin = clickOrigin(body as Loose);
+    const conversationId = (action as Loose).value as string;
+    await guarded(deps, origin, async () => {
+      const operator = await deps.operators.operator(origin.user, origin.userName);
+      await bridge.claim({ conversationId, operator, idempotencyKey: `slack:claim:${conversationId}:${origin.user}:${(action as Loose).action_ts ?? ''}` });
+    });
+  });
+
+  app.action(BRIEFING_ACTIONS.takeOver, async ({ ack, body, action }) => {
+    await ack();
+    const origin = clickOrigin(body as Loose);
+    await guarded(deps, origin, async () => {
+      await bridge.takeOver({ conversationId: (action as Loose).value as string, operator: await deps.operators.operator(origin.user, origin.userName) });
+    });
+  });
+
+  app.action(new RegExp(`^${escapeRegExp(BRIEFING_ACTIONS.optionPrefix)}`), async ({ ack, body, action }) => {
+    await ack();
+    const origin = clickOrigin(body as Loose);
+    const a = action as Loose;
+    const optionId = String(a.action_id).slice(BRIEFING_ACTIONS.optionPrefix.length);
+    await guarded(deps, origin, async () => {
+      await bridge.decide({ conversationId: a.value as string, operator: await deps.operators.operator(origin.user, origin.userName), optionId });
+    });
+  });
+
+  for (const [actionId, kind] of [
+    [BRIEFING_ACTIONS.returnToAgent, 'return'],
+    [BRIEFING_ACTIONS.close, 'close'],
+  ] as const) {
+    app.action(actionId, async ({ ack, body, action }) => {
+      await ack();
+      const b = body as Loose;
+      await openNoteModal(deps, kind, (action as Loose).value as string, b.trigger_id as string, clickOrigin(b));
+    });
+  }
+
+  for (const [actionId, kind] of [
+    [PICKER_ACTIONS.return, 'return'],
+    [PICKER_ACTIONS.close, 'close'],
+  ] as const) {
+    app.action(actionId, async ({ ack, body, action, respond }) => {
+      await ack();
+      const origin = clickOrigin(body as Loose);
+      const picked = parsePickerValue((action as Loose).value as string | undefined);
+      if (!picked) return;
+      const pick = await deps.kv.get<{ note?: string }>(`pick:${picked.pickId}`);
+      const operator = await deps.operators.operator(origin.user, origin.userName);
+      const outcome = await handBack(deps, kind, picked.conversationId, operator, pick?.note);
+      await respond({ replace_original: true, text: outcome }).catch((err: unknown) => logger.warn({ err }, 'could not answer the picker'));
+    });
+  }
+
+  for (const [callbackId, kind] of [
+    [NOTE_MODAL.return, 'return'],
+    [NOTE_MODAL.close, 'close'],
+  ] as const) {
+    app.view(callbackId, async ({ ack, body, view }) => {
+      const meta = parseNoteModalMetadata(view.private_metadata);
+      const user = (body as Loose).user?.id as string;
+      if (!meta || !user) {
+        await ack();
+        return;
+      }
+      const note = (view.state.values[NOTE_MODAL.blockId]?.[NOTE_MODAL.actionId]?.value ?? '').trim();
+      // Refuse inside the modal when we can already tell, so the operator sees why right there.
+      const blocked = await precheck(deps, kind, meta.conversationId, user);
+      if (blocked) {
+        await ack({ response_action: 'errors', errors: { [NOTE_MODAL.blockId]: blocked } });
+        return;
+      }
+      await ack();
+      const operator = await deps.operators.operator(user, (body as Loose).user?.name);
+      const outcome = await handBack(deps, kind, meta.conversationId, operator, note || undefined);
+      if (outcome.startsWith(':warning:')) await deps.tell({ channel: meta.channel ?? deps.channelId, user, ...(meta.threadTs ? { threadTs: meta.threadTs } : {}) }, outcome);
+    });
+  }
+
+  for (const [command, kind] of [
+    [COMMANDS.return, 'return'],
+    [COMMANDS.close, 'close'],
+  ] as const) {
+    app.command(command, async ({ ack, command: cmd, respond }) => {
+      await ack();
+      const reply = (message: string | { text: string; blocks?: unknown[] }) =>
+        respond(typeof message === 'string' ? { response_type: 'ephemeral', text: message } : { response_type: 'ephemeral', ...message } as never).catch((err: unknown) =>
+          logger.warn({ err }, 'could not answer the slash command'),
+        );
+      const { ticket, note } = parseHandBackText(cmd.text);
+      const operator = await deps.operators.operator(cmd.user_id, cmd.user_name);
+      let target: Conversation | undefined;
+      if (ticket) {
+        target = await bridge.findByTicket(ticket);
+        if (!target) return void (await reply(notices.unknownTicket(ticket)));
+      } else {
+        const held = await bridge.conversationsHeldBy(operator.id);
+        if (held.length === 0) return void (await reply(notices.holdsNothing(kind)));
+        if (held.length > 1) {
+          const pickId = randomUUID();
+          await deps.kv.set(`pick:${pickId}`, { ...(note ? { note } : {}) }, 3600 * 1000);
+          return void (await reply(pickerMessage(kind, held, pickId) as { text: string; blocks?: unknown[] }));
+        }
+        target = held[0]!;
+      }
+      await reply(await handBack(deps, kind, target.id, operator, note));
+    });
+  }
+
+  for (const [callbackId, kind] of [
+    [SHORTCUTS.return, 'return'],
+    [SHORTCUTS.close, 'close'],
+  ] as const) {
+    app.shortcut(callbackId, async ({ ack, shortcut }) => {
+      await ack();
+      const s = shortcut as Loose;
+      const channel = s.channel?.id as string;
+      const user = s.user?.id as string;
+      const threadTs = (s.message?.thread_ts ?? s.message?.ts ?? s.message_ts) as string | undefined;
+      if (!channel || !user || !threadTs) return;
+      const conversationId = await deps.directory.conversationAt(channel, threadTs);
+      const origin: Origin = { user, channel, threadTs, ...(s.user?.name ? { userName: s.user.name } : {}) };
+      if (!conversationId) return void (await deps.tell(origin, notices.notInThread()));
+      await openNoteModal(deps, kind, conversationId, s.trigger_id as string, origin);
+    });
+  }
+}
+
+/** A human reply in a conversation's thread goes to the bridge, which decides: customer or internal note. */
+async function onThreadReply(deps: ListenerDeps, event: Loose): Promise<void> {
+  const parsed = threadReplyOf(event);
+  if ('ignore' in parsed) return;
+  const reply = parsed.reply;
+  const conversationId = await deps.directory.conversationAt(reply.channel, reply.threadTs);
+  if (!conversationId) return;
+  const operator = await deps.operators.operator(reply.user);
+  for (const mentioned of mentionedUsers(reply.text).slice(0, 10)) await deps.operators.name(mentioned);
+  const text = slackToPlain(reply.text, (id) => deps.operators.knownName(id));
+  const attachments = filesToAttachments(reply.files, deps.fileLink);
+  if (!text.trim() && attachments.length === 0) return;
+  const origin: Origin = { user: reply.user, channel: reply.channel, threadTs: reply.threadTs };
+  await guarded(deps, origin, async () => {
+    const result = await deps.bridge.operatorMessage({
+      conversationId,
+      operator,
+      text,
+      ...(attachments.length ? { attachments } : {}),
+      idempotencyKey: `slack:${reply.channel}:${reply.ts}`,
+      source: { workspace: 'slack', externalId: reply.ts },
+    });
+    // Typed under a briefing copy in a queue channel: keep the conversation's own thread complete.
+    const root = await deps.directory.thread(conversationId);
+    if (result.message && root && (root.channel !== reply.channel || root.ts !== reply.threadTs)) await deps.mirrorCopy(result.conversation, result.message);
+  });
+}
+
+/** Opens the note modal for Return / Close, or says privately why it cannot be done. */
+async function openNoteModal(deps: ListenerDeps, kind: HandBack, conversationId: string, triggerId: string, origin: Origin): Promise<void> {
+  const conversation = await deps.bridge.getConversation(conversationId);
+  if (!conversation) return void (await deps.tell(origin, notices.failed(`That conversation no longer exists.`)));
+  const blocked = blockedReason(kind, conversation, origin.user);
+  if (blocked) return void (await deps.tell(origin, notices.failed(blocked)));
+  try {
+    await deps.openModal(triggerId, noteModal(kind, conversation, { conversationId, channel: origin.channel, ...(origin.threadTs ? { threadTs: origin.threadTs } : {}) }));
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message }, 'could not open the note modal');
+    await deps.tell(origin, notices.failed(`Slack did not open the form. Use \`${kind === 'return' ? COMMANDS.return : COMMANDS.close} ${conversation.ticket} your note\` in the channel instead.`));
+  }
+}
+
+/** Returns or closes, and says how it went (mrkdwn for the operator). */
+async function handBack(deps: ListenerDeps, kind: HandBack, conversationId: string, operator: Operator, note: string | undefined): Promise<string> {
+  try {
+    const conversation =
+      kind === 'return'
+        ? await deps.bridge.returnToAgent({ conversationId, operator, ...(note ? { note } : {}) })
+        : await deps.bridge.close({ conversationId, operator, ...(note ? { note } : {}) });
+    return notices.done(kind, conversation.ticket);
+  } catch (err) {
+    if (!(err instanceof BridgeError)) deps.logger.error({ err, conversationId }, `slack ${kind} failed`);
+    return notices.failed(err instanceof BridgeError ? err.message : `Something went wrong (${(err as Error).message}). Try again.`);
+  }
+}
+
+/** Why the state machine would refuse this hand-back right now, if it would. */
+async function precheck(deps: ListenerDeps, kind: HandBack, conversationId: string, user: string): Promise<string | undefined> {
+  const conversation = await deps.bridge.getConversation(conversationId);
+  if (!conversation) return 'That conversation no longer exists.';
+  return blockedReason(kind, conversation, user);
+}
+
+function blockedReason(kind: HandBack, conversation: Conversation, user: string): string | undefined {
+  const operator: Operator = { id: `slack:${user}`, name: user, workspace: 'slack' };
+  const command = kind === 'return' ? ({ type: 'return', operator } as const) : ({ type: 'close', by: { kind: 'operator', operator } } as const);
+  const result = transition(conversation, command, new Date().toISOString());
+  return result.ok ? undefined : result.error.message;
+}
+
+/** Runs a bridge command for an operator; refusals and failures are told to them privately. */
+async function guarded(deps: ListenerDeps, origin: Origin, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (err) {
+    if (err instanceof AlreadyClaimedError) {
+      const ticket = (err as AlreadyClaimedError).ticket ?? 'This conversation';
+      await deps.tell(origin, notices.alreadyClaimed(err.holder.name, ticket));
+    } else if (err instanceof BridgeError) {
+      await deps.tell(origin, notices.failed(err.message));
+    } else {
+      deps.logger.error({ err }, 'slack action failed');
+      await deps.tell(origin, notices.failed(`Something went wrong (${(err as Error).message}). Try again.`));
+    }
+  }
+}
+
+/** Who clicked, and where: the channel of the message, and its thread if it sits in one. */
+function clickOrigin(body: Loose): Origin {
+  const channel = (body.channel?.id ?? body.container?.channel_id) as string;
+  const threadTs = (body.message?.thread_ts ?? body.container?.thread_ts) as string | undefined;
+  return {
+    user: body.user?.id as string,
+    ...(body.user?.name || body.user?.username ? { userName: (body.user.name ?? body.user.username) as string } : {}),
+    channel,
+    ...(threadTs ? { threadTs } : {}),
+  };
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

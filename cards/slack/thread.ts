@@ -1,0 +1,86 @@
+/**
+ * What goes into a conversation's Slack thread: the root (customer, origin, ticket, owner), one reply
+ * per transcript message labelled by its author (the bridge's own system messages record who claimed,
+ * decided, returned with which note, or closed).
+ * Every customer- or agent-written character is escaped: nothing from outside can ping or disguise a link.
+ */
+import type { Conversation, Message } from '../../src/model.ts';
+import { LIMITS, type SlackMessage } from './limits.ts';
+import { ownerLabel } from './status.ts';
+import { escapeMrkdwn, fit, mrkdwn, plain } from './text.ts';
+
+/** Longest transcript text mirrored in one Slack message; the rest is cut with a note. */
+const MAX_MESSAGE_TEXT = 12000;
+
+const ORIGIN_LABEL: Record<string, string> = { webchat: 'web chat', email: 'email', api: 'API' };
+
+/** The thread's root message: who the customer is, where they wrote from, the ticket and who owns it now. */
+export function threadRoot(conversation: Conversation): SlackMessage {
+  const c = conversation.customer;
+  const customer = c.name ?? c.email ?? c.id;
+  const origin = ORIGIN_LABEL[conversation.origin] ?? conversation.origin;
+  const lines = [
+    `:speech_balloon: *${escapeMrkdwn(conversation.ticket)}* · *${escapeMrkdwn(customer)}*${c.email && c.email !== customer ? ` (${escapeMrkdwn(c.email)})` : ''} via ${escapeMrkdwn(origin)}`,
+  ];
+  if (conversation.subject) lines.push(`*Subject:* ${escapeMrkdwn(conversation.subject.replace(/\s+/g, ' '))}`);
+  return {
+    text: fit(`${escapeMrkdwn(conversation.ticket)} · ${escapeMrkdwn(customer)} via ${escapeMrkdwn(origin)} · owner: ${ownerLabel(conversation)}`, 3000),
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: fit(lines.join('\n'), LIMITS.sectionText) } },
+      {
+        type: 'context',
+        elements: [
+          { type: 'mrkdwn', text: fit(`*Owner:* ${ownerLabel(conversation)}`, LIMITS.contextText) },
+          { type: 'mrkdwn', text: fit(`*Queue:* ${escapeMrkdwn(conversation.queue)}`, LIMITS.contextText) },
+          { type: 'mrkdwn', text: 'Replies in this thread from the owner reach the customer; start with `//` for an internal note.' },
+        ],
+      },
+    ],
+  };
+}
+
+/** One transcript message as a thread reply, labelled by author; internal notes and notices look different. */
+export function threadMessage(message: Message): SlackMessage {
+  const name = message.author.name;
+  let label: string;
+  switch (message.author.role) {
+    case 'customer':
+      label = `:bust_in_silhouette: *${escapeMrkdwn(name ?? 'Customer')}* (customer)`;
+      break;
+    case 'agent':
+      label = `:robot_face: *${escapeMrkdwn(name ?? 'AI agent')}*${name ? ' (agent)' : ''}`;
+      break;
+    case 'operator':
+      label = `:technologist: *${escapeMrkdwn(name ?? 'Operator')}* (operator${message.source ? `, ${escapeMrkdwn(message.source.workspace)}` : ''})`;
+      break;
+    case 'system':
+      // Public system messages are status notices the customer saw; internal ones record who did what.
+      label = message.visibility === 'public' ? ':speech_balloon: *Customer was told:*' : ':information_source:';
+      break;
+  }
+  if (message.visibility === 'internal' && message.author.role !== 'system') {
+    label = `:memo: *Internal note* · ${escapeMrkdwn(name ?? message.author.role)}`;
+  }
+  const body = message.text.trim().length > 0 ? bodyText(message.text) : '';
+  const files = (message.attachments ?? []).map((a) => `:paperclip: ${mrkdwn(a.name, 300)}: ${mrkdwn(a.url, 2000)}`);
+  const separator = message.author.role === 'system' ? ' ' : '\n';
+  const head = [label, body].filter((p) => p.length > 0).join(separator);
+  return { text: fit([head, ...files].join('\n'), LIMITS.messageText) };
+}
+
+/** A plain line from the bridge into the thread (e.g. a file that could not be relayed). */
+export function bridgeLine(text: string): SlackMessage {
+  return { text: `:information_source: ${mrkdwn(text, 3000)}` };
+}
+
+function bodyText(raw: string): string {
+  const escaped = escapeMrkdwn(raw);
+  if (escaped.length <= MAX_MESSAGE_TEXT) return escaped;
+  return `${fit(escaped, MAX_MESSAGE_TEXT)}\n_(${raw.length} characters; cut to fit Slack)_`;
+}
+
+/** The thread root's plain-text title (used where Slack wants plain text, e.g. modal headers). */
+export function conversationTitle(conversation: Conversation, max = 75): string {
+  const c = conversation.customer;
+  return plain(`${conversation.ticket} · ${c.name ?? c.email ?? c.id}`, max);
+}
