@@ -1,0 +1,167 @@
+/**
+ * Outbound calls to the Teams Bot Connector REST API (create a channel thread, post a reply, edit a
+ * card), with the bot's token from botbuilder's credential factory.
+ *
+ * Why not botbuilder's ConnectorClient: its pipeline (Azure core-rest-pipeline) silently re-POSTs a
+ * message up to three times on a 5xx or a dropped connection, which duplicates messages in Teams
+ * (the Bot Connector has no idempotency key). Here every request states whether it was definitely
+ * not applied (`not_sent`: 429, 412, connection refused; safe to retry) or may have been applied
+ * (`unknown`: 5xx, reset, timeout). Only edits (PUT, idempotent) are retried on `unknown`; a new
+ * message never is.
+ */
+import type { ConfigurationServiceClientCredentialFactory } from 'botbuilder';
+import type { Logger } from '../../src/log.ts';
+import { backoffDelay, parseRetryAfter, sleep, ThreadPacer } from './throttle.ts';
+
+/** Public-cloud constants botbuilder uses for bot-to-channel tokens. */
+const BOT_TO_CHANNEL_SCOPE = 'https://api.botframework.com';
+const BOT_TO_CHANNEL_LOGIN = 'https://login.microsoftonline.com/botframework.com';
+
+/** What a failed request means for the message it carried. */
+export type Delivery = 'not_sent' | 'unknown';
+
+/** A Bot Connector request that failed; `delivery` says whether it may have taken effect. */
+export class BotConnectorError extends Error {
+  constructor(
+    message: string,
+    readonly delivery: Delivery,
+    readonly status?: number,
+    readonly code?: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'BotConnectorError';
+  }
+}
+
+/** A Bot Framework activity as we send it (loose: Teams accepts more fields than we use). */
+export type OutgoingActivity = { type: string } & Record<string, unknown>;
+
+export interface ConversationParameters {
+  isGroup: boolean;
+  bot?: { id: string; name?: string };
+  members?: Array<{ id: string; name?: string }>;
+  tenantId?: string;
+  channelData?: Record<string, unknown>;
+  activity?: OutgoingActivity;
+}
+
+export interface BotConnectorOptions {
+  appId: string;
+  credentials: Pick<ConfigurationServiceClientCredentialFactory, 'createCredentials'>;
+  logger: Logger;
+  timeoutMs?: number;
+  maxAttempts?: number;
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  pacer?: ThreadPacer;
+  fetch?: typeof fetch;
+}
+
+/** Connection errors that prove the request never reached the server. */
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export class BotConnector {
+  private readonly timeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly pacer: ThreadPacer;
+  private readonly fetch: typeof fetch;
+  private credentials?: Promise<unknown>;
+
+  constructor(private readonly options: BotConnectorOptions) {
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+    this.maxAttempts = options.maxAttempts ?? 5;
+    this.backoff = { baseMs: options.baseBackoffMs ?? 500, maxMs: options.maxBackoffMs ?? 30_000 };
+    this.pacer = options.pacer ?? new ThreadPacer();
+    this.fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  /** Starts a conversation: a new channel thread (`channelData.channel`) or a 1:1 chat (`members`). */
+  async createConversation(serviceUrl: string, params: ConversationParameters, pacingKey: string): Promise<{ id: string; activityId?: string }> {
+    const body = await this.request<{ id?: string; activityId?: string }>(serviceUrl, 'POST', '/v3/conversations', params, pacingKey);
+    if (!body?.id) throw new BotConnectorError('Teams created the conversation but returned no id', 'unknown');
+    return { id: body.id, ...(body.activityId ? { activityId: body.activityId } : {}) };
+  }
+
+  /** Posts an activity into a conversation (for a channel thread: `<channel>;messageid=<root>`). */
+  async sendToConversation(serviceUrl: string, conversationId: string, activity: OutgoingActivity): Promise<{ id: string }> {
+    const path = `/v3/conversations/${encodeURIComponent(conversationId)}/activities`;
+    const body = await this.request<{ id?: string }>(serviceUrl, 'POST', path, activity, conversationId);
+    return { id: body?.id ?? '' };
+  }
+
+  /** Replaces an activity the bot sent earlier (cards are edited in place). Idempotent. */
+  async updateActivity(serviceUrl: string, conversationId: string, activityId: string, activity: OutgoingActivity): Promise<void> {
+    const path = `/v3/conversations/${encodeURIComponent(conversationId)}/activities/${encodeURIComponent(activityId)}`;
+    await this.request(serviceUrl, 'PUT', path, { ...activity, id: activityId }, conversationId);
+  }
+
+  private async request<T>(serviceUrl: string, method: 'POST' | 'PUT', path: string, body: unknown, pacingKey: string): Promise<T | undefined> {
+    const idempotent = method === 'PUT';
+    const url = new URL(path.replace(/^\//, ''), serviceUrl.endsWith('/') ? serviceUrl : serviceUrl + '/').toString();
+    for (let attempt = 1; ; attempt++) {
+      await this.pacer.wait(pacingKey);
+      let failure: BotConnectorError;
+      try {
+        return await this.once<T>(method, url, body);
+      } catch (err) {
+        failure = err instanceof BotConnectorError ? err : new BotConnectorError((err as Error).message, 'unknown');
+      }
+      const retryable = failure.delivery === 'not_sent' ? failure.status === undefined || failure.status === 429 || failure.status === 412 : idempotent && isTransient(failure.status);
+      const waitMs = backoffDelay(attempt, failure.retryAfterMs, this.backoff);
+      if (!retryable || attempt >= this.maxAttempts || (failure.retryAfterMs ?? 0) > this.backoff.maxMs * 4) throw failure;
+      this.options.logger.warn({ method, path, status: failure.status, delivery: failure.delivery, attempt, waitMs }, 'Teams request not applied; retrying after back-off');
+      await sleep(waitMs);
+    }
+  }
+
+  private async once<T>(method: string, url: string, body: unknown): Promise<T | undefined> {
+    const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', accept: 'application/json' };
+    const token = await this.token();
+    if (token) headers.authorization = `Bearer ${token}`;
+    let res: Response;
+    try {
+      res = await this.fetch(url, { method, headers, body: JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      const code = (err as { cause?: { code?: string } }).cause?.code;
+      if (code && NEVER_CONNECTED.has(code)) throw new BotConnectorError(`Teams unreachable (${code})`, 'not_sent', undefined, code);
+      const timedOut = (err as Error).name === 'TimeoutError';
+      throw new BotConnectorError(timedOut ? `Teams did not answer within ${this.timeoutMs} ms` : `Teams connection failed: ${(err as Error).message}`, 'unknown', undefined, code ?? (timedOut ? 'timeout' : undefined));
+    }
+    const text = await res.text().catch(() => '');
+    if (res.ok) return text ? (safeJson(text) as T) : undefined;
+    const error = (safeJson(text) as { error?: { code?: string; message?: string } } | undefined)?.error;
+    const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+    const detail = `Teams answered ${res.status}${error?.code ? ` ${error.code}` : ''}${error?.message ? `: ${error.message}` : ''}`;
+    // 4xx means Teams refused the request, so nothing was posted; 5xx may come after it was.
+    const delivery: Delivery = res.status < 500 ? 'not_sent' : 'unknown';
+    throw new BotConnectorError(detail, delivery, res.status, error?.code, retryAfterMs);
+  }
+
+  /** The bot's bearer token, or undefined when auth is disabled (empty app id). */
+  private async token(): Promise<string | undefined> {
+    if (!this.options.appId) return undefined;
+    this.credentials ??= this.options.credentials.createCredentials(this.options.appId, BOT_TO_CHANNEL_SCOPE, BOT_TO_CHANNEL_LOGIN, true);
+    try {
+      const credentials = (await this.credentials) as { getToken?: (force?: boolean) => Promise<string> };
+      if (typeof credentials.getToken !== 'function') throw new Error('the credential type cannot issue tokens');
+      return await credentials.getToken();
+    } catch (err) {
+      this.credentials = undefined;
+      throw new BotConnectorError(`Could not get a Bot Framework token for MICROSOFT_APP_ID ${this.options.appId}: ${(err as Error).message}`, 'not_sent');
+    }
+  }
+}
+
+function isTransient(status: number | undefined): boolean {
+  return status === undefined || status === 429 || status === 412 || status >= 500;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

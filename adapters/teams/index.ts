@@ -1,0 +1,122 @@
+/**
+ * Microsoft Teams as an operator workspace. `createTeamsWorkspace` wires botbuilder's CloudAdapter
+ * (inbound, at `POST /api/messages`), the Bot Connector client (outbound, paced and never blindly
+ * re-sent) and the cards, on the same bridge and with the same behaviour as Slack.
+ *
+ * main.ts:
+ *   const config = teamsConfigFromEnv();
+ *   if (config) { const teams = createTeamsWorkspace({ bridge, http, logger, config }); bridge.addWorkspace(teams); services.push(teams); }
+ */
+import { ConfigurationServiceClientCredentialFactory } from 'botbuilder';
+import type { Bridge } from '../../src/bridge.ts';
+import type { HttpServer } from '../../src/http.ts';
+import type { Logger } from '../../src/log.ts';
+import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
+import type { Service, Workspace } from '../../src/ports.ts';
+import { validateTeamsConfig, type TeamsConfig } from './config.ts';
+import { BotConnector } from './connector.ts';
+import { createBotAuthentication, mountMessagesEndpoint, TeamsCloudAdapter } from './endpoint.ts';
+import { TeamsState } from './state.ts';
+import { TEAMS_THREAD_LIMITS, ThreadPacer } from './throttle.ts';
+import { TeamsTurns } from './turns.ts';
+import { TeamsOutbound } from './workspace.ts';
+
+export { teamsConfigFromEnv, type TeamsConfig } from './config.ts';
+
+/** Where Teams posts activities (the Azure Bot's messaging endpoint is `https://<host>/api/messages`). */
+export const TEAMS_MESSAGES_PATH = '/api/messages';
+
+export interface TeamsWorkspaceOptions {
+  bridge: Bridge;
+  http: HttpServer;
+  logger: Logger;
+  config: TeamsConfig;
+  /** Route for inbound activities; `/api/messages` unless you need another. */
+  path?: string;
+}
+
+/** The Teams workspace: a bridge `Workspace` and a `Service` main.ts starts and stops. */
+export class TeamsWorkspace implements Workspace, Service {
+  readonly name = 'teams';
+  private readonly outbound: TeamsOutbound;
+  private readonly logger: Logger;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private accepting = false;
+
+  constructor(options: TeamsWorkspaceOptions) {
+    validateTeamsConfig(options.config);
+    const { bridge, config } = options;
+    this.logger = options.logger.child({ workspace: 'teams' });
+    const state = new TeamsState(bridge.store.kv('teams'));
+    const credentials = new ConfigurationServiceClientCredentialFactory({
+      MicrosoftAppId: config.appId,
+      MicrosoftAppPassword: config.appPassword,
+      MicrosoftAppType: config.appType,
+      MicrosoftAppTenantId: config.tenantId,
+    });
+    const connector = new BotConnector({
+      appId: config.appId,
+      credentials,
+      logger: this.logger,
+      ...(config.requestTimeoutMs ? { timeoutMs: config.requestTimeoutMs } : {}),
+      ...(config.maxAttempts ? { maxAttempts: config.maxAttempts } : {}),
+      ...(config.baseBackoffMs ? { baseBackoffMs: config.baseBackoffMs } : {}),
+      ...(config.maxBackoffMs ? { maxBackoffMs: config.maxBackoffMs } : {}),
+      pacer: new ThreadPacer(config.threadLimits ?? TEAMS_THREAD_LIMITS),
+    });
+    this.outbound = new TeamsOutbound({ bridge, config, connector, state, logger: this.logger });
+    const turns = new TeamsTurns({ bridge, state, outbound: this.outbound, logger: this.logger, serviceUrl: config.serviceUrl });
+    const adapter = new TeamsCloudAdapter(createBotAuthentication(config), this.logger);
+    mountMessagesEndpoint(options.http, options.path ?? TEAMS_MESSAGES_PATH, {
+      adapter,
+      logic: (context) => turns.onTurn(context),
+      accepting: () => this.accepting,
+      track: (work) => this.track(work),
+      logger: this.logger,
+    });
+    if (!config.appId) this.logger.warn('MICROSOFT_APP_ID is empty: Bot Framework authentication is OFF (local testing only)');
+  }
+
+  mirror(conversation: Conversation, message: Message): Promise<void> {
+    return this.track(this.outbound.mirror(conversation, message));
+  }
+
+  postBriefing(conversation: Conversation): Promise<void> {
+    return this.track(this.outbound.postBriefing(conversation));
+  }
+
+  ownershipChanged(conversation: Conversation, change: HistoryEntry): Promise<void> {
+    return this.track(this.outbound.ownershipChanged(conversation, change));
+  }
+
+  notifyOperator(operator: Operator, text: string, conversation?: Conversation): Promise<void> {
+    return this.track(this.outbound.notifyOperator(operator, text, conversation));
+  }
+
+  async start(): Promise<void> {
+    this.accepting = true;
+    this.logger.info('Teams workspace accepting activities');
+  }
+
+  /** Stops taking activities (Teams retries them elsewhere or later), then finishes what is in flight. */
+  async stop(): Promise<void> {
+    this.accepting = false;
+    await this.idle();
+  }
+
+  /** Resolves when no inbound turn or outbound Teams call is in flight. */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work)).catch(() => {});
+    return work;
+  }
+}
+
+/** Creates the Teams workspace and mounts its endpoint on the shared HTTP server. */
+export function createTeamsWorkspace(options: TeamsWorkspaceOptions): TeamsWorkspace {
+  return new TeamsWorkspace(options);
+}

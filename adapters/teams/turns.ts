@@ -1,0 +1,234 @@
+/**
+ * Inbound Teams turns: thread messages (relay, notes, typed commands) and card actions
+ * (`adaptiveCard/action` invokes, plus `Action.Submit` messages from older clients), turned into
+ * bridge commands. Teams retries a slow bot with the same activity id, so every activity takes
+ * effect once.
+ */
+import { ActivityTypes, type TurnContext } from 'botbuilder';
+import type { Bridge } from '../../src/bridge.ts';
+import { BridgeError } from '../../src/errors.ts';
+import type { Logger } from '../../src/log.ts';
+import type { Conversation, Operator } from '../../src/model.ts';
+import { CARD_CONTENT_TYPE, parseCardAction, type ParsedCardAction } from '../../cards/teams/adaptive.ts';
+import { buildSupersededBriefingCard } from '../../cards/teams/briefing.ts';
+import {
+  attachmentsFromActivity,
+  HELP_TEXT,
+  isFromBot,
+  messageText,
+  operatorFromActivity,
+  parseThreadCommand,
+  type TeamsActivity,
+} from './inbound.ts';
+import type { TeamsState } from './state.ts';
+import type { TeamsOutbound } from './workspace.ts';
+
+/** How long an activity id is remembered; Teams' retries come within seconds. */
+const DEDUPE_TTL_MS = 24 * 3600 * 1000;
+
+/** The `adaptiveCard/action` invoke response body Teams expects. */
+export type CardActionResponse =
+  | { statusCode: 200; type: typeof CARD_CONTENT_TYPE; value: unknown }
+  | { statusCode: 200; type: 'application/vnd.microsoft.activity.message'; value: string }
+  | { statusCode: number; type: 'application/vnd.microsoft.error'; value: { code: string; message: string } };
+
+export class TeamsTurns {
+  private warnedServiceUrl = false;
+
+  constructor(
+    private readonly deps: { bridge: Bridge; state: TeamsState; outbound: TeamsOutbound; logger: Logger; serviceUrl: string },
+  ) {}
+
+  /** The bot's logic for one inbound activity (runs inside botbuilder's turn). */
+  async onTurn(context: TurnContext): Promise<void> {
+    const activity = context.activity as unknown as TeamsActivity;
+    if (activity.recipient?.id) await this.deps.state.rememberBot({ id: activity.recipient.id, ...(activity.recipient.name ? { name: activity.recipient.name } : {}) });
+    if (activity.serviceUrl && !sameUrl(activity.serviceUrl, this.deps.serviceUrl) && !this.warnedServiceUrl) {
+      this.warnedServiceUrl = true;
+      this.deps.logger.warn({ seen: activity.serviceUrl, configured: this.deps.serviceUrl }, `Teams serves this tenant from ${activity.serviceUrl}; set TEAMS_SERVICE_URL to it`);
+    }
+    if (activity.type === ActivityTypes.Message) return this.onMessage(activity);
+    if (activity.type === ActivityTypes.Invoke && activity.name === 'adaptiveCard/action') {
+      const body = await this.onCardInvoke(activity);
+      await context.sendActivity({ type: ActivityTypes.InvokeResponse, value: { status: 200, body } });
+    }
+    // conversationUpdate (installs, renames), reactions and other invokes need nothing from us.
+  }
+
+  private async onMessage(activity: TeamsActivity): Promise<void> {
+    if (isFromBot(activity)) return;
+    const conversationId = activity.conversation?.id ? await this.deps.state.conversationForThread(activity.conversation.id) : undefined;
+    if (!conversationId) return; // a post outside our threads: not ours to handle
+    const operator = await this.operator(activity);
+    if (!operator) return;
+    await this.once(activity, async () => {
+      const action = parseCardAction(activity.value);
+      if (action && action.conversationId !== conversationId) return; // a card from another thread: not this one's to act on
+      if (action) {
+        // Action.Submit fallback from an older client: same effect as the invoke, answers go privately.
+        const { notice } = await this.perform(action, operator, activity);
+        if (notice) await this.tellPrivately(operator, notice, action.conversationId);
+        return;
+      }
+      const { text, mentionedBot } = messageText(activity);
+      const attachments = attachmentsFromActivity(activity);
+      if (!text && attachments.length === 0) return;
+      const command = parseThreadCommand(text, mentionedBot);
+      try {
+        switch (command.kind) {
+          case 'message':
+            await this.deps.bridge.operatorMessage({
+              conversationId,
+              operator,
+              text,
+              ...(attachments.length ? { attachments } : {}),
+              idempotencyKey: `teams:${activity.id}`,
+              source: { workspace: 'teams', ...(activity.id ? { externalId: activity.id } : {}) },
+            });
+            return;
+          case 'return':
+            await this.deps.bridge.returnToAgent({ conversationId, operator, ...(command.note ? { note: command.note } : {}) });
+            return;
+          case 'close':
+            await this.deps.bridge.close({ conversationId, operator, ...(command.note ? { note: command.note } : {}) });
+            return;
+          case 'claim':
+            await this.deps.bridge.claim({ conversationId, operator, ...(activity.id ? { idempotencyKey: `teams:${activity.id}` } : {}) });
+            return;
+          case 'takeover':
+            await this.deps.bridge.takeOver({ conversationId, operator });
+            return;
+          case 'help':
+            await this.tellPrivately(operator, HELP_TEXT, conversationId);
+            return;
+        }
+      } catch (err) {
+        if (!(err instanceof BridgeError)) throw err;
+        // The operator's mistake (not the owner, already claimed...): tell them, not the channel.
+        await this.tellPrivately(operator, err.message, conversationId);
+      }
+    });
+  }
+
+  private async onCardInvoke(activity: TeamsActivity): Promise<CardActionResponse> {
+    const action = parseCardAction(activity.value);
+    if (!action) return errorResponse(400, 'bad_action', 'This card action is not one the bridge knows.');
+    const operator = await this.operator(activity);
+    if (!operator) return errorResponse(400, 'no_user', 'Teams did not say who clicked.');
+    const conversation = await this.deps.bridge.getConversation(action.conversationId);
+    if (!conversation) return errorResponse(404, 'not_found', `No conversation ${action.conversationId}; it may have been deleted.`);
+    // A card acts only on the conversation whose thread it sits in.
+    const threadOwner = activity.conversation?.id ? await this.deps.state.conversationForThread(activity.conversation.id) : undefined;
+    if (threadOwner !== conversation.id) return errorResponse(403, 'wrong_thread', 'This card does not belong to this thread.');
+
+    const thread = await this.deps.state.thread(conversation.id);
+    const latest = thread?.briefings.at(-1)?.activityId;
+    if (activity.replyToId && latest && thread?.briefings.some((b) => b.activityId === activity.replyToId) && activity.replyToId !== latest) {
+      return cardResponse(buildSupersededBriefingCard(conversation));
+    }
+    if (action.action === 'refresh') return cardResponse(this.deps.outbound.briefingCard(conversation, { viewerId: operator.id }));
+
+    let current = conversation;
+    let notice: string | undefined;
+    // Teams retries a slow invoke with the same id: act once, answer every time with the current card.
+    const key = activity.id ? `teams:invoke:${activity.id}` : undefined;
+    const first = key ? await this.deps.bridge.store.once(key, DEDUPE_TTL_MS) : true;
+    if (first) {
+      try {
+        ({ conversation: current, notice } = await this.perform(action, operator, activity, conversation));
+      } catch (err) {
+        if (key) await this.deps.bridge.store.forget(key).catch(() => {});
+        throw err;
+      }
+    } else {
+      current = (await this.deps.bridge.getConversation(conversation.id)) ?? conversation;
+    }
+    return cardResponse(this.deps.outbound.briefingCard(current, { viewerId: operator.id, ...(notice ? { notice } : {}) }));
+  }
+
+  /** Runs one card action; a refused action (already claimed, not the owner) comes back as a notice. */
+  private async perform(action: ParsedCardAction, operator: Operator, activity: TeamsActivity, known?: Conversation): Promise<{ conversation: Conversation; notice?: string }> {
+    const { bridge } = this.deps;
+    const conversationId = action.conversationId;
+    const note = action.note ? { note: action.note } : {};
+    try {
+      switch (action.action) {
+        case 'claim':
+          return { conversation: await bridge.claim({ conversationId, operator, ...(activity.id ? { idempotencyKey: `teams:${activity.id}` } : {}) }) };
+        case 'takeover':
+          return { conversation: await bridge.takeOver({ conversationId, operator }) };
+        case 'option':
+          return { conversation: await bridge.decide({ conversationId, operator, optionId: action.optionId!, ...note }) };
+        case 'return':
+          return { conversation: await bridge.returnToAgent({ conversationId, operator, ...note }) };
+        case 'close':
+          return { conversation: await bridge.close({ conversationId, operator, ...note }) };
+        case 'refresh':
+          return { conversation: known ?? (await this.require(conversationId)) };
+      }
+    } catch (err) {
+      if (!(err instanceof BridgeError)) throw err;
+      return { conversation: await this.require(conversationId), notice: err.message };
+    }
+  }
+
+  /** A private answer to an operator; failing to deliver it must not fail (and so replay) the turn. */
+  private async tellPrivately(operator: Operator, text: string, conversationId: string): Promise<void> {
+    try {
+      const conversation = await this.deps.bridge.getConversation(conversationId);
+      await this.deps.outbound.notifyOperator(operator, text, conversation);
+    } catch (err) {
+      this.deps.logger.error({ err, operator: operator.id, text }, 'could not tell the operator privately');
+    }
+  }
+
+  /** The acting operator; their profile is kept so the bridge can message them privately later. */
+  private async operator(activity: TeamsActivity): Promise<Operator | undefined> {
+    const operator = operatorFromActivity(activity);
+    const userId = activity.from?.id;
+    if (!operator || !userId) return undefined;
+    const tenantId = activity.channelData?.tenant?.id ?? activity.conversation?.tenantId;
+    await this.deps.state.rememberOperator({
+      userId,
+      name: operator.name,
+      ...(activity.from?.aadObjectId ? { aadObjectId: activity.from.aadObjectId } : {}),
+      ...(tenantId ? { tenantId } : {}),
+      ...(activity.serviceUrl ? { serviceUrl: activity.serviceUrl } : {}),
+    });
+    return operator;
+  }
+
+  /** Runs `fn` once per activity id; a failure forgets the id so Teams' retry can succeed. */
+  private async once(activity: TeamsActivity, fn: () => Promise<void>): Promise<void> {
+    if (!activity.id) return fn();
+    const key = `teams:activity:${activity.conversation?.id ?? ''}:${activity.id}`;
+    if (!(await this.deps.bridge.store.once(key, DEDUPE_TTL_MS))) {
+      this.deps.logger.info({ activityId: activity.id }, 'duplicate Teams activity ignored (Teams retried a slow answer)');
+      return;
+    }
+    try {
+      await fn();
+    } catch (err) {
+      await this.deps.bridge.store.forget(key).catch(() => {});
+      throw err;
+    }
+  }
+
+  private async require(conversationId: string): Promise<Conversation> {
+    const conversation = await this.deps.bridge.getConversation(conversationId);
+    if (!conversation) throw new BridgeError('not_found', `No conversation ${conversationId}.`);
+    return conversation;
+  }
+}
+
+function sameUrl(a: string, b: string): boolean {
+  return a.replace(/\/+$/, '').toLowerCase() === b.replace(/\/+$/, '').toLowerCase();
+}
+
+function cardResponse(card: unknown): CardActionResponse {
+  return { statusCode: 200, type: CARD_CONTENT_TYPE, value: card };
+}
+
+function errorResponse(statusCode: number, code: string, message: string): CardActionResponse {
+  return { statusCode, type: 'application/vnd.microsoft.error', value: { code, message } };
+}

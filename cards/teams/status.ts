@@ -1,0 +1,91 @@
+/**
+ * Ownership in words for the Teams root and briefing cards. Returns literal runs (names and notes
+ * are untrusted), never markdown.
+ */
+import type { Actor, Conversation, HistoryEntry } from '../../src/model.ts';
+import type { Run } from './adaptive.ts';
+import { oneLine } from './text.ts';
+
+const ORIGIN_LABEL: Record<string, string> = { webchat: 'web chat', email: 'email', api: 'API' };
+
+export function originLabel(conversation: Conversation): string {
+  return ORIGIN_LABEL[conversation.origin] ?? conversation.origin;
+}
+
+export function customerLabel(conversation: Conversation): string {
+  const c = conversation.customer;
+  const name = c.name ?? c.email ?? c.id;
+  return c.email && c.email !== name ? `${name} <${c.email}>` : name;
+}
+
+/** Who holds the conversation, as runs. `viewerId` turns the holder into "You". */
+export function ownerRuns(conversation: Conversation, viewerId?: string): Run[] {
+  switch (conversation.state) {
+    case 'agent':
+      return [{ text: '🤖 With the AI agent' }];
+    case 'waiting':
+      return [{ text: '⏳ Waiting for a person', weight: 'bolder', color: 'warning' }];
+    case 'human': {
+      const owner = conversation.owner;
+      if (owner && viewerId && owner.id === viewerId) return [{ text: '🙋 You hold this conversation', weight: 'bolder', color: 'good' }];
+      return [{ text: '🙋 Held by ' }, { text: oneLine(owner?.name ?? 'an operator', 100), weight: 'bolder' }];
+    }
+    case 'closed':
+      return [{ text: '🔒 Closed' }];
+  }
+}
+
+function actorName(actor: Actor): string {
+  switch (actor.kind) {
+    case 'operator':
+      return oneLine(actor.operator.name, 100);
+    case 'agent':
+      return 'The agent';
+    case 'customer':
+      return 'The customer';
+    case 'system':
+      return 'The bridge';
+  }
+}
+
+/** One line saying what happened to the conversation, e.g. "Dana returned it to the agent: check the invoice". */
+export function describeChange(change: HistoryEntry, maxNote = 300): string {
+  const who = actorName(change.by);
+  const note = change.note ? `: ${oneLine(change.note, maxNote)}` : '';
+  switch (change.reason) {
+    case 'escalate':
+      return `🚨 Escalated${change.trigger ? ` (${change.trigger})` : ''}${note}`;
+    case 'claim':
+      return `🙋 ${who} claimed the conversation${note}`;
+    case 'take_over':
+      return `🙋 ${who} took over from the agent${note}`;
+    case 'decide':
+      return `✅ ${who} decided${change.optionId ? ` "${change.optionId}"` : ''}; the agent continues${note}`;
+    case 'return':
+      return `↩️ ${who} returned the conversation to the agent${note}`;
+    case 'release':
+      return `⤴️ ${who} released the conversation to the queue${note}`;
+    case 'transfer':
+      return `🔀 ${who} transferred the conversation${change.to_operator ? ` to ${oneLine(change.to_operator.name, 100)}` : ''}${note}`;
+    case 'close':
+      return `🔒 ${who} closed the conversation${note}`;
+    case 'reopen':
+      return `🔓 Reopened with the agent${note}`;
+    default:
+      return `${who}: ${change.reason} (${change.from} → ${change.to})${note}`;
+  }
+}
+
+/** History since the latest escalation: what happened to the current briefing. */
+export function sinceLastEscalation(conversation: Conversation): HistoryEntry[] {
+  let start = 0;
+  conversation.history.forEach((entry, i) => {
+    if (entry.reason === 'escalate') start = i + 1;
+  });
+  return conversation.history.slice(start);
+}
+
+/** When the latest escalation happened (decisions before it belong to an older briefing). */
+export function lastEscalationAt(conversation: Conversation): string | undefined {
+  return [...conversation.history].reverse().find((h) => h.reason === 'escalate')?.at;
+}

@@ -1,0 +1,154 @@
+/**
+ * The workspace contract driver for Teams: boots the real Teams adapter (botbuilder CloudAdapter on
+ * the shared HTTP server) against the loopback Bot Connector emulator, and acts as Teams would
+ * (thread messages with @mentions, `adaptiveCard/action` invokes on the buttons actually on the card).
+ */
+import { createTeamsWorkspace, type TeamsConfig, type TeamsWorkspace } from '../../adapters/teams/index.ts';
+import type { Agent } from '../../src/agent/agent.ts';
+import type { Bridge } from '../../src/bridge.ts';
+import { HttpServer } from '../../src/http.ts';
+import { silentLogger } from '../../src/log.ts';
+import { BotConnectorEmulator, cardOf, visibleText, type TeamsMessage, type TeamsUser } from '../emulators/bot-connector.ts';
+import { createTestBridge, type TestBridge } from '../support/harness.ts';
+import { MemoryChannel } from '../support/memory-ports.ts';
+import type { ContractOperator, WorkspaceDriver } from './driver.ts';
+
+/** The operators' channel in the emulated team. */
+export const TEAMS_TEST_CHANNEL = '19:operators-channel@thread.tacv2';
+
+export class TeamsDriver implements WorkspaceDriver {
+  readonly name = 'teams' as const;
+  emulator!: BotConnectorEmulator;
+  workspace!: TeamsWorkspace;
+  http!: HttpServer;
+  testBridge!: TestBridge;
+  customer!: MemoryChannel;
+
+  constructor(
+    private readonly options: {
+      /** Overrides, or a function of the emulator (e.g. to point auth at its OpenID metadata). */
+      config?: Partial<TeamsConfig> | ((emulator: BotConnectorEmulator) => Partial<TeamsConfig>);
+      bridge?: Parameters<typeof createTestBridge>[0];
+    } = {},
+  ) {}
+
+  get bridge(): Bridge {
+    return this.testBridge.bridge;
+  }
+
+  async start(agent?: Agent): Promise<{ bridge: Bridge; customer: MemoryChannel }> {
+    this.emulator = new BotConnectorEmulator();
+    const serviceUrl = await this.emulator.start();
+    this.customer = new MemoryChannel();
+    this.testBridge = await createTestBridge({ ...this.options.bridge, ...(agent ? { agent } : {}), channels: [this.customer] });
+    this.http = new HttpServer(silentLogger());
+    this.workspace = createTeamsWorkspace({
+      bridge: this.testBridge.bridge,
+      http: this.http,
+      logger: silentLogger(),
+      config: {
+        appId: '',
+        appPassword: '',
+        tenantId: '',
+        appType: 'MultiTenant',
+        channelId: TEAMS_TEST_CHANNEL,
+        serviceUrl,
+        baseBackoffMs: 20,
+        maxBackoffMs: 400,
+        requestTimeoutMs: 5000,
+        // Teams' real per-thread pacing is proven in its own test; here it would only slow the suite.
+        threadLimits: [[1000, 100]],
+        ...(typeof this.options.config === 'function' ? this.options.config(this.emulator) : this.options.config),
+      },
+    });
+    this.testBridge.bridge.addWorkspace(this.workspace);
+    const port = await this.http.listen(0, '127.0.0.1');
+    this.emulator.botUrl = `http://127.0.0.1:${port}/api/messages`;
+    await this.workspace.start();
+    this.http.setReady(true);
+    return { bridge: this.testBridge.bridge, customer: this.customer };
+  }
+
+  async stop(): Promise<void> {
+    await this.settle().catch(() => {});
+    await this.workspace?.stop();
+    await this.http?.close();
+    await this.testBridge?.close();
+    await this.emulator?.stop();
+  }
+
+  /** The conversation's thread id in Teams, found the way a person would: by the ticket on the root. */
+  async threadId(conversationId: string): Promise<string> {
+    const conversation = await this.bridge.getConversation(conversationId);
+    if (!conversation) throw new Error(`No conversation ${conversationId}`);
+    const root = this.emulator.roots().find((r) => visibleText(r.activity).includes(`${conversation.ticket} · `));
+    if (!root) throw new Error(`No Teams thread for ${conversation.ticket}`);
+    return root.conversationId;
+  }
+
+  async threadTexts(conversationId: string): Promise<string[]> {
+    const threadId = await this.threadId(conversationId);
+    return this.emulator.replies(threadId, { fromBot: true }).map((m) => visibleText(m.activity));
+  }
+
+  /** The bot's briefing cards in the thread (replies carrying a card), oldest first. */
+  async briefingMessages(conversationId: string): Promise<TeamsMessage[]> {
+    const threadId = await this.threadId(conversationId);
+    return this.emulator.replies(threadId, { fromBot: true }).filter((m) => cardOf(m.activity));
+  }
+
+  async briefingCards(conversationId: string): Promise<string[]> {
+    return (await this.briefingMessages(conversationId)).map((m) => JSON.stringify(cardOf(m.activity)));
+  }
+
+  async rootCard(conversationId: string): Promise<string> {
+    const root = this.emulator.root(await this.threadId(conversationId));
+    return JSON.stringify(cardOf(root!.activity));
+  }
+
+  async clickClaim(conversationId: string, operator: ContractOperator): Promise<void> {
+    await this.click(conversationId, operator, 'Claim');
+  }
+
+  async clickOption(conversationId: string, operator: ContractOperator, optionId: string): Promise<void> {
+    const conversation = await this.bridge.getConversation(conversationId);
+    const option = conversation?.briefing?.options.find((o) => o.id === optionId);
+    if (!option) throw new Error(`No option ${optionId} on the briefing`);
+    await this.click(conversationId, operator, option.label);
+  }
+
+  async replyInThread(conversationId: string, operator: ContractOperator, text: string): Promise<void> {
+    const res = await this.emulator.channelMessage({ threadId: await this.threadId(conversationId), from: user(operator), text });
+    if (res.status !== 200) throw new Error(`Teams message answered ${res.status}`);
+  }
+
+  /** Teams' usual way: @mention the bot with `return <note>` in the thread. */
+  async returnWithNote(conversationId: string, operator: ContractOperator, note: string): Promise<void> {
+    const res = await this.emulator.channelMessage({ threadId: await this.threadId(conversationId), from: user(operator), text: `return ${note}`, mentionBot: true });
+    if (res.status !== 200) throw new Error(`Teams message answered ${res.status}`);
+  }
+
+  async privateTexts(operator: ContractOperator): Promise<string[]> {
+    return this.emulator.privateTexts(operator.userId);
+  }
+
+  /** Inbound turns start bridge work and bridge work starts Teams calls: drain both until quiet. */
+  async settle(): Promise<void> {
+    for (let round = 0; round < 4; round++) {
+      await this.bridge.idle();
+      await this.workspace.idle();
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  private async click(conversationId: string, operator: ContractOperator, title: string): Promise<void> {
+    const latest = (await this.briefingMessages(conversationId)).at(-1);
+    if (!latest) throw new Error('No briefing card in the thread');
+    const result = await this.emulator.clickButton({ cardActivityId: latest.id, from: user(operator), title });
+    if (result.status !== 200) throw new Error(`Teams invoke answered ${result.status}`);
+  }
+}
+
+function user(operator: ContractOperator): TeamsUser {
+  return { id: operator.userId, name: operator.name };
+}
