@@ -30,7 +30,13 @@ export interface RunningBridge {
   stop(): Promise<void>;
 }
 
-export async function startBridge(env: Record<string, string | undefined>, options: { logger?: Logger } = {}): Promise<RunningBridge> {
+export async function startBridge(rawEnv: Record<string, string | undefined>, options: { logger?: Logger } = {}): Promise<RunningBridge> {
+  // One BRAND_NAME names the company everywhere; per-channel names may override it.
+  const env = { ...rawEnv };
+  if (env.BRAND_NAME) {
+    env.AGENT_BRAND_NAME ??= env.BRAND_NAME;
+    env.EMAIL_BRAND_NAME ??= env.BRAND_NAME;
+  }
   const config = parseCoreConfig(env);
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
   // Read every setting before opening anything, so a wrong value stops start-up with nothing half-open.
