@@ -41,16 +41,12 @@ export function describeChange(change: HistoryEntry, maxNote = 1500): string {
   const note = change.note ? `: _${fit(escapeMrkdwn(change.note.replace(/\s+/g, ' ').trim()), maxNote)}_` : '';
   switch (change.reason) {
     case 'escalate':
-    case 'escalation':
       return `:rotating_light: Escalated${change.trigger ? ` (${escapeMrkdwn(change.trigger)})` : ''}${note}`;
     case 'claim':
       return `:raising_hand: ${who} claimed the conversation${note}`;
-    case 'takeover':
     case 'take_over':
-    case 'takeOver':
       return `:raising_hand: ${who} took over the conversation${note}`;
     case 'decide':
-    case 'decision':
       return `:white_check_mark: ${who} decided${change.optionId ? ` \`${escapeMrkdwn(change.optionId)}\`` : ''}; the agent continues${note}`;
     case 'return':
       return `:leftwards_arrow_with_hook: ${who} returned the conversation to the agent${note}`;

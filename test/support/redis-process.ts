@@ -14,7 +14,7 @@ export interface RedisProcess {
   start(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
@@ -25,7 +25,7 @@ function freePort(): Promise<number> {
   });
 }
 
-function accepting(port: number): Promise<boolean> {
+export function accepting(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect(port, '127.0.0.1');
     sock.once('connect', () => (sock.destroy(), resolve(true)));
@@ -33,17 +33,20 @@ function accepting(port: number): Promise<boolean> {
   });
 }
 
-export async function startRedis(): Promise<RedisProcess> {
+/** Starts a redis-server on a free loopback port; `durable` keeps an append-only file across restarts. */
+export async function startRedis(options: { durable?: boolean } = { durable: true }): Promise<RedisProcess> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'redis-own-'));
   let child: ChildProcess | undefined;
   const handle: RedisProcess = {
     url: `redis://127.0.0.1:${port}`,
     async start() {
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+      const persistence = options.durable ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persistence], { stdio: 'ignore' });
+      child.on('error', () => {}); // not installed: start() times out with a clear message
       const deadline = Date.now() + 5000;
       while (!(await accepting(port))) {
-        if (Date.now() > deadline) throw new Error('redis-server did not start');
+        if (Date.now() > deadline) throw new Error('redis-server did not start (is it installed? apt-get install -y redis-server)');
         await new Promise((r) => setTimeout(r, 25));
       }
     },
