@@ -1,0 +1,146 @@
+/**
+ * Boots the real thing for web chat tests: a bridge (offline agent, SQLite), the shared HTTP server
+ * on a loopback port, the web chat on it, and a recording workspace standing in for Slack/Teams.
+ * `VisitorSocket` is a real `ws` client that keeps every frame it receives.
+ */
+import { WebSocket } from 'ws';
+import { createWebChat, type WebChat, type WebChatConfig } from '../../adapters/webchat/index.ts';
+import type { ServerFrame, ServerMessageFrame } from '../../adapters/webchat/frames.ts';
+import type { Agent } from '../../src/agent/agent.ts';
+import type { Bridge } from '../../src/bridge.ts';
+import { HttpServer } from '../../src/http.ts';
+import { silentLogger } from '../../src/log.ts';
+import { createTestBridge, waitFor } from '../support/harness.ts';
+import { MemoryWorkspace } from '../support/memory-ports.ts';
+
+export const SESSION_SECRET = 'test-session-secret-0123456789abcdef';
+export const IDENTITY_SECRET = 'test-identity-secret-0123456789';
+
+export interface WebChatRig {
+  bridge: Bridge;
+  webchat: WebChat;
+  workspace: MemoryWorkspace;
+  baseUrl: string;
+  wsUrl: string;
+  /** Moves the web chat's clock (tokens, rate limits). */
+  advance(ms: number): void;
+  /** Opens a session over HTTP like the widget does. */
+  session(body?: Record<string, unknown>, headers?: Record<string, string>): Promise<{ token: string; conversationId: string }>;
+  /** Opens a socket and says hello with `token`. */
+  connect(token: string, lastSeenId?: string): Promise<VisitorSocket>;
+  close(): Promise<void>;
+}
+
+export async function startWebChat(options: { config?: Partial<WebChatConfig>; agent?: Agent } = {}): Promise<WebChatRig> {
+  const workspace = new MemoryWorkspace('test');
+  const harness = await createTestBridge({ workspaces: [workspace], ...(options.agent ? { agent: options.agent } : {}) });
+  const http = new HttpServer(silentLogger());
+  let now = Date.now();
+  const webchat = createWebChat({
+    bridge: harness.bridge,
+    http,
+    logger: silentLogger(),
+    config: { sessionSecret: SESSION_SECRET, brandName: 'Northwind', clock: () => now, ...options.config },
+  });
+  harness.bridge.addChannel(webchat);
+  await webchat.start();
+  const port = await http.listen(0, '127.0.0.1');
+  http.setReady(true);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const sockets: VisitorSocket[] = [];
+  const rig: WebChatRig = {
+    bridge: harness.bridge,
+    webchat,
+    workspace,
+    baseUrl,
+    wsUrl: `ws://127.0.0.1:${port}/webchat/ws`,
+    advance(ms) {
+      now += ms;
+    },
+    async session(body = {}, headers = {}) {
+      const response = await fetch(`${baseUrl}/webchat/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+      if (!response.ok) throw new Error(`session refused: ${response.status} ${await response.text()}`);
+      return (await response.json()) as { token: string; conversationId: string };
+    },
+    async connect(token, lastSeenId) {
+      const socket = await VisitorSocket.open(rig.wsUrl);
+      sockets.push(socket);
+      socket.send({ type: 'hello', token, ...(lastSeenId ? { lastSeenId } : {}) });
+      return socket;
+    },
+    async close() {
+      for (const socket of sockets) socket.close();
+      await harness.bridge.idle();
+      await webchat.stop();
+      await http.close();
+      await harness.close();
+    },
+  };
+  return rig;
+}
+
+/** A visitor's socket, as a test sees it. */
+export class VisitorSocket {
+  readonly frames: ServerFrame[] = [];
+  closed: { code: number; reason: string } | undefined;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => this.frames.push(JSON.parse(String(data)) as ServerFrame));
+    ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
+  }
+
+  static async open(url: string, headers: Record<string, string> = {}): Promise<VisitorSocket> {
+    const ws = new WebSocket(url, { headers });
+    const socket = new VisitorSocket(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return socket;
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  say(text: string, clientId = `c-${Math.random().toString(36).slice(2)}`): string {
+    this.send({ type: 'message', text, clientId });
+    return clientId;
+  }
+
+  /** Waits for a frame matching `match` that arrived after `from` frames. */
+  next<T extends ServerFrame>(match: (frame: ServerFrame) => frame is T, what: string, from?: number): Promise<T>;
+  next(match: (frame: ServerFrame) => boolean, what: string, from?: number): Promise<ServerFrame>;
+  async next(match: (frame: ServerFrame) => boolean, what: string, from = 0): Promise<ServerFrame> {
+    return waitFor(() => this.frames.slice(from).find(match), { what, timeoutMs: 10_000 });
+  }
+
+  /** Waits for a message frame matching `match`. */
+  message(match: (frame: ServerMessageFrame) => boolean, what: string): Promise<ServerMessageFrame> {
+    return this.next((f): f is ServerMessageFrame => f.type === 'message' && match(f), what);
+  }
+
+  ready(): Promise<ServerFrame> {
+    return this.next((f) => f.type === 'ready', 'ready frame');
+  }
+
+  /** Message frames (texts and notices) received so far. */
+  messages(): ServerMessageFrame[] {
+    return this.frames.filter((f): f is ServerMessageFrame => f.type === 'message');
+  }
+
+  async closedWith(): Promise<{ code: number; reason: string }> {
+    return waitFor(() => this.closed, { what: 'socket close' });
+  }
+
+  close(): void {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close();
+  }
+}
+
+export const isMessage = (f: ServerFrame): f is ServerMessageFrame => f.type === 'message';
+export const isError = (f: ServerFrame): f is Extract<ServerFrame, { type: 'error' }> => f.type === 'error';
