@@ -168,6 +168,7 @@ export class Bridge {
         if (input.channelData) c.channelData = { ...c.channelData, ...input.channelData };
         if (c.state === 'closed') {
           this.apply(c, { type: 'reopen', by: { kind: 'customer' } }, effects);
+          c.agentTurns = 0;
           this.appendSystem(c, effects, { text: `Reopened by the customer.`, visibility: 'internal', notice: 'reopened' });
         }
         const message = this.append(c, {

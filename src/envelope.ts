@@ -29,7 +29,7 @@ export const ActionTakenSchema = z.object({
 });
 
 export const OptionSchema = z.object({
-  id: z.string().min(1).max(60).regex(/^[a-z0-9_-]+$/i).describe('Stable id, e.g. approve_refund'),
+  id: z.string().min(1).max(60).regex(/^[A-Za-z0-9_-]+$/).describe('Stable id, e.g. approve_refund'),
   label: z.string().min(1).max(75).describe('Button label'),
   tradeoffs: z.string().max(500).optional().describe('What choosing it costs or risks'),
   risk: RiskSchema.default('low'),

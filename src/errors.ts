@@ -39,7 +39,7 @@ export class NotOwnerError extends BridgeError {
       'not_owner',
       holder
         ? `Only ${holder.name}, who holds this conversation, can ${command} it.`
-        : `Nobody holds this conversation, so it cannot be ${command === 'return' ? 'returned' : command + 'd'}.`,
+        : `Nobody holds this conversation, so you cannot ${command} it.`,
     );
   }
 }

@@ -68,21 +68,26 @@ export function loadPolicy(path: string | undefined): Policy {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new ConfigError('POLICY_FILE', `expected a readable JSON file at ${path} (${(err as Error).message})`);
+    throw new ConfigError('POLICY_FILE', `expected a readable JSON file at ${path} (${oneLine((err as Error).message)})`);
   }
   const parsed = PolicySchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new ConfigError('POLICY_FILE', `${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ConfigError('POLICY_FILE', `${path}: ${issue.path.join('.') || '(root)'}: ${oneLine(issue.message)}`);
   }
   for (const rule of parsed.data.queues.rules) {
     try {
       new RegExp(rule.match, 'i');
     } catch {
-      throw new ConfigError('POLICY_FILE', `${path}: queues.rules: "${rule.match}" is not a valid regular expression`);
+      throw new ConfigError('POLICY_FILE', `${path}: queues.rules: "${oneLine(rule.match)}" is not a valid regular expression`);
     }
   }
   return parsed.data;
+}
+
+/** Start-up errors are one line: JSON.parse quotes the file's text, newlines and all. */
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
 }
 
 export function toolClass(policy: Policy, tool: string): ToolClass {
@@ -100,9 +105,19 @@ export type ToolVerdict =
  */
 export function gateToolCall(policy: Policy, call: { tool: string; args: unknown }, approvedTools: readonly string[]): ToolVerdict {
   const approved = approvedTools.includes(call.tool);
-  if (policy.refund.tools.includes(call.tool)) {
-    const amount = Number((call.args as Record<string, unknown> | null)?.[policy.refund.amountArg]);
-    if (Number.isFinite(amount) && amount > policy.refund.threshold && !approved) {
+  if (policy.refund.tools.includes(call.tool) && !approved) {
+    const args = call.args !== null && typeof call.args === 'object' ? (call.args as Record<string, unknown>) : {};
+    const raw = args[policy.refund.amountArg];
+    const amount = typeof raw === 'number' || (typeof raw === 'string' && raw.trim() !== '') ? Number(raw) : NaN;
+    if (!Number.isFinite(amount)) {
+      // Fail closed: a refund whose amount cannot be read may be over the limit.
+      return {
+        allow: false,
+        trigger: 'refund_threshold',
+        reason: `Refund with no readable amount (${policy.refund.amountArg}); a person must check it against the ${policy.refund.threshold} ${policy.refund.currency} policy limit`,
+      };
+    }
+    if (amount > policy.refund.threshold) {
       return {
         allow: false,
         trigger: 'refund_threshold',

@@ -22,34 +22,76 @@ export interface EscalationCause {
 
 type Entities = HandoffEnvelope['entities'];
 
-const ID_PATTERN = /(?:#\s?(\d{3,12})|\b((?:ord|order|inv|invoice|acct|acc|cus|ticket|case|sub)[-_ ]?#?[a-z0-9]{3,16})\b|\b([A-Z]{1,4}-\d{3,10})\b)/gi;
-const AMOUNT_PATTERN = /(?:([$€£])\s?(\d{1,3}(?:[,.]\d{3})*(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)|\b(\d+(?:[.,]\d{1,2})?)\s?(usd|eur|gbp|dollars?|euros?|pounds?)\b)/gi;
-const DATE_PATTERN = /\b(\d{4}-\d{2}-\d{2}|\d{1,2}\/\d{1,2}\/\d{2,4}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?(?:,? \d{4})?|\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*(?: \d{4})?|yesterday|today|last (?:week|month))\b/gi;
-const EMAIL_PATTERN = /[\w.+-]+@[\w-]+(?:\.[\w-]+)+/g;
+// Words that introduce an id: "order A-1001", "ORD-77", "invoice no. 55555", "case 12345".
+const ID_KEYWORDS = String.raw`(?:ord|order|inv|invoice|acct|acc|account|cus|cust|customer|ticket|case|sub|subscription|ref|booking|rma)`;
+/** An id always contains a digit, so "order status", "ordered" or "invoice" alone are not ids. */
+const ID_PATTERN = new RegExp(
+  [
+    String.raw`#\s?(\d{3,12})\b`, // #12345
+    String.raw`\b(${ID_KEYWORDS}[-_]?#?\d[a-z0-9]{0,15}(?:-[a-z0-9]{1,16}){0,3})\b`, // ORD-77, INV-2024-0042, ORD77
+    String.raw`\b${ID_KEYWORDS}(?:\s(?:no\.?|nr\.?|num|number|id|ref))?(?:\s?(?:is|:))?\s?#?\s?((?:[a-z]{1,4}-?)?\d[a-z0-9]{2,15}(?:-[a-z0-9]{1,16}){0,3})\b`, // order number is 123456, order A1002
+    String.raw`\b([A-Z]{1,5}-\d{3,10}(?:-\d{1,10}){0,3})\b`, // A-1001
+  ].join('|'),
+  'gi',
+);
+/** 1,250.50 / 1.250,50 / 120 / 0.99; at most six thousands groups, so a hostile digit run stays short. */
+const NUMBER = String.raw`\d{1,3}(?:[,.]\d{3}){1,6}(?:[.,]\d{1,2})?|\d{1,15}(?:[.,]\d{1,2})?`;
+const AMOUNT_PATTERN = new RegExp(
+  [
+    String.raw`([$€£])\s?(${NUMBER})`, // $1,250.50, €50
+    String.raw`\b(${NUMBER})\s?(usd|eur|gbp|dollars?|euros?|pounds?)\b`, // 120 EUR, 20 dollars
+    String.raw`\b(${NUMBER})\s?([€£$])`, // 1.250,50 €, 50€
+  ].join('|'),
+  'gi',
+);
+const MONTH = String.raw`(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)`;
+const DATE_PATTERN = new RegExp(
+  String.raw`\b(\d{4}-\d{2}-\d{2}|\d{1,2}\/\d{1,2}\/\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}|${MONTH}\.? \d{1,2}(?:st|nd|rd|th)?(?:,? \d{4})?|\d{1,2}(?:st|nd|rd|th)? (?:of )?${MONTH}\.?(?: \d{4})?|${MONTH} \d{4}|yesterday|today|tomorrow|last (?:week|month))\b`,
+  'gi',
+);
+/** Bounded on both sides of the @, so a long run of word characters cannot make it quadratic. */
+const EMAIL_PATTERN = /[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,6}/g;
 const CURRENCY: Record<string, string> = { $: 'USD', '€': 'EUR', '£': 'GBP', usd: 'USD', eur: 'EUR', gbp: 'GBP', dollar: 'USD', dollars: 'USD', euro: 'EUR', euros: 'EUR', pound: 'GBP', pounds: 'GBP' };
+
+/** "1,250.50" and "1.250,50" are 1250.5; "1,250" and "1.250" are 1250; "12.5" is 12.5. */
+function parseAmount(text: string): number {
+  const lastSep = Math.max(text.lastIndexOf('.'), text.lastIndexOf(','));
+  if (lastSep < 0) return Number(text);
+  const decimals = text.length - lastSep - 1;
+  if (decimals === 3) return Number(text.replace(/[.,]/g, ''));
+  return Number(`${text.slice(0, lastSep).replace(/[.,]/g, '')}.${text.slice(lastSep + 1)}`);
+}
 
 /** Ids, amounts, dates and emails mentioned in the texts. */
 export function extractEntities(texts: readonly string[]): Entities {
-  const ids = new Set<string>();
+  const ids = new Map<string, string>();
   const amounts = new Map<string, { value: number; currency?: string; raw: string }>();
-  const dates = new Set<string>();
+  const dates = new Map<string, string>();
   const emails = new Set<string>();
   for (const text of texts) {
     for (const m of text.matchAll(EMAIL_PATTERN)) emails.add(m[0].toLowerCase());
     const withoutEmails = text.replace(EMAIL_PATTERN, ' ');
-    for (const m of withoutEmails.matchAll(ID_PATTERN)) ids.add((m[1] ?? m[2] ?? m[3] ?? '').trim());
+    for (const m of withoutEmails.matchAll(ID_PATTERN)) {
+      const id = (m[1] ?? m[2] ?? m[3] ?? m[4] ?? '').trim();
+      if (id && !ids.has(id.toUpperCase())) ids.set(id.toUpperCase(), id);
+    }
     for (const m of withoutEmails.matchAll(AMOUNT_PATTERN)) {
-      const symbol = m[1] ?? m[4]?.toLowerCase();
-      const number = (m[2] ?? m[3] ?? '').replace(/,(?=\d{3}\b)/g, '').replace(',', '.');
-      const value = Number(number);
+      const symbol = (m[1] ?? m[4] ?? m[6])?.toLowerCase();
+      const value = parseAmount(m[2] ?? m[3] ?? m[5] ?? '');
       if (!Number.isFinite(value)) continue;
       const currency = symbol ? CURRENCY[symbol] : undefined;
-      amounts.set(m[0], { value, raw: m[0].trim(), ...(currency ? { currency } : {}) });
+      const raw = m[0].trim();
+      if (!amounts.has(raw)) amounts.set(raw, { value, raw, ...(currency ? { currency } : {}) });
     }
-    for (const m of withoutEmails.matchAll(DATE_PATTERN)) dates.add(m[0]);
+    for (const m of withoutEmails.matchAll(DATE_PATTERN)) if (!dates.has(m[0].toLowerCase())) dates.set(m[0].toLowerCase(), m[0]);
   }
-  ids.delete('');
-  return { ids: [...ids].slice(0, 20), amounts: [...amounts.values()].slice(0, 20), dates: [...dates].slice(0, 20), emails: [...emails].slice(0, 20) };
+  // Clipped to the schema's limits so the envelope is valid whatever the customer wrote.
+  return {
+    ids: [...ids.values()].slice(0, 20).map((id) => clip(id, 200)),
+    amounts: [...amounts.values()].slice(0, 20).map((a) => ({ ...a, raw: clip(a.raw, 100) })),
+    dates: [...dates.values()].slice(0, 20).map((d) => clip(d, 100)),
+    emails: [...emails].slice(0, 20).map((e) => clip(e, 320)),
+  };
 }
 
 const ANGRY = /\b(furious|ridiculous|unacceptable|scam|worst|disgusting|angry|outraged|lawyer|sue|terrible|useless)\b/i;
@@ -67,9 +109,9 @@ export function estimateSentiment(texts: readonly string[]): Sentiment {
 }
 
 const INTENTS: Array<[RegExp, string]> = [
-  [/\b(refund|money back|reembolso|rembourse\w*|erstatt\w*|rückerstatt\w*)\b/i, 'Get a refund'],
-  [/\b(cancel\w*|cancela\w*|annul\w*|kündig\w*)\b/i, 'Cancel an order or subscription'],
-  [/\b(where is|track\w*|deliver\w*|shipping|shipped|package|parcel|envío|livraison|lieferung)\b/i, 'Find out where an order is'],
+  [/\b(refund|money back|reembolso|rembours\w*|erstatt\w*|ruckerstatt\w*)\b/i, 'Get a refund'],
+  [/\b(cancel\w*|cancela\w*|annul\w*|kundig\w*)\b/i, 'Cancel an order or subscription'],
+  [/\b(where is|track\w*|deliver\w*|shipping|shipped|package|parcel|envio|livraison|lieferung)\b/i, 'Find out where an order is'],
   [/\b(charged twice|double charge|overcharg\w*|invoice|billing|payment)\b/i, 'Sort out a billing problem'],
   [/\b(password|log ?in|sign ?in|locked out|2fa|account)\b/i, 'Get back into their account'],
   [/\b(broken|damaged|defect\w*|not working|doesn't work)\b/i, 'Report a faulty product'],
@@ -77,16 +119,22 @@ const INTENTS: Array<[RegExp, string]> = [
 ];
 
 function guessIntent(texts: readonly string[]): string {
-  const all = texts.join(' ');
+  // Accents off, so "remboursé", "Rückerstattung" and "envío" match however they are typed.
+  const all = texts.join(' ').normalize('NFD').replace(/\p{M}+/gu, '');
   for (const [re, intent] of INTENTS) if (re.test(all)) return intent;
-  const first = texts[0] ?? 'Unclear';
-  return clip(first.replace(/\s+/g, ' '), 120);
+  const first = texts.map(oneLine).find((t) => t.length > 0);
+  return first ? clip(first, 120) : 'Unclear';
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
 }
 
 function latestQuestion(customerTexts: readonly string[]): string | undefined {
   for (let i = customerTexts.length - 1; i >= 0; i--) {
     const t = customerTexts[i]!;
-    const q = t.split(/(?<=[?])\s+/).reverse().find((s) => s.includes('?'));
+    // The last sentence with a question mark: "It is broken. Can I get a refund?" asks "Can I get a refund?".
+    const q = t.split(/(?<=[.!?])\s+/).reverse().find((s) => s.includes('?'));
     if (q) return clip(q.trim(), 300);
   }
   return undefined;
@@ -96,17 +144,25 @@ function latestQuestion(customerTexts: readonly string[]): string | undefined {
 export function defaultOptions(cause: EscalationCause, entities: Entities, policy: Policy): BriefingOption[] {
   const amount = entities.amounts[0];
   const amountText = amount ? `${amount.value} ${amount.currency ?? policy.refund.currency}` : 'the refund';
+  const refundTool = policy.refund.tools[0];
   switch (cause.trigger) {
     case 'refund_threshold':
       return [
-        { id: 'approve_refund', label: `Approve refund of ${amountText}`.slice(0, 75), risk: 'high', tradeoffs: `Over the ${policy.refund.threshold} ${policy.refund.currency} limit; cannot be undone.`, approvesTool: policy.refund.tools[0] },
+        {
+          id: 'approve_refund',
+          label: clip(`Approve refund of ${amountText}`, 75),
+          risk: 'high',
+          tradeoffs: clip(`Over the ${policy.refund.threshold} ${policy.refund.currency} limit; cannot be undone.`, 500),
+          ...(refundTool && refundTool.length <= 100 ? { approvesTool: refundTool } : {}),
+        },
         { id: 'offer_credit', label: 'Offer store credit instead', risk: 'low', tradeoffs: 'Keeps the revenue; the customer may refuse.' },
         { id: 'decline_refund', label: 'Decline the refund', risk: 'medium', tradeoffs: 'Policy-safe; risks an unhappy customer.' },
       ];
     case 'irreversible_tool': {
-      const tool = /^(\w+)/.exec(cause.reason)?.[1];
+      // The gate's reason starts with the tool's name; a "name" too long for the schema is not one.
+      const tool = /^(\w{1,100})\b/.exec(cause.reason)?.[1];
       return [
-        { id: 'approve_action', label: `Approve ${tool ?? 'the action'}`.slice(0, 75), risk: 'high', tradeoffs: 'Cannot be undone.', ...(tool ? { approvesTool: tool } : {}) },
+        { id: 'approve_action', label: clip(`Approve ${tool ?? 'the action'}`, 75), risk: 'high', tradeoffs: 'Cannot be undone.', ...(tool ? { approvesTool: tool } : {}) },
         { id: 'decline_action', label: 'Decline', risk: 'low', tradeoffs: 'The agent explains it cannot do this.' },
       ];
     }
@@ -130,42 +186,50 @@ function describeActions(actions: NonNullable<Message['actions']>): string {
  * (long texts are clipped), whatever the transcript holds.
  */
 export function buildEnvelope(conversation: Conversation, cause: EscalationCause, policy: Policy, request?: Partial<EscalateToolArgs>): HandoffEnvelope {
-  const customerTexts = conversation.messages.filter((m) => m.author.role === 'customer').map((m) => m.text);
+  // Attachment-only messages have no text; they say nothing about intent or the question.
+  const customerTexts = conversation.messages.filter((m) => m.author.role === 'customer' && m.text.trim().length > 0).map((m) => m.text);
   const actions = conversation.messages.flatMap((m) => m.actions ?? []).slice(-20);
   const entities = extractEntities(customerTexts);
   const sentiment = estimateSentiment(customerTexts);
   const intent = guessIntent(customerTexts);
-  const who = conversation.customer.name ?? conversation.customer.email ?? 'The customer';
+  const trigger = clip(oneLine(String(cause.trigger ?? '')), 60) || 'unknown';
+  const reason = clip(String(cause.reason ?? '').trim(), 300) || `Escalated (${trigger})`;
+  const who = oneLine(conversation.customer.name ?? '') || oneLine(conversation.customer.email ?? '') || 'The customer';
   const lastCustomer = customerTexts.at(-1);
   const summary =
-    `${who} (${conversation.origin}) wants to: ${intent.toLowerCase()}.` +
-    (lastCustomer ? ` Last message: "${clip(lastCustomer.replace(/\s+/g, ' '), 200)}".` : '') +
+    `${clip(who, 100)} (${conversation.origin}) wants to: ${intent.toLowerCase()}.` +
+    (lastCustomer ? ` Last message: "${clip(oneLine(lastCustomer), 200)}".` : '') +
     describeActions(actions) +
-    ` Escalated because: ${cause.reason.replace(/\.$/, '')}.`;
+    ` Escalated because: ${clip(oneLine(reason), 300).replace(/\.$/, '')}.`;
   const priority: Priority = cause.priority ?? (sentiment === 'angry' ? 'high' : 'normal');
   const constraints: string[] = [];
   if (entities.amounts.some((a) => a.value > policy.refund.threshold))
     constraints.push(`Refunds over ${policy.refund.threshold} ${policy.refund.currency} need a person's approval`);
-  if (cause.trigger === 'compliance') constraints.push('Compliance-sensitive: do not admit liability; follow the legal-escalation playbook');
+  if (trigger === 'compliance') constraints.push('Compliance-sensitive: do not admit liability; follow the legal-escalation playbook');
 
   const draft = {
-    reason: cause.reason,
-    trigger: cause.trigger,
+    reason,
+    trigger,
     priority,
     summary,
     intent,
     entities,
     constraints,
     sentiment,
-    actionsTaken: actions.map((a) => ({ tool: a.tool, input: a.input, output: a.output, ok: a.ok })),
-    pendingQuestion: latestQuestion(customerTexts) ?? (lastCustomer ? `How should we answer: "${clip(lastCustomer, 200)}"` : 'How should we help this customer?'),
-    options: defaultOptions(cause, entities, policy),
+    actionsTaken: actions.map((a) => ({ tool: clip(String(a.tool), 100), input: a.input, output: a.output, ok: a.ok !== false })),
+    pendingQuestion: latestQuestion(customerTexts) ?? (lastCustomer ? `How should we answer: "${clip(lastCustomer.trim(), 200)}"` : 'How should we help this customer?'),
+    options: defaultOptions({ ...cause, trigger, reason }, entities, policy),
     queue: conversation.queue || routeQueue(policy, customerTexts.join(' ')),
     ticket: conversation.ticket,
   };
-  // The agent's own briefing wins field by field; the offline draft fills the gaps.
-  const merged = { ...draft, ...stripEmpty(request ?? {}), trigger: cause.trigger, ticket: conversation.ticket };
-  if (request?.priority && priorityRank(draft.priority) > priorityRank(request.priority)) merged.priority = draft.priority;
+  // The agent's own briefing wins field by field (entities list by list); the offline draft fills the gaps.
+  const asked = stripEmpty(request && typeof request === 'object' ? request : {});
+  const merged: Record<string, unknown> = { ...draft, ...asked, trigger, ticket: conversation.ticket };
+  if (asked.entities && typeof asked.entities === 'object' && !Array.isArray(asked.entities))
+    merged.entities = { ...draft.entities, ...stripEmpty(asked.entities as Record<string, unknown>) };
+  // It may raise the priority, never lower it.
+  const askedRank = typeof asked.priority === 'string' ? priorityRank(asked.priority as Priority) : -1;
+  merged.priority = askedRank > priorityRank(draft.priority) ? asked.priority : draft.priority;
   return coerceEnvelope(merged, draft);
 }
 
@@ -180,7 +244,18 @@ function coerceEnvelope(merged: Record<string, unknown>, draft: Record<string, u
     if (typeof key === 'string') fields[key] = draft[key];
   }
   const second = HandoffEnvelopeSchema.safeParse(clipStrings(fields));
-  return second.success ? second.data : HandoffEnvelopeSchema.parse(clipStrings(draft));
+  if (second.success) return second.data;
+  const third = HandoffEnvelopeSchema.safeParse(clipStrings(draft));
+  if (third.success) return third.data;
+  // Unreachable while the draft is built within the schema's limits; never fail an escalation over a briefing.
+  return HandoffEnvelopeSchema.parse({
+    reason: 'Escalated',
+    trigger: 'unknown',
+    summary: 'The automatic summary could not be built; read the transcript.',
+    intent: 'Unclear',
+    pendingQuestion: 'How should we help this customer?',
+    ticket: typeof draft.ticket === 'string' ? clip(draft.ticket, 40) : '',
+  });
 }
 
 const LIMITS: Record<string, number> = { reason: 300, summary: 1200, intent: 200, pendingQuestion: 500, queue: 60, ticket: 40 };
@@ -203,5 +278,9 @@ function priorityRank(p: Priority): number {
 }
 
 export function clip(text: string, max: number): string {
-  return text.length <= max ? text : text.slice(0, Math.max(0, max - 1)) + '…';
+  if (text.length <= max) return text;
+  let end = Math.max(0, max - 1);
+  // Never cut an emoji (a surrogate pair) in half.
+  if (end > 0 && /[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
+  return text.slice(0, end) + '…';
 }

@@ -18,52 +18,93 @@ export function normalize(text: string): string {
   return text
     .normalize('NFD')
     .replace(/\p{M}+/gu, '')
+    .replace(/[\u2018\u2019\u02BC\u2032]/g, "'") // typographic apostrophes: "I’m" is "I'm"
     .toLowerCase()
     .replace(/[^\p{L}\p{N}@.$€£'-]+/gu, ' ')
     .replace(/\s+/g, ' ')
     .trim();
 }
 
-// Phrasings of "let me talk to a person", matched on normalized text (no accents).
+// Who a customer may ask for. "person" in French needs an article: "parler à une personne" asks for
+// someone, "(ne) parler à personne" means "talk to nobody".
+const EN_WHO = String.raw`(?:human(?! resources)|person|people|agent|representative|rep|someone|somebody|operator|staff|manager|supervisor|real one|customer (?:service|support|care)|support (?:team|staff|agent))(?!'s)`;
+const ES_WHO = String.raw`(?:humano|persona|agente|asesor|asesora|operador|operadora|alguien|representante|encargado|encargada)`;
+const FR_WHO = String.raw`(?:humain|une (?:vraie )?personne|vraie personne|conseiller|conseillere|agent|quelqu'un|quelqu un|operateur|operatrice|responsable)`;
+const DE_WHO = String.raw`(?:menschen|mensch|mitarbeiter|mitarbeiterin|berater|beraterin|person|kundenberater|sachbearbeiter|ansprechpartner|jemandem|jemand)`;
+
+// Phrasings of "let me talk to a person", matched on normalized text (no accents), one clause at a time.
 const PERSON_REQUEST_PATTERNS: RegExp[] = [
-  // English
-  /\b(talk|speak|chat|connect me|put me through|transfer me)\b.{0,20}\b(human|person|people|agent|representative|rep|someone|somebody|operator|staff|manager|supervisor|real one)\b/,
-  /\b(human|live|real)\s+(agent|person|being|support|help|representative|operator)\b/,
-  /\b(get|want|need|give)\s+(me\s+)?(a|an|to)?\s*(human|person|manager|supervisor|representative)\b/,
-  /^\s*(human|agent|operator|representative|person)( please| pls)?\s*[!.]*$/,
-  /\b(are you|is this) (a )?(bot|robot|machine)\b.*\b(human|person)\b/,
+  // English. "talk to my (travel) agent" is about the customer's own people, not ours.
+  new RegExp(String.raw`\b(?:talk|speak|chat|connect me|put me through|transfer me|get me through)\b(?:(?!\bmy\b).){0,20}\b${EN_WHO}\b`),
+  /\b(human|live|real)\s+(agent|person|human|being|support|help|representative|operator)\b/,
+  /\b(get|want|need|give)\s+(me\s+)?(a|an|to)?\s*(human|person|manager|supervisor|representative)\b(?!'s)/,
+  /\b(have|get) (someone|somebody|a person|a human|an agent) (to )?(call|contact|phone|ring|email) me\b/,
+  /^\s*(human|agent|operator|representative|person|real person)( please| pls| now)?\s*[!.]*$/,
+  /\b(are you|is this|am i talking to|am i chatting with) (a )?(bot|robot|machine)\b.*\b(human|person)\b/,
+  /\b(are you|is this|am i talking to|am i chatting with) (a )?(real )?(human|person)( being)? or (a )?(bot|robot|machine|ai)\b/,
   /\bescalate (this|me|it)\b/,
   /\bstop (the )?bot\b/,
   // Spanish
-  /\b(hablar|comunicarme|conversar)\b.{0,20}\b(humano|persona|agente|asesor|operador|alguien|representante|encargado)\b/,
-  /\b(persona|agente|asesor) (real|humano)\b/,
-  /\b(quiero|necesito)\s+(un|una|a)?\s*(humano|persona|agente|asesor)\b/,
+  new RegExp(String.raw`\b(?:hablar|comunicarme|conversar|pasame|paseme|pasenme|comunicame|comuniqueme|comunica|comunique|transfiereme|transfierame|conectame|conecteme)\b.{0,20}\b${ES_WHO}\b`),
+  /\b(persona|agente|asesor|asesora) (real|humano|humana)\b/,
+  /\b(quiero|necesito|quisiera)\s+(un|una|a)?\s*(humano|persona|agente|asesor|asesora)\b/,
   // French
-  /\b(parler|discuter)\b.{0,20}\b(humain|personne|conseiller|conseillere|agent|quelqu'un|quelqu un|operateur|responsable)\b/,
-  /\b(vrai|vraie) (humain|personne|conseiller)\b/,
-  /\b(conseiller|agent) humain\b/,
-  /\bje veux (un|une) (humain|personne|conseiller)\b/,
+  new RegExp(String.raw`\b(?:parler|discuter|passez-moi|passe-moi|passez moi|passe moi|transferez-moi|mettez-moi en relation avec|mettez moi en relation avec)\b.{0,20}\b${FR_WHO}\b`),
+  /\b(vrai|vraie) (humain|personne|conseiller|conseillere)\b/,
+  /\b(conseiller|conseillere|agent) humain\b/,
+  /\b(je veux|je voudrais|je souhaite|je souhaiterais|j'aimerais)\s+(parler\s+(a|avec)\s+)?(un|une)\s+(vrai |vraie )?(humain|personne|conseiller|conseillere|agent|operateur)\b/,
   // German
-  /\b(mit|einen|einem|eine|einer)\b.{0,25}\b(menschen|mensch|mitarbeiter|mitarbeiterin|berater|beraterin|person|kundenberater|sachbearbeiter)\b.{0,20}\b(sprechen|reden|verbinden|chatten)\b/,
-  /\b(echten|echter|realen) (menschen|mensch|mitarbeiter|person)\b/,
-  /\bmenschlichen? (mitarbeiter|berater|support)\b/,
-  /\b(verbinden sie mich|ich will|ich mochte|ich moechte)\b.{0,30}\b(menschen|mitarbeiter|berater)\b/,
+  new RegExp(String.raw`\b(?:mit|einen|einem|eine|einer)\b.{0,25}\b${DE_WHO}\b.{0,20}\b(?:sprechen|reden|verbinden|chatten)\b`),
+  /\b(echten|echter|echte|realen) (menschen|mensch|mitarbeiter|person)\b/,
+  /\bmenschliche[nrms]? (mitarbeiter|mitarbeiterin|berater|beraterin|support|ansprechpartner)\b/,
+  /\b(verbinden sie mich|ich will|ich mochte|ich moechte)\b.{0,30}\b(menschen|mitarbeiter|berater|jemandem)\b/,
 ];
 
-/** True when the text asks for a person (English, Spanish, French, German, plus policy phrases). */
-export function asksForPerson(text: string, extraPhrases: readonly string[] = []): boolean {
-  const n = normalize(text);
-  if (PERSON_REQUEST_PATTERNS.some((re) => re.test(n))) return true;
-  return extraPhrases.some((phrase) => n.includes(normalize(phrase)));
+/** "I don't want to talk to a human", "no quiero hablar con un agente", "ich will nicht mit einem Menschen sprechen". */
+const NEGATED = /(?:^|\s)(not|don't|dont|doesn't|doesnt|didn't|didnt|no need|no quiero|no necesito|no deseo|ne veux|veux pas|voudrais pas|souhaite pas|pas besoin|nicht|kein|keine|keinen|keinem)(?=\s|$)/;
+/** "I'm a real person", "soy una persona real", "je suis une vraie personne", "ich bin ein echter Mensch". */
+const SELF_DESCRIPTION = /(?:^|\s)(i'm|im|i m|i am|we're|we are|i was|soy|somos|je suis|nous sommes|ich bin|wir sind)(\s+(just|only|also))?(\s+(a|an|un|una|une|ein|eine))?\s*$/;
+
+/** Does this one clause ask for a person? A match counts unless it is negated or describes the customer. */
+function clauseAsksForPerson(clause: string): boolean {
+  for (const re of PERSON_REQUEST_PATTERNS) {
+    const m = re.exec(clause);
+    if (!m) continue;
+    const before = clause.slice(0, m.index).trim();
+    const window = `${before.split(' ').slice(-3).join(' ')} ${m[0]}`;
+    if (NEGATED.test(window) || SELF_DESCRIPTION.test(before)) continue;
+    return true;
+  }
+  return false;
 }
 
-/** The compliance words present in the text (whole words, case- and accent-insensitive). */
+/**
+ * True when the text asks for a person (English, Spanish, French, German, plus policy phrases).
+ * Each clause (split at sentence punctuation and commas) is judged alone, so "No, I want a human"
+ * asks and "I don't want to talk to a human" does not. Policy phrases match as whole words.
+ */
+export function asksForPerson(text: string, extraPhrases: readonly string[] = []): boolean {
+  const clauses = text.split(/[.,;:!?¿¡\n]+/).map(normalize).filter((c) => c.length > 0);
+  if (clauses.some(clauseAsksForPerson)) return true;
+  return extraPhrases.length > 0 && containsWords(normalize(text), extraPhrases).length > 0;
+}
+
+/** The compliance words present in the text (whole words, case- and accent-insensitive; "data-breach" is "data breach"). */
 export function complianceWords(text: string, words: readonly string[]): string[] {
-  const n = ` ${normalize(text)} `;
-  return words.filter((w) => {
-    const nw = normalize(w);
+  return containsWords(normalize(text), words);
+}
+
+/** The phrases that occur in normalized text as whole words; a phrase that normalizes to nothing never matches. */
+function containsWords(normalizedText: string, phrases: readonly string[]): string[] {
+  const n = ` ${unhyphen(normalizedText)} `;
+  return phrases.filter((w) => {
+    const nw = unhyphen(normalize(w));
     return nw.length > 0 && new RegExp(`(^|[^\\p{L}\\p{N}])${escapeRegExp(nw)}([^\\p{L}\\p{N}]|$)`, 'u').test(n);
   });
+}
+
+function unhyphen(s: string): string {
+  return s.replace(/-+/g, ' ').replace(/\s+/g, ' ').trim();
 }
 
 const STOP_WORDS = new Set(
@@ -73,7 +114,19 @@ const STOP_WORDS = new Set(
 );
 
 function contentWords(text: string): Set<string> {
-  return new Set(normalize(text).split(' ').filter((w) => w.length > 1 && !STOP_WORDS.has(w)));
+  // normalize() keeps "." "'" "-" for ids and amounts; at a word's edges they are punctuation ("refund." is "refund").
+  const words = normalize(text)
+    .split(' ')
+    .map((w) => w.replace(/^[.'-]+|[.'-]+$/g, ''));
+  return new Set(words.filter((w) => w.length > 1 && !STOP_WORDS.has(w)));
+}
+
+/** Acknowledgements: saying "thanks" three times is not asking the same question three times. */
+const PLEASANTRIES = new Set('thanks thank thx ty ok okay kk great perfect cool nice fine sure alright good bye goodbye cheers got it understood noted'.split(' '));
+
+function isPleasantry(text: string): boolean {
+  const words = [...contentWords(text)];
+  return words.length === 0 || words.every((w) => PLEASANTRIES.has(w));
 }
 
 /** Jaccard similarity of content words; 1 = same question. */
@@ -99,7 +152,12 @@ function customerMessagesSinceHandback(messages: readonly Message[]): Message[] 
 
 /**
  * Checks the deterministic triggers against a conversation whose last message is the new
- * customer message. Returns the first that fires, or undefined.
+ * customer message. Returns the first that fires, or undefined, in this order of precedence:
+ * 1. `compliance` (high priority): compliance words in the message;
+ * 2. `explicit_request` (normal): the customer asks for a person;
+ * 3. `repetition` (high): the same question `repeatThreshold` times since control last came back
+ *    to the agent (a hand-back or a reopen resets the count; acknowledgements like "thanks" never count);
+ * 4. `turn_cap` (normal): `turnCap` agent turns without resolution.
  */
 export function evaluateCustomerTriggers(conversation: Conversation, policy: Policy): TriggerHit | undefined {
   const last = conversation.messages.at(-1);
@@ -114,7 +172,7 @@ export function evaluateCustomerTriggers(conversation: Conversation, policy: Pol
     return { trigger: 'explicit_request', reason: 'The customer asked for a person', priority: 'normal' };
   }
   const earlier = customerMessagesSinceHandback(conversation.messages).slice(0, -1);
-  const sameQuestion = earlier.filter((m) => similarity(m.text, text) >= 0.6).length + 1;
+  const sameQuestion = isPleasantry(text) ? 1 : earlier.filter((m) => similarity(m.text, text) >= 0.6).length + 1;
   if (sameQuestion >= policy.behaviour.repeatThreshold) {
     return { trigger: 'repetition', reason: `The customer asked the same thing ${sameQuestion} times`, priority: 'high' };
   }
