@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Agent, AgentTurnResult } from './agent/agent.ts';
 import type { EscalateToolArgs } from './envelope.ts';
 import { AlreadyClaimedError, BridgeError, ConversationNotFoundError, InputError, UnknownOptionError } from './errors.ts';
-import { conversationLogger, silentLogger, type Logger } from './log.ts';
+import { conversationLogger, silentLogger, withConversationContext, type Logger } from './log.ts';
 import type {
   Actor,
   Attachment,
@@ -467,7 +467,7 @@ export class Bridge {
     const turn: ActiveTurn = { id, controller, done: Promise.resolve() };
     this.activeTurns.set(conversationId, turn);
     turn.done = this.track(
-      this.runAgentTurn(conversationId, turn).catch((err) => {
+      this.runAgentTurn(conversationId, turn).catch((err: unknown) => {
         this.logger.error({ err, conversationId }, 'agent turn failed');
       }),
     ).finally(() => {
@@ -485,6 +485,10 @@ export class Bridge {
   private async runAgentTurn(conversationId: string, turn: ActiveTurn): Promise<void> {
     const snapshot = await this.require(conversationId);
     if (snapshot.state !== 'agent') return;
+    return withConversationContext(snapshot, () => this.generate(conversationId, turn, snapshot));
+  }
+
+  private async generate(conversationId: string, turn: ActiveTurn, snapshot: Conversation): Promise<void> {
     const startedAt = snapshot.ownershipVersion;
     const log = conversationLogger(this.logger, snapshot);
     const timeout = setTimeout(() => turn.controller.abort(new BridgeError('agent_timeout', `The agent took longer than ${this.agentTimeoutMs} ms.`)), this.agentTimeoutMs);
@@ -632,7 +636,7 @@ export class Bridge {
   private dispatch(c: Conversation, effects: Effect[]): void {
     if (effects.length === 0) return;
     const previous = this.outbound.get(c.id) ?? Promise.resolve();
-    const next = previous.then(() => this.runEffects(c, effects));
+    const next = previous.then(() => withConversationContext(c, () => this.runEffects(c, effects)));
     const tail = this.track(next);
     this.outbound.set(c.id, tail);
     void tail.finally(() => {
