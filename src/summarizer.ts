@@ -192,8 +192,8 @@ export function buildEnvelope(conversation: Conversation, cause: EscalationCause
   const entities = extractEntities(customerTexts);
   const sentiment = estimateSentiment(customerTexts);
   const intent = guessIntent(customerTexts);
-  const trigger = clip(oneLine(String(cause.trigger ?? '')), 60) || 'unknown';
-  const reason = clip(String(cause.reason ?? '').trim(), 300) || `Escalated (${trigger})`;
+  const trigger = clip(oneLine(safeText(cause.trigger)), 60) || 'unknown';
+  const reason = clip(safeText(cause.reason).trim(), 300) || `Escalated (${trigger})`;
   const who = oneLine(conversation.customer.name ?? '') || oneLine(conversation.customer.email ?? '') || 'The customer';
   const lastCustomer = customerTexts.at(-1);
   const summary =
@@ -216,7 +216,7 @@ export function buildEnvelope(conversation: Conversation, cause: EscalationCause
     entities,
     constraints,
     sentiment,
-    actionsTaken: actions.map((a) => ({ tool: clip(String(a.tool), 100), input: a.input, output: a.output, ok: a.ok !== false })),
+    actionsTaken: actions.map((a) => ({ tool: clip(safeText(a.tool), 100), input: a.input, output: a.output, ok: a.ok !== false })),
     pendingQuestion: latestQuestion(customerTexts) ?? (lastCustomer ? `How should we answer: "${clip(lastCustomer.trim(), 200)}"` : 'How should we help this customer?'),
     options: defaultOptions({ ...cause, trigger, reason }, entities, policy),
     queue: conversation.queue || routeQueue(policy, customerTexts.join(' ')),
@@ -263,7 +263,11 @@ const LIMITS: Record<string, number> = { reason: 300, summary: 1200, intent: 200
 function clipStrings(input: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...input };
   for (const [key, max] of Object.entries(LIMITS)) if (typeof out[key] === 'string') out[key] = clip(out[key] as string, max);
-  if (Array.isArray(out.constraints)) out.constraints = (out.constraints as unknown[]).slice(0, 10).map((c) => clip(String(c), 300));
+  if (Array.isArray(out.constraints))
+    out.constraints = (out.constraints as unknown[])
+      .filter((c): c is string => typeof c === 'string') // model output: anything else is noise
+      .slice(0, 10)
+      .map((c) => clip(c, 300));
   if (Array.isArray(out.actionsTaken)) out.actionsTaken = (out.actionsTaken as unknown[]).slice(-20);
   if (Array.isArray(out.options)) out.options = (out.options as unknown[]).slice(0, 5);
   return out;
@@ -283,4 +287,15 @@ export function clip(text: string, max: number): string {
   // Never cut an emoji (a surrogate pair) in half.
   if (end > 0 && /[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
   return text.slice(0, end) + '…';
+}
+
+/** Text from a value that should be a string but came from a model or a caller: never throws. */
+function safeText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value === undefined || value === null) return '';
+  try {
+    return typeof value === 'object' ? JSON.stringify(value) ?? '' : String(value);
+  } catch {
+    return '';
+  }
 }
