@@ -16,6 +16,13 @@ export interface BriefingCopy extends PostedRef {
   superseded?: boolean;
 }
 
+/** How far a conversation's thread is known complete: every mirrorable transcript message up to `index` was posted. */
+export interface MirrorMark {
+  index: number;
+  /** The id of the message at `index`, to check the mark against the transcript. */
+  id: string;
+}
+
 export class SlackDirectory {
   constructor(private readonly kv: KeyValue) {}
 
@@ -36,6 +43,20 @@ export class SlackDirectory {
   /** Callers hold the conversation's Slack lane, so this read-modify-write does not race. */
   async setBriefings(conversationId: string, copies: BriefingCopy[]): Promise<void> {
     await this.kv.set(`briefings:${conversationId}`, copies);
+  }
+
+  /** The index in `messages` up to which the thread is known complete; -1 when nothing is known. */
+  async mirroredUpTo(conversationId: string, messages: ReadonlyArray<{ id: string }>): Promise<number> {
+    const mark = await this.kv.get<MirrorMark>(`mirrored:${conversationId}`);
+    if (!mark) return -1;
+    if (messages[mark.index]?.id === mark.id) return mark.index;
+    // The transcript only grows, so this should not happen; find the message by id rather than trust the index.
+    return messages.findIndex((m) => m.id === mark.id);
+  }
+
+  /** Callers hold the conversation's Slack lane. */
+  async setMirroredUpTo(conversationId: string, mark: MirrorMark): Promise<void> {
+    await this.kv.set(`mirrored:${conversationId}`, mark);
   }
 
   /** Replies under `message` (a root or a briefing copy) belong to `conversationId`. */

@@ -12,7 +12,9 @@
  *   sent is ambiguous: every post carries the key in its message metadata, so before retrying we look
  *   for it in the thread (conversations.replies) or channel (conversations.history) and adopt it if
  *   it is there. If that lookup is impossible we log and do not post again: a missing mirror line
- *   is recoverable from the transcript, a duplicate customer message in Slack is confusing.
+ *   is recoverable from the transcript, a duplicate customer message in Slack is confusing. The key
+ *   is then marked uncertain, so a later `postOnce` with it (the thread healing itself) looks again
+ *   before posting.
  */
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../../src/log.ts';
@@ -55,6 +57,18 @@ export class Lanes {
   /** Resolves when every lane is empty. */
   async idle(): Promise<void> {
     while (this.tails.size > 0) await Promise.allSettled([...this.tails.values()]);
+  }
+}
+
+/** A post whose outcome could not be checked: a later `postOnce` with its key looks again before posting. */
+interface UncertainPost {
+  uncertainSince: number;
+}
+
+/** Slack may or may not have taken a post, and would not say; it was not sent again, to avoid a duplicate. */
+export class PostOutcomeUnknownError extends Error {
+  constructor(readonly key: string) {
+    super(`Slack may or may not have posted ${key}; not retried to avoid a duplicate.`);
   }
 }
 
@@ -156,19 +170,21 @@ export class SlackSender {
    */
   async postOnce(key: string, args: PostArgs): Promise<PostedRef> {
     const recordKey = `posted:${key}`;
-    const recorded = await this.options.kv.get<PostedRef>(recordKey);
-    if (recorded) return recorded;
+    const recorded = await this.options.kv.get<PostedRef | UncertainPost>(recordKey);
+    if (recorded && 'ts' in recorded) return recorded;
     const body = { ...args, metadata: { event_type: POST_METADATA_TYPE, event_payload: { key } } };
     let attempts = 0;
     let rateLimitWaits = 0;
-    let ambiguousSince: number | undefined;
+    // An earlier attempt (maybe in an earlier process) could not tell whether Slack took it: look before posting.
+    let ambiguousSince: number | undefined = recorded?.uncertainSince;
     for (;;) {
       this.throwIfStopping();
       if (ambiguousSince !== undefined) {
         const found = await this.findPosted(key, args, ambiguousSince);
         if (found === 'unknown') {
+          await this.options.kv.set(recordKey, { uncertainSince: ambiguousSince } satisfies UncertainPost);
           this.options.logger.error({ key, channel: args.channel }, 'slack post outcome unknown and cannot be checked; not posting again to avoid a duplicate');
-          throw new Error(`Slack may or may not have posted ${key}; not retried to avoid a duplicate.`);
+          throw new PostOutcomeUnknownError(key);
         }
         if (found) {
           await this.options.kv.set(recordKey, found);

@@ -2,6 +2,8 @@
  * The Slack workspace: mirrors each conversation into a thread, posts and refreshes the briefing,
  * and tells operators things privately. Inbound operator actions are wired in `listeners.ts`.
  * Outbound work for one conversation runs on its own lane, in order, with 429s honoured per lane.
+ * That queue is in memory; the thread heals itself from the durable transcript on the next mirror
+ * (or briefing) if a crash or a failed post left messages out.
  */
 import { App, SocketModeReceiver, type webApi } from '@slack/bolt';
 import type { Bridge } from '../../src/bridge.ts';
@@ -20,7 +22,7 @@ import { SlackDirectory, type BriefingCopy } from './directory.ts';
 import { SlackFiles } from './files.ts';
 import { registerListeners } from './listeners.ts';
 import { SlackOperators, slackUserId } from './operators.ts';
-import { describe, Lanes, SlackSender, type PostedRef } from './outbox.ts';
+import { classifyFailure, describe, Lanes, PostOutcomeUnknownError, SenderStoppedError, SlackSender, type PostedRef } from './outbox.ts';
 import { SlackHttpReceiver } from './receiver.ts';
 
 export interface SlackWorkspaceOptions {
@@ -155,10 +157,19 @@ export class SlackWorkspace implements Workspace, Service {
 
   // ---- the Workspace port ---------------------------------------------------------------
 
+  /**
+   * Posts `message` into the conversation's thread, after first posting any earlier transcript
+   * message that belongs there but was never posted (work still queued when a process died, or a
+   * mirror that failed), oldest first. Posts are keyed by message id, so nothing appears twice.
+   */
   async mirror(conversation: Conversation, message: Message): Promise<void> {
     await this.lanes.run(conversation.id, async () => {
       const root = await this.ensureThread(conversation);
-      await this.sender.postOnce(`msg:${message.id}`, { channel: root.channel, thread_ts: root.ts, ...this.render(threadMessage(message)) });
+      const at = lastIndexOf(conversation.messages, message.id);
+      if (at < 0) return void (await this.postMirror(root, message));
+      const done = await this.heal(conversation, root, at);
+      await this.postMirror(root, message);
+      if (at === done + 1) await this.directory.setMirroredUpTo(conversation.id, { index: at, id: message.id });
     });
   }
 
@@ -166,6 +177,11 @@ export class SlackWorkspace implements Workspace, Service {
     await this.lanes.run(conversation.id, async () => {
       const log = conversationLogger(this.logger, conversation);
       const root = await this.ensureThread(conversation);
+      // Every message of this snapshot was handed to `mirror` before the briefing: fill any gap above the card.
+      await this.heal(conversation, root, conversation.messages.length).catch((err: unknown) => {
+        if (err instanceof SenderStoppedError) throw err;
+        log.warn({ err: describe(err) }, 'could not complete the slack thread before the briefing');
+      });
       const escalation = conversation.history.filter((h) => h.reason === 'escalate').length;
       const copies = await this.directory.briefings(conversation.id);
       for (const copy of copies) {
@@ -229,6 +245,44 @@ export class SlackWorkspace implements Workspace, Service {
     return root;
   }
 
+  /**
+   * Posts, oldest first, the messages before index `end` that the bridge mirrors to Slack (all but
+   * those typed in Slack) and that have no posted record, then records how far the thread is
+   * complete. Only messages after the recorded mark are looked at, so a healthy thread costs one
+   * read. A message Slack refuses for good is skipped (as a live mirror would have dropped it); any
+   * other failure stops here, keeping the thread in transcript order, and throws: the next mirror
+   * tries again. Returns the index up to which the thread is complete. Runs on the conversation's lane.
+   */
+  private async heal(conversation: Conversation, root: PostedRef, end: number): Promise<number> {
+    const start = await this.directory.mirroredUpTo(conversation.id, conversation.messages);
+    let done = start;
+    const record = async () => {
+      if (done > start) await this.directory.setMirroredUpTo(conversation.id, { index: done, id: conversation.messages[done]!.id });
+    };
+    for (let i = start + 1; i < end; i++) {
+      const message = conversation.messages[i]!;
+      if (message.source?.workspace !== this.name) {
+        try {
+          await this.postMirror(root, message);
+        } catch (err) {
+          if (err instanceof SenderStoppedError || err instanceof PostOutcomeUnknownError || classifyFailure(err).kind !== 'permanent') {
+            await record();
+            throw err;
+          }
+          conversationLogger(this.logger, conversation).warn({ messageId: message.id, err: describe(err) }, 'slack refused a missing thread message; skipping it');
+        }
+      }
+      done = i;
+    }
+    await record();
+    return done;
+  }
+
+  /** Posts one transcript message into the thread, at most once (keyed by the message id). */
+  private async postMirror(root: PostedRef, message: Message): Promise<PostedRef> {
+    return this.sender.postOnce(`msg:${message.id}`, { channel: root.channel, thread_ts: root.ts, ...this.render(threadMessage(message)) });
+  }
+
   /** chat.update one message; a message that is gone is logged, not retried forever. */
   private async update(ref: PostedRef, message: SlackMessage, log: Logger): Promise<boolean> {
     try {
@@ -245,3 +299,8 @@ export class SlackWorkspace implements Workspace, Service {
   }
 }
 
+/** Where message `id` sits in the transcript (searched from the end: mirrored messages are usually recent); -1 if absent. */
+function lastIndexOf(messages: readonly Message[], id: string): number {
+  for (let i = messages.length - 1; i >= 0; i--) if (messages[i]!.id === id) return i;
+  return -1;
+}
