@@ -42,7 +42,7 @@ export function buildTeamsPackage(manifestDir: string, values: PackageValues): U
     TEAMS_APP_DEVELOPER: values.developer?.trim() || 'Handoff Bridge',
   };
   const template = readFileSync(join(manifestDir, 'manifest.json'), 'utf8');
-  const filled = template.replace(/\$\{\{(\w+)\}\}/g, (match, name: string) => {
+  const filled = template.replace(/\$\{\{(\w+)\}\}/g, (_match, name: string) => {
     const value = substitutions[name];
     if (value === undefined) throw new Error(`manifest.json uses \${{${name}}}, which this script does not fill`);
     // Values land inside JSON strings.

@@ -80,7 +80,6 @@ type Effect =
 interface ActiveTurn {
   id: string;
   controller: AbortController;
-  done: Promise<void>;
   /** A newer customer message started another turn; this one's output is stale. */
   superseded?: boolean;
 }
@@ -464,9 +463,9 @@ export class Bridge {
     this.abortTurn(conversationId);
     const id = randomUUID();
     const controller = new AbortController();
-    const turn: ActiveTurn = { id, controller, done: Promise.resolve() };
+    const turn: ActiveTurn = { id, controller };
     this.activeTurns.set(conversationId, turn);
-    turn.done = this.track(
+    void this.track(
       this.runAgentTurn(conversationId, turn).catch((err: unknown) => {
         this.logger.error({ err, conversationId }, 'agent turn failed');
       }),

@@ -17,7 +17,7 @@ import { createTestBridge, DANA, SAM } from '../support/harness.ts';
 class ControlledAgent implements Agent {
   readonly name = 'controlled';
   readonly turns: Array<{ id: number; startVersion: number; signal: AbortSignal; finish: () => void; finished: boolean; abortedAtFinish?: boolean; versionAtFinish?: number }> = [];
-  constructor(private readonly honoursAbort: boolean, private readonly current: () => Promise<Conversation | undefined>) {}
+  constructor(private readonly honoursAbort: boolean) {}
   respond({ conversation, signal }: AgentTurnInput): Promise<AgentTurnResult> {
     const id = this.turns.length;
     return new Promise((resolve, reject) => {
@@ -109,7 +109,7 @@ async function violations(mayAgentSpeak: ((o: { state: string; ownershipVersion:
   const channel = new RecordingChannel();
   let conversationId = '';
   let bridge!: Bridge;
-  const agent = new ControlledAgent(honoursAbort, () => bridge.getConversation(conversationId));
+  const agent = new ControlledAgent(honoursAbort);
   const t = await createTestBridge({ agent, channels: [channel], store: await openSqliteStore(':memory:'), bridgeOptions: mayAgentSpeak ? { mayAgentSpeak } : {} });
   bridge = t.bridge;
   try {

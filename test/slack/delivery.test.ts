@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/harness.ts';
-import { CHANNEL, DANA, SIGNING_SECRET, startSlackFixture, type SlackFixture } from './fixture.ts';
+import { CHANNEL, DANA, startSlackFixture, type SlackFixture } from './fixture.ts';
 
 describe('Slack requests', () => {
   let f: SlackFixture;
