@@ -135,8 +135,8 @@ export class Bridge {
 
   /** Creates a conversation with no message yet (a web chat session opening). */
   async openConversation(input: { origin: Origin; customer: Customer; subject?: string; channelData?: Record<string, unknown> }): Promise<Conversation> {
-    const conversation = await this.newConversation(input.origin, input.customer, input.subject, input.channelData);
-    await this.store.withLock(conversation.id, () => this.save(conversation));
+    const fresh = await this.newConversation(input.origin, input.customer, input.subject, input.channelData);
+    const { conversation } = await this.mutate(fresh.id, () => undefined, fresh);
     await this.store.kv('index').set(`ticket:${conversation.ticket.toUpperCase()}`, conversation.id);
     return conversation;
   }
@@ -157,10 +157,9 @@ export class Bridge {
         if (!existing) throw new BridgeError('duplicate_in_flight', 'This message is already being processed; retry shortly.');
         return { conversation: existing, message: undefined, duplicate: true };
       }
-      if (!conversationId) {
-        conversationId = (await this.openConversation(input)).id;
-        if (input.idempotencyKey) await index.set(`idem:${input.idempotencyKey}`, conversationId, 24 * 60 * 60 * 1000);
-      }
+      // A new conversation is created by the same write that stores its first message.
+      const fresh = conversationId ? undefined : await this.newConversation(input.origin, input.customer, input.subject, input.channelData);
+      conversationId ??= fresh!.id;
 
       let startTurn = false;
       const { conversation, message } = await this.mutate(conversationId, (c, effects) => {
@@ -184,7 +183,11 @@ export class Bridge {
           else startTurn = true;
         }
         return message;
-      });
+      }, fresh);
+      if (fresh) {
+        await index.set(`ticket:${conversation.ticket.toUpperCase()}`, conversation.id);
+        if (input.idempotencyKey) await index.set(`idem:${input.idempotencyKey}`, conversation.id, 24 * 60 * 60 * 1000);
+      }
       if (startTurn) this.startAgentTurn(conversation.id);
       return { conversation, message, duplicate: false };
     });
@@ -541,9 +544,14 @@ export class Bridge {
    * Load, change and save one conversation under its lock, then queue its effects for the ports
    * in commit order. Nothing reaches a port unless the change was saved.
    */
-  private async mutate<T>(conversationId: string, change: (c: Conversation, effects: Effect[]) => T): Promise<{ conversation: Conversation; message: T }> {
+  private async mutate<T>(
+    conversationId: string,
+    change: (c: Conversation, effects: Effect[]) => T,
+    fresh?: Conversation,
+  ): Promise<{ conversation: Conversation; message: T }> {
     return this.store.withLock(conversationId, async () => {
-      const c = await this.require(conversationId);
+      // `fresh`: a conversation not stored yet, which this write creates.
+      const c = fresh ?? (await this.require(conversationId));
       const versionBefore = c.ownershipVersion;
       const effects: Effect[] = [];
       const message = change(c, effects);

@@ -7,10 +7,6 @@
  *   ...
  *   await slack.stop();
  */
-import type { Bridge } from '../../src/bridge.ts';
-import type { HttpServer } from '../../src/http.ts';
-import type { Logger } from '../../src/log.ts';
-import type { SlackConfig } from './config.ts';
 import { SlackWorkspace, type SlackWorkspaceOptions } from './workspace.ts';
 
 export { slackConfigFromEnv, slackConfigured, type SlackConfig } from './config.ts';
@@ -22,14 +18,6 @@ export { SlackWorkspace } from './workspace.ts';
  * otherwise `POST /slack/events` on the shared HTTP server. Nothing touches the network until `start()`.
  * The caller adds it to the bridge (`bridge.addWorkspace`).
  */
-export function createSlackWorkspace(options: {
-  bridge: Bridge;
-  http: HttpServer;
-  logger: Logger;
-  config: SlackConfig;
-  publicUrl?: string;
-  stopGraceMs?: number;
-  retry?: SlackWorkspaceOptions['retry'];
-}): SlackWorkspace {
+export function createSlackWorkspace(options: SlackWorkspaceOptions): SlackWorkspace {
   return new SlackWorkspace(options);
 }
