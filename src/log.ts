@@ -3,7 +3,7 @@
  * id and ticket.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { pino, type Logger as PinoLogger } from 'pino';
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 
 export type Logger = PinoLogger;
 
@@ -18,13 +18,14 @@ export function withConversationContext<T>(conversation: { id: string; ticket: s
   return logContext.run({ conversationId: conversation.id, ticket: conversation.ticket }, fn);
 }
 
-export function createLogger(options: { level?: string; pretty?: boolean } = {}): Logger {
-  return pino({
+export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
+  const settings = {
     level: options.level ?? 'info',
     base: { service: 'handoff-bridge' },
     mixin: () => logContext.getStore() ?? {},
     redact: { paths: ['*.token', '*.password', '*.authorization', 'headers.authorization'], censor: '[redacted]' },
-  });
+  };
+  return options.destination ? pino(settings, options.destination) : pino(settings);
 }
 
 /** A silent logger for tests. */

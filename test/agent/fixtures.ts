@@ -3,6 +3,7 @@
  * shows exactly what the agent is given.
  */
 import type { Conversation, HandbackContext, Message, Operator } from '../../src/model.ts';
+import { conversationFixture } from '../support/conversations.ts';
 
 export const dana: Operator = { id: 'slack:U0DANA', name: 'Dana', workspace: 'slack' };
 
@@ -35,22 +36,14 @@ export function handbackMessage(handback: HandbackContext): Message {
 }
 
 export function conversationWith(messages: Message[], overrides: Partial<Conversation> = {}): Conversation {
-  return {
+  return conversationFixture({
     id: 'conv_test1',
-    ticket: 'HB-1042',
-    origin: 'webchat',
     customer: { id: 'visitor-1', name: 'Ana Souza', email: 'ana@example.com' },
     queue: 'billing',
-    state: 'agent',
     ownershipVersion: 1,
     messages,
-    history: [],
-    decisions: [],
-    agentTurns: 0,
-    approvedTools: [],
     createdAt: at(0),
     updatedAt: at(0),
-    channelData: {},
     ...overrides,
-  };
+  });
 }

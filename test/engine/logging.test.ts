@@ -33,6 +33,12 @@ it('lines written while a conversation is worked on carry its id and ticket, ada
   for (const line of raw.filter((l) => l.includes('"ownership changed"'))) expect(line.match(/"conversationId"/g)).toHaveLength(1);
 });
 
-it('the production logger adds the context itself', () => {
-  expect(() => withConversationContext({ id: 'conv_1', ticket: 'HB-1' }, () => createLogger({ level: 'silent' }).info('x'))).not.toThrow();
+it('the production logger adds the conversation context itself, and nothing outside it', () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({ write(chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done(); } });
+  const logger = createLogger({ level: 'info', destination });
+  withConversationContext({ id: 'conv_1', ticket: 'HB-1' }, () => logger.info('inside'));
+  logger.info('outside');
+  expect(lines.find((l) => l.msg === 'inside')).toMatchObject({ conversationId: 'conv_1', ticket: 'HB-1', service: 'handoff-bridge' });
+  expect(lines.find((l) => l.msg === 'outside')).not.toHaveProperty('conversationId');
 });

@@ -9,6 +9,7 @@ import { HandoffEnvelopeSchema, OptionSchema, type EscalateToolArgs, type Handof
 import type { Conversation, Message } from '../../src/model.ts';
 import { DEFAULT_POLICY, PolicySchema } from '../../src/policy.ts';
 import { buildEnvelope, clip, defaultOptions, estimateSentiment, extractEntities, type EscalationCause } from '../../src/summarizer.ts';
+import { conversationFixture } from '../support/conversations.ts';
 
 let seq = 0;
 function msg(role: Message['author']['role'], text: string, extra: Partial<Message> = {}): Message {
@@ -17,24 +18,7 @@ function msg(role: Message['author']['role'], text: string, extra: Partial<Messa
 }
 
 function conversation(messages: Message[], extra: Partial<Conversation> = {}): Conversation {
-  return {
-    id: 'conv_s',
-    ticket: 'HB-1042',
-    origin: 'webchat',
-    customer: { id: 'v1', name: 'Ana' },
-    queue: 'general',
-    state: 'agent',
-    ownershipVersion: 0,
-    messages,
-    history: [],
-    decisions: [],
-    agentTurns: 0,
-    approvedTools: [],
-    createdAt: '2025-01-01T00:00:00.000Z',
-    updatedAt: '2025-01-01T00:00:00.000Z',
-    channelData: {},
-    ...extra,
-  };
+  return conversationFixture({ id: 'conv_s', customer: { id: 'v1', name: 'Ana' }, messages, ...extra });
 }
 
 const customerSays = (...texts: string[]) => conversation(texts.map((t) => msg('customer', t)));

@@ -8,6 +8,7 @@ import type { Conversation, Message } from '../../src/model.ts';
 import { DEFAULT_POLICY, PolicySchema } from '../../src/policy.ts';
 import { asksForPerson, complianceWords, evaluateCustomerTriggers, normalize, similarity } from '../../src/triggers.ts';
 import { createTestBridge, DANA, waitFor, type TestBridge } from '../support/harness.ts';
+import { conversationFixture } from '../support/conversations.ts';
 
 let seq = 0;
 function msg(role: Message['author']['role'], text: string, extra: Partial<Message> = {}): Message {
@@ -16,24 +17,7 @@ function msg(role: Message['author']['role'], text: string, extra: Partial<Messa
 }
 
 function conversation(messages: Message[], extra: Partial<Conversation> = {}): Conversation {
-  return {
-    id: 'conv_t',
-    ticket: 'HB-1001',
-    origin: 'webchat',
-    customer: { id: 'v1' },
-    queue: 'general',
-    state: 'agent',
-    ownershipVersion: 0,
-    messages,
-    history: [],
-    decisions: [],
-    agentTurns: 0,
-    approvedTools: [],
-    createdAt: '2025-01-01T00:00:00.000Z',
-    updatedAt: '2025-01-01T00:00:00.000Z',
-    channelData: {},
-    ...extra,
-  };
+  return conversationFixture({ id: 'conv_t', ticket: 'HB-1001', messages, ...extra });
 }
 
 /** A customer/agent exchange ending with the customer's `last` message. */

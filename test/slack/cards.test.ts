@@ -11,19 +11,17 @@ import { blockKitViolations, LIMITS } from '../../cards/slack/limits.ts';
 import { noteModal, parseNoteModalMetadata, parsePickerValue, pickerMessage } from '../../cards/slack/operator.ts';
 import { escapeMrkdwn, fit, mrkdwn, plain, slackToPlain } from '../../cards/slack/text.ts';
 import { threadMessage, threadRoot } from '../../cards/slack/thread.ts';
+import { conversationFixture } from '../support/conversations.ts';
 
 const DANA = { id: 'slack:UDANA', name: 'Dana', workspace: 'slack' };
 
 function conversation(overrides: Partial<Conversation> = {}, envelope: Partial<HandoffEnvelopeInput> = {}): Conversation {
-  return {
+  return conversationFixture({
     id: 'conv_123',
-    ticket: 'HB-1042',
-    origin: 'webchat',
     customer: { id: 'v1', name: 'Ann Lee', email: 'ann@example.com' },
     queue: 'billing',
     state: 'waiting',
     ownershipVersion: 1,
-    messages: [],
     history: [{ from: 'agent', to: 'waiting', reason: 'escalate', by: { kind: 'agent' }, at: '2025-01-01T10:00:00.000Z', trigger: 'refund_threshold', note: 'Over limit' }],
     briefing: HandoffEnvelopeSchema.parse({
       reason: 'Refund of 250 USD is over the 100 USD limit',
@@ -44,14 +42,10 @@ function conversation(overrides: Partial<Conversation> = {}, envelope: Partial<H
       ticket: 'HB-1042',
       ...envelope,
     }),
-    decisions: [],
-    agentTurns: 0,
-    approvedTools: [],
     createdAt: '2025-01-01T09:59:00.000Z',
     updatedAt: '2025-01-01T10:00:00.000Z',
-    channelData: {},
     ...overrides,
-  };
+  });
 }
 
 const actionIds = (card: { blocks?: unknown[] }) =>

@@ -7,6 +7,7 @@ import { buildRootCard } from '../../cards/teams/root.ts';
 import { escapeMessageText, utf16Bytes } from '../../cards/teams/text.ts';
 import { HandoffEnvelopeSchema, type HandoffEnvelopeInput } from '../../src/envelope.ts';
 import type { Conversation, Message, Operator } from '../../src/model.ts';
+import { conversationFixture } from '../support/conversations.ts';
 
 const ALICE: Operator = { id: 'teams:29:alice', name: 'Alice Ops', workspace: 'teams' };
 const SLACK_SAM: Operator = { id: 'slack:U1', name: 'Sam', workspace: 'slack' };
@@ -33,25 +34,18 @@ function envelope(input: Partial<HandoffEnvelopeInput> = {}) {
 
 function conversation(overrides: Partial<Conversation> = {}): Conversation {
   const at = '2025-01-01T10:00:00.000Z';
-  return {
+  return conversationFixture({
     id: 'conv_1',
-    ticket: 'HB-1042',
-    origin: 'webchat',
     customer: { id: 'c1', name: 'Grace Hopper', email: 'grace@example.com' },
     queue: 'billing',
     state: 'waiting',
     ownershipVersion: 1,
-    messages: [],
     history: [{ from: 'agent', to: 'waiting', reason: 'escalate', by: { kind: 'agent' }, at, trigger: 'refund_threshold', note: 'Refund over the limit' }],
     briefing: envelope(),
-    decisions: [],
-    agentTurns: 0,
-    approvedTools: [],
     createdAt: at,
     updatedAt: at,
-    channelData: {},
     ...overrides,
-  };
+  });
 }
 
 function buttons(card: AdaptiveCard): Array<{ title: string; verb?: string; data: Record<string, unknown> }> {
