@@ -16,7 +16,7 @@ import { HttpServer } from './http.ts';
 import { createLogger, type Logger } from './log.ts';
 import { loadPolicy } from './policy.ts';
 import type { Service } from './ports.ts';
-import { openStore } from './store/keyv-store.ts';
+import { openStore } from './store/index.ts';
 import type { Store } from './store/store.ts';
 
 export interface RunningBridge {
@@ -86,6 +86,8 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
       services.push(teams);
     }
 
+    // Work left from an earlier run goes out now that every destination is registered.
+    bridge.start();
     const port = await http.listen(config.PORT, config.HOST);
     for (const service of services) await service.start();
     http.setReady(true);
@@ -124,12 +126,17 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
   }
 }
 
-/** A web chat session secret kept in the store, so `npm start` works with no setup and restarts keep sessions. */
+/**
+ * A web chat session secret kept in the store, so `npm start` works with no setup and restarts keep
+ * sessions. Created once: instances starting together take the store-wide lock, and the first writes it.
+ */
 async function persistedSecret(store: Store): Promise<string> {
   const kv = store.kv('webchat');
-  const existing = await kv.get<string>('session-secret');
-  if (existing) return existing;
-  const secret = randomBytes(32).toString('hex');
-  await kv.set('session-secret', secret);
-  return secret;
+  return store.withLock('webchat:session-secret', async () => {
+    const existing = await kv.get<string>('session-secret');
+    if (existing) return existing;
+    const secret = randomBytes(32).toString('hex');
+    await kv.set('session-secret', secret);
+    return secret;
+  });
 }

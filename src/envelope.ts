@@ -35,6 +35,8 @@ export const OptionSchema = z.object({
   risk: RiskSchema.default('low'),
   /** A tool this option authorises once (e.g. an irreversible refund). */
   approvesTool: z.string().max(100).optional().describe('Tool this option authorises once, if any'),
+  /** The exact arguments approved: the call the agent was stopped on. Set by the runtime, never by the model. */
+  approvesArgs: z.unknown().optional(),
 });
 
 export const HandoffEnvelopeSchema = z.object({

@@ -103,3 +103,31 @@ export function describeState(state: OwnershipState): string {
       return 'closed';
   }
 }
+
+/** A commit lost a race: the conversation changed since it was read. Nothing was written; retry from a fresh read. */
+export class VersionConflictError extends BridgeError {
+  constructor(readonly conversationId: string, readonly expected: number, readonly actual: number | undefined) {
+    super('version_conflict', `Conversation ${conversationId} changed meanwhile (expected version ${expected}, found ${actual ?? 'none'}).`);
+  }
+}
+
+/** An inbound event, email or frame that was already committed. Nothing was written. */
+export class DuplicateInboundError extends BridgeError {
+  constructor(readonly key: string, readonly conversationId: string | undefined) {
+    super('duplicate_inbound', `Already received (${key}).`);
+  }
+}
+
+/** A worker's lease on a conversation's work expired and another worker took it; this worker must stop. */
+export class LeaseLostError extends BridgeError {
+  constructor(readonly destination: string, readonly conversationId: string) {
+    super('lease_lost', `Lost the ${destination} lease on ${conversationId}; another worker has it.`);
+  }
+}
+
+/** A button from an older briefing: the conversation escalated again since, so it decides nothing. */
+export class StaleBriefingError extends BridgeError {
+  constructor(readonly clicked: number, readonly current: number) {
+    super('stale_briefing', `That card is from an earlier escalation (${clicked}); the current briefing is number ${current}. Use the newest card.`);
+  }
+}

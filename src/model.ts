@@ -94,6 +94,22 @@ export interface Decision {
   note?: string;
 }
 
+/** One approved call: the tool, the arguments shown (by hash), and the escalation it answered. */
+export interface Approval {
+  id: string;
+  tool: string;
+  /** Hash of the exact arguments approved (see `argumentsHash`). */
+  argsHash?: string;
+  /** For a refund approved before the call existed: the amount the operator saw. */
+  amount?: number;
+  /** Which escalation of the conversation it answered. */
+  escalation: number;
+  by: Operator;
+  at: string;
+  /** Set when a tool run reserved it; it never covers another call. */
+  usedAt?: string;
+}
+
 /** The one structured message the agent gets when control comes back to it. */
 export interface HandbackContext {
   kind: 'return' | 'decision';
@@ -118,6 +134,8 @@ export interface Conversation {
   owner?: Operator;
   /** Bumped on every ownership change; agent turns carry the version they started from. */
   ownershipVersion: number;
+  /** The store's version, bumped by every commit (0 before the first). Commits compare-and-set on it. */
+  version: number;
   messages: Message[];
   history: HistoryEntry[];
   /** The current (or last) briefing. */
@@ -125,8 +143,8 @@ export interface Conversation {
   decisions: Decision[];
   /** Agent turns since control last came to the agent; drives the turn cap. */
   agentTurns: number;
-  /** Tools an operator approved through a decision, consumed on use. */
-  approvedTools: string[];
+  /** Calls an operator approved through a decision; each is used up by one tool run. */
+  approvals: Approval[];
   createdAt: string;
   updatedAt: string;
   /** Channel-private data (email Message-IDs, webchat session, ...), keyed by channel name. */

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { Approval } from './model.ts';
 import { ConfigError } from './errors.ts';
 
 export const ToolClassSchema = z.enum(['read', 'write', 'irreversible']);
@@ -94,17 +95,18 @@ export function toolClass(policy: Policy, tool: string): ToolClass {
   return policy.tools[tool] ?? 'write';
 }
 
-/** What the runtime may do with a tool call the model asked for. */
+/** What the runtime may do with a tool call the model asked for; `approval` is the record the run uses up. */
 export type ToolVerdict =
-  | { allow: true; consumesApproval: boolean }
+  | { allow: true; approval?: Approval }
   | { allow: false; trigger: 'irreversible_tool' | 'refund_threshold'; reason: string; amount?: number };
 
 /**
  * Decides whether a tool call may run without a person. Irreversible tools need an operator's
- * approval (granted by a briefing option with `approvesTool`), and refunds over the threshold too.
+ * approval of this very call, and refunds over the threshold too. `approval` is the unused
+ * approval that covers exactly this call (see `findApproval`), if there is one.
  */
-export function gateToolCall(policy: Policy, call: { tool: string; args: unknown }, approvedTools: readonly string[]): ToolVerdict {
-  const approved = approvedTools.includes(call.tool);
+export function gateToolCall(policy: Policy, call: { tool: string; args: unknown }, approval: Approval | undefined): ToolVerdict {
+  const approved = approval !== undefined && !approval.usedAt && approval.tool === call.tool;
   if (policy.refund.tools.includes(call.tool) && !approved) {
     const args = call.args !== null && typeof call.args === 'object' ? (call.args as Record<string, unknown>) : {};
     const raw = args[policy.refund.amountArg];
@@ -128,9 +130,9 @@ export function gateToolCall(policy: Policy, call: { tool: string; args: unknown
   }
   if (toolClass(policy, call.tool) === 'irreversible') {
     if (!approved) return { allow: false, trigger: 'irreversible_tool', reason: `${call.tool} cannot be undone and needs a person's approval` };
-    return { allow: true, consumesApproval: true };
+    return { allow: true, approval };
   }
-  return { allow: true, consumesApproval: approved && policy.refund.tools.includes(call.tool) };
+  return approved && policy.refund.tools.includes(call.tool) ? { allow: true, approval } : { allow: true };
 }
 
 export function routeQueue(policy: Policy, text: string): string {

@@ -2,11 +2,28 @@
  * The ports the bridge drives. Adapters (adapters/) implement them; the bridge knows nothing else
  * about Slack, Teams, SMTP or WebSockets.
  *
- * The bridge calls each port for one conversation in order (a per-conversation queue), after the
- * change is committed to the store. A port that throws is logged; the bridge's state is already
- * durable, so adapters own their own retries (outboxes, 429 back-off).
+ * Calls come from the delivery workers (src/delivery/): committed work, for one conversation in
+ * order, at least once. A port that throws is retried later with backoff (only that conversation
+ * waits); `RetryLaterError` sets the wait (a 429), `PermanentDeliveryError` skips the item. A port
+ * makes a repeat harmless: when `attempt.count` > 1 an earlier attempt may have had its effect, so
+ * it looks before doing it again (Slack metadata, a stable email Message-ID).
  */
 import type { Conversation, HistoryEntry, Message, Operator, Origin } from './model.ts';
+
+/** Which attempt at one work item this is. */
+export interface DeliveryAttempt {
+  /** Stable across every attempt at this item: a destination's idempotency key. */
+  key: string;
+  /** 1 for the first attempt; more means an earlier one may have happened without being recorded. */
+  count: number;
+  /** When the first attempt started (epoch ms): where to start looking for an earlier effect. */
+  since: number;
+  /** Aborted when this worker lost its lease or is stopping. */
+  signal?: AbortSignal;
+}
+
+/** The first attempt, for callers outside the delivery workers (tests, direct calls). */
+export const FIRST_ATTEMPT: DeliveryAttempt = { key: 'direct', count: 1, since: 0 };
 
 /** Delivers to the customer, in the channel the conversation came from. */
 export interface CustomerChannel {
@@ -15,7 +32,7 @@ export interface CustomerChannel {
    * Deliver one public message: an agent reply, an operator reply (author.name is the operator's
    * display name) or a status notice (`message.notice` is set, author.role is `system`).
    */
-  deliver(conversation: Conversation, message: Message): Promise<void>;
+  deliver(conversation: Conversation, message: Message, attempt?: DeliveryAttempt): Promise<void>;
 }
 
 /** An operator workspace (Slack, Teams) that mirrors conversations into threads. */
@@ -26,11 +43,11 @@ export interface Workspace {
    * Mirror one transcript message (customer, agent, operator, internal note, system notice)
    * into the conversation's thread, opening the thread on first use.
    */
-  mirror(conversation: Conversation, message: Message): Promise<void>;
+  mirror(conversation: Conversation, message: Message, attempt?: DeliveryAttempt): Promise<void>;
   /** A new escalation: post the briefing card built from `conversation.briefing`. */
-  postBriefing(conversation: Conversation): Promise<void>;
+  postBriefing(conversation: Conversation, attempt?: DeliveryAttempt): Promise<void>;
   /** Ownership changed (claim, decide, return, close...): refresh the thread root and every briefing copy. */
-  ownershipChanged(conversation: Conversation, change: HistoryEntry): Promise<void>;
+  ownershipChanged(conversation: Conversation, change: HistoryEntry, attempt?: DeliveryAttempt): Promise<void>;
   /** Tell one operator something privately (ephemeral on Slack, a 1:1 or targeted message on Teams). */
   notifyOperator(operator: Operator, text: string, conversation?: Conversation): Promise<void>;
 }
@@ -41,4 +58,31 @@ export interface Service {
   start(): Promise<void>;
   /** Finish in-flight work, then stop. */
   stop(): Promise<void>;
+}
+
+/**
+ * The engine's inbound port: what adapters may ask of the bridge. Adapters depend on this, never
+ * on the `Bridge` class; `store` is narrowed to what adapters keep for themselves.
+ */
+export interface BridgePort {
+  readonly logger: import('./log.ts').Logger;
+  /** Adapters' own data (thread ids, sessions, profiles), locks and the change feed. */
+  readonly store: Pick<import('./store/store.ts').Store, 'backend' | 'kv' | 'withLock' | 'once' | 'forget' | 'increment' | 'onChange' | 'getConversation'>;
+  /** Longest text accepted from a customer or operator; channels shorten to fit. */
+  readonly maxMessageChars: number;
+  customerMessage(input: import('./bridge.ts').CustomerMessageInput): Promise<{ conversation: Conversation; message: Message | undefined; duplicate: boolean }>;
+  operatorMessage(input: import('./bridge.ts').OperatorMessageInput): Promise<{ conversation: Conversation; message: Message | undefined; delivered: boolean; duplicate: boolean }>;
+  internalNote(input: { conversationId: string; text: string }): Promise<Message>;
+  claim(input: { conversationId: string; operator: Operator }): Promise<Conversation>;
+  takeOver(input: { conversationId: string; operator: Operator }): Promise<Conversation>;
+  decide(input: { conversationId: string; operator: Operator; optionId: string; note?: string; escalation?: number }): Promise<Conversation>;
+  returnToAgent(input: { conversationId: string; operator: Operator; note?: string }): Promise<Conversation>;
+  release(input: { conversationId: string; operator: Operator }): Promise<Conversation>;
+  transfer(input: { conversationId: string; operator: Operator; to: Operator }): Promise<Conversation>;
+  close(input: { conversationId: string; operator?: Operator; note?: string }): Promise<Conversation>;
+  getConversation(id: string): Promise<Conversation | undefined>;
+  findByTicket(ticket: string): Promise<Conversation | undefined>;
+  conversationsHeldBy(operatorId: string): Promise<Conversation[]>;
+  updateChannelData(conversationId: string, channel: string, data: Record<string, unknown>): Promise<Conversation>;
+  openConversation(input: { origin: Origin; customer: import('./model.ts').Customer; subject?: string; channelData?: Record<string, unknown> }): Promise<Conversation>;
 }

@@ -15,10 +15,15 @@ export interface AgentTurnInput {
   policy: Policy;
   /** Aborted when ownership changes mid-turn; implementations pass it to their HTTP calls. */
   signal: AbortSignal;
+  /**
+   * Call before running any tool. Throws (and aborts the turn) when the conversation has left the
+   * agent; reserves `approvalId` in a commit, so the approval is used up even if the turn is dropped.
+   */
+  authorize(call: { tool: string; args: unknown; approvalId?: string }): Promise<void>;
 }
 
 export type AgentTurnResult =
-  | { kind: 'reply'; text: string; actionsTaken: ActionTaken[]; consumedApprovals?: string[] }
+  | { kind: 'reply'; text: string; actionsTaken: ActionTaken[] }
   | {
       kind: 'escalate';
       /** Which trigger fired: `agent_tool`, `irreversible_tool`, `refund_threshold`, `tool_error`. */
@@ -27,8 +32,6 @@ export type AgentTurnResult =
       request?: Partial<EscalateToolArgs>;
       reason: string;
       actionsTaken: ActionTaken[];
-      /** Approvals used by tools that ran before the escalation. */
-      consumedApprovals?: string[];
     };
 
 export interface Agent {

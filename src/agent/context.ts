@@ -46,8 +46,9 @@ function caseFacts(conversation: Conversation): string {
     `Conversation ${conversation.ticket} with ${who}, via ${conversation.origin}.`,
     ...(conversation.subject ? [`Subject: ${conversation.subject}`] : []),
   ];
-  if (conversation.approvedTools.length > 0) {
-    lines.push(`A person approved these tools for one use in this conversation: ${[...new Set(conversation.approvedTools)].join(', ')}.`);
+  const open = conversation.approvals.filter((a) => !a.usedAt);
+  if (open.length > 0) {
+    lines.push(`A person approved these calls for one use each, with exactly the arguments they were shown: ${[...new Set(open.map((a) => a.tool))].join(', ')}.`);
   }
   return lines.join('\n');
 }

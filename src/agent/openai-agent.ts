@@ -27,6 +27,7 @@ import { z } from 'zod';
 import type { ActionTaken, Agent, AgentTool, AgentTurnInput, AgentTurnResult } from './agent.ts';
 import { buildChatMessages, type ChatContextOptions } from './context.ts';
 import { demoTools, ESCALATE_TOOL_NAME, ToolRegistry, toolParametersJsonSchema } from './tools.ts';
+import { findApproval } from '../engine/approvals.ts';
 import { EscalateToolArgsSchema, OptionSchema, escalateToolJsonSchema, type BriefingOption, type EscalateToolArgs } from '../envelope.ts';
 import { ConfigError } from '../errors.ts';
 import { conversationLogger, type Logger } from '../log.ts';
@@ -108,13 +109,12 @@ export class OpenAIAgent implements Agent {
     });
   }
 
-  async respond({ conversation, policy, signal }: AgentTurnInput): Promise<AgentTurnResult> {
+  async respond({ conversation, policy, signal, authorize }: AgentTurnInput): Promise<AgentTurnResult> {
     const log = this.config.logger ? conversationLogger(this.config.logger, conversation) : undefined;
     const messages: ChatCompletionMessageParam[] = buildChatMessages(conversation, this.context);
     const actionsTaken: ActionTaken[] = [];
-    const consumedApprovals: string[] = [];
-    // Approvals are single-use: one consumed in this turn no longer covers a second call.
-    const approvals = [...conversation.approvedTools];
+    // Approvals are single-use: one reserved in this turn no longer covers a second call.
+    const approvals = { approvals: conversation.approvals.map((a) => ({ ...a })) };
     let toolFailures = 0;
     let invalidCalls = 0;
     const escalate = (trigger: string, reason: string, request?: Partial<EscalateToolArgs>): EscalateResult => {
@@ -147,7 +147,7 @@ export class OpenAIAgent implements Agent {
         // The transcript tags operator replies; a model that imitates the tag must not sign as Dana.
         const text = (message.content ?? '').replace(OPERATOR_TAG_PREFIX, '').trim();
         if (!text) return escalate('model_error', 'The AI model returned an empty answer.');
-        return { kind: 'reply', text, actionsTaken, ...(consumedApprovals.length ? { consumedApprovals } : {}) };
+        return { kind: 'reply', text, actionsTaken };
       }
 
       // The model wants a person: that wins over anything else it asked for in the same breath.
@@ -183,14 +183,13 @@ export class OpenAIAgent implements Agent {
           continue;
         }
 
-        const verdict = gateToolCall(policy, { tool: name, args: args.value }, approvals);
+        const verdict = gateToolCall(policy, { tool: name, args: args.value }, findApproval(approvals, policy, { tool: name, args: args.value }));
         if (!verdict.allow) {
           return escalate(verdict.trigger, verdict.reason, approvalRequest(policy, name, args.value, verdict.reason, verdict.amount));
         }
-        if (verdict.consumesApproval) {
-          approvals.splice(approvals.indexOf(name), 1);
-          consumedApprovals.push(name);
-        }
+        // Nothing runs once the conversation has left the agent; an approval is used up before its tool runs.
+        await authorize({ tool: name, args: args.value, ...(verdict.approval ? { approvalId: verdict.approval.id } : {}) });
+        if (verdict.approval) approvals.approvals.find((a) => a.id === verdict.approval!.id)!.usedAt = new Date().toISOString();
 
         try {
           const output = await tool.run(args.value, { conversation, signal });
@@ -360,6 +359,8 @@ function approvalRequest(policy: Policy, tool: string, args: unknown, reason: st
       tradeoffs: truncate(`${reason}. Approving lets the agent run it once.`, 500),
       risk: 'medium',
       approvesTool: tool,
+      // The approval covers this call only: these arguments, nothing else.
+      approvesArgs: args,
     },
     { id: 'decline', label: 'Decline', tradeoffs: 'The agent tells the customer it cannot be done.', risk: 'low' },
   ];

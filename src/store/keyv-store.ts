@@ -1,16 +1,17 @@
 /**
- * The store on keyv. The backend-specific part is small: how to lock, how to claim an
- * idempotency key and how to count. `openStore(url)` picks SQLite (default) or Redis.
+ * Adapters' own data on keyv: namespaced keys, idempotency marks, counters and locks. The
+ * conversation itself and its work are not here: `sqlite.ts` and `redis.ts` commit those with
+ * real transactions, and compose this for the rest.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Keyv from 'keyv';
 import KeyvSqlite from '@keyv/sqlite';
 import KeyvRedis, { createClient } from '@keyv/redis';
-import { ConfigError, StoreUnavailableError } from '../errors.ts';
-import type { Conversation } from '../model.ts';
+import { StoreUnavailableError } from '../errors.ts';
 import { InProcessLocks, RedisLocks, type Locks, type RedisCommandClient } from './locks.ts';
 import type { KeyValue, Store } from './store.ts';
+
+/** The part of the store that keyv serves. */
+export type AdapterDataPort = Pick<Store, 'withLock' | 'once' | 'forget' | 'increment' | 'kv'>;
 
 /** What differs between backends besides get/set. */
 interface Atomics {
@@ -21,7 +22,7 @@ interface Atomics {
 
 const DAY = 24 * 60 * 60 * 1000;
 
-export class KeyvStore implements Store {
+export class AdapterData implements AdapterDataPort {
   constructor(
     readonly backend: string,
     private readonly keyv: Keyv,
@@ -29,17 +30,6 @@ export class KeyvStore implements Store {
     private readonly atomics: Atomics,
     private readonly onClose: () => Promise<void>,
   ) {}
-
-  async getConversation(id: string): Promise<Conversation | undefined> {
-    return this.guard('read conversation', () => this.keyv.get<Conversation>(`conv:${id}`));
-  }
-
-  async saveConversation(conversation: Conversation): Promise<void> {
-    await this.guard('save conversation', async () => {
-      const ok = await this.keyv.set(`conv:${conversation.id}`, conversation);
-      if (ok === false) throw new Error('the backend refused the write');
-    });
-  }
 
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
     return this.locks.withLock(key, fn);
@@ -88,9 +78,8 @@ export class KeyvStore implements Store {
   }
 }
 
-/** The embedded, durable default: one SQLite file. Locks and counters are in-process (one instance). */
-export async function openSqliteStore(path: string): Promise<KeyvStore> {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+/** Adapter data in the SQLite file (its own keyv table). Locks and counters are in-process: one instance. */
+export async function sqliteAdapterData(path: string): Promise<AdapterData> {
   const adapter = new KeyvSqlite({ uri: `sqlite://${path}`, busyTimeout: 5000 });
   const keyv = new Keyv({ store: adapter, namespace: 'bridge', throwOnErrors: true });
   keyv.on('error', () => {}); // surfaced through throwOnErrors instead
@@ -112,20 +101,37 @@ export async function openSqliteStore(path: string): Promise<KeyvStore> {
   };
   // Touch the database so a bad path fails at start-up, not on the first customer.
   await keyv.get('probe');
-  return new KeyvStore('sqlite', keyv, locks, atomics, async () => {
+  return new AdapterData('sqlite', keyv, locks, atomics, async () => {
     await keyv.disconnect();
   });
 }
 
-/** Redis, for several instances: locks are SET NX PX with a token-checked release. */
-export async function openRedisStore(url: string, options: { lockTtlMs?: number; lockWaitMs?: number; namespace?: string } = {}): Promise<KeyvStore> {
-  const namespace = options.namespace ?? 'bridge';
+/** Adapter data in Redis, on a connected node-redis client the caller owns (and closes). */
+export function redisAdapterData(
+  client: ReturnType<typeof createClient>,
+  options: { namespace: string; lockTtlMs?: number | undefined; lockWaitMs?: number | undefined },
+): AdapterData {
+  const namespace = options.namespace;
+  const adapter = new KeyvRedis(client as never, { throwOnErrors: true, namespace });
+  const keyv = new Keyv({ store: adapter, namespace, throwOnErrors: true, useKeyPrefix: false });
+  keyv.on('error', () => {});
+  const commands = client as unknown as RedisCommandClient;
+  const prefix = (key: string) => `${namespace}::${key}`;
+  const atomics: Atomics = {
+    setIfAbsent: async (key, ttlMs) => (await commands.sendCommand(['SET', prefix(key), '1', 'NX', 'PX', String(Math.max(1, Math.round(ttlMs)))])) === 'OK',
+    increment: async (key) => Number(await commands.sendCommand(['INCR', prefix(key)])),
+  };
+  const locks = new RedisLocks(commands, { prefix: `${namespace}::lock:`, ttlMs: options.lockTtlMs, waitMs: options.lockWaitMs });
+  return new AdapterData('redis', keyv, locks, atomics, async () => {});
+}
+
+/** A node-redis client for the store: fails fast before the first connection, reconnects after it. */
+export async function connectRedis(url: string): Promise<ReturnType<typeof createClient>> {
   let connected = false;
   const client = createClient({
     url,
     socket: {
       connectTimeout: 5000,
-      // Before the first connection, give up quickly so start-up fails clearly; after it, keep reconnecting.
       reconnectStrategy: (retries: number, cause: Error) => (connected ? Math.min(100 * 2 ** retries, 3000) : retries >= 2 ? cause : 200),
     },
     // While Redis is unreachable, fail commands at once instead of queueing them forever.
@@ -138,29 +144,9 @@ export async function openRedisStore(url: string, options: { lockTtlMs?: number;
   } catch (err) {
     throw new StoreUnavailableError(`Store (redis) unavailable: cannot connect to ${redactUrl(url)}: ${(err as Error).message}`, err);
   }
-  const adapter = new KeyvRedis(client as never, { throwOnErrors: true, namespace });
-  const keyv = new Keyv({ store: adapter, namespace, throwOnErrors: true, useKeyPrefix: false });
-  keyv.on('error', () => {});
-  const commands = client as unknown as RedisCommandClient;
-  const prefix = (key: string) => `${namespace}::${key}`;
-  const atomics: Atomics = {
-    setIfAbsent: async (key, ttlMs) => (await commands.sendCommand(['SET', prefix(key), '1', 'NX', 'PX', String(Math.max(1, Math.round(ttlMs)))])) === 'OK',
-    increment: async (key) => Number(await commands.sendCommand(['INCR', prefix(key)])),
-  };
-  const locks = new RedisLocks(commands, { prefix: `${namespace}::lock:`, ttlMs: options.lockTtlMs, waitMs: options.lockWaitMs });
-  return new KeyvStore('redis', keyv, locks, atomics, async () => {
-    if (client.isOpen) await client.quit().catch(() => client.destroy());
-  });
+  return client as unknown as ReturnType<typeof createClient>;
 }
 
-/** `STORE_URL`: `redis://...` / `rediss://...`, `sqlite:///path/file.sqlite` or a plain path. */
-export async function openStore(url: string): Promise<KeyvStore> {
-  if (/^rediss?:\/\//.test(url)) return openRedisStore(url);
-  if (url.startsWith('sqlite://')) return openSqliteStore(url.slice('sqlite://'.length) || ':memory:');
-  if (/^[a-z]+:\/\//i.test(url)) throw new ConfigError('STORE_URL', `expected redis://..., sqlite://<path> or a file path, got ${redactUrl(url)}`);
-  return openSqliteStore(url);
-}
-
-function redactUrl(url: string): string {
+export function redactUrl(url: string): string {
   return url.replace(/\/\/([^@/]*)@/, '//***@');
 }

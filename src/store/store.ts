@@ -1,31 +1,149 @@
 /**
- * The store contract. Two backends implement it on keyv: SQLite (embedded, durable, one instance)
- * and Redis (several instances). Conversation updates are serialized with `withLock`; inbound
- * events take effect once through `once`.
+ * The store port. Two backends implement it: SQLite (embedded, durable, one instance) and Redis
+ * (several instances). The engine writes a conversation only through `commit`: one atomic write
+ * of the new state (compare-and-set on its version), the appended messages, the index entries,
+ * the inbound idempotency mark and the work the change implies. Workers drain that work through
+ * `work` (leases, cursors); `changes` tells every instance that a conversation changed.
  */
-import type { Conversation } from '../model.ts';
+import type { Conversation, HistoryEntry, Message, Operator } from '../model.ts';
 
-/** A namespaced key-value area for one adapter's own data (thread ids, sessions, outboxes). */
+/** A namespaced key-value area for one adapter's own data (thread ids, sessions, profiles). */
 export interface KeyValue {
   get<T>(key: string): Promise<T | undefined>;
   set<T>(key: string, value: T, ttlMs?: number): Promise<void>;
   delete(key: string): Promise<void>;
 }
 
+/**
+ * One unit of work a commit implies for some destinations. Work carries ids, not copies: the
+ * worker reads the conversation as it is when the work runs, so cards show the latest state.
+ */
+export type WorkPayload =
+  /** Show a transcript message in a workspace thread. */
+  | { kind: 'mirror'; messageId: string }
+  /** Send a public transcript message to the customer. */
+  | { kind: 'deliver'; messageId: string }
+  /** Ownership changed: refresh the thread root and the briefing cards. */
+  | { kind: 'ownership'; change: HistoryEntry }
+  /** A new escalation (the n-th of this conversation): post its briefing. */
+  | { kind: 'briefing'; escalation: number }
+  /** Tell one operator something privately. */
+  | { kind: 'notify'; operator: Operator; text: string }
+  /** The agent owes the customer an answer. */
+  | { kind: 'turn' };
+
+/** Work as stored: its place in the conversation's work log and who it is for. */
+export interface WorkItem {
+  /** 1-based position in the conversation's work log. */
+  seq: number;
+  /** Destination names (`customer`, `agent`, `slack`, `teams`, ...). */
+  to: string[];
+  payload: WorkPayload;
+  /** When the commit that created it happened (epoch ms). */
+  at: number;
+}
+
+/** A change to one index, written in the same commit. */
+export type IndexWrite =
+  | { op: 'set'; key: string; value: string; ttlMs?: number }
+  | { op: 'delete'; key: string }
+  | { op: 'add'; key: string; member: string }
+  | { op: 'remove'; key: string; member: string };
+
+/** Everything one change writes, atomically. */
+export interface Commit {
+  /** The conversation after the change; `version` is still the one that was read. */
+  conversation: Conversation;
+  /** The version read before the change (0 for a conversation that does not exist yet). */
+  expectedVersion: number;
+  /** Messages this change appended (the tail of `conversation.messages`); earlier messages never change. */
+  appended: Message[];
+  /** New work, in order; each destination named becomes due now (unless it already is, or is leased). */
+  work?: Array<Omit<WorkItem, 'seq' | 'at'>>;
+  indexes?: IndexWrite[];
+  /** Inbound idempotency: the commit fails with `DuplicateInboundError` if this key was already committed. */
+  inbound?: { key: string; ttlMs: number };
+  /** A worker's cursor moving in the same commit (an agent turn's answer and its `turn` work). */
+  cursor?: { lease: Lease; seq: number };
+}
+
+/** A worker's exclusive, expiring right to run one conversation's work for one destination. */
+export interface Lease {
+  destination: string;
+  conversationId: string;
+  token: string;
+}
+
+/** How far a destination got in one conversation's work log. */
+export interface Cursor {
+  /** Every item up to this seq is done (0: nothing yet). */
+  done: number;
+  /** The item being attempted, if any: written before each attempt, so a retry knows it may have happened. */
+  attempt?: { seq: number; count: number; since: number };
+}
+
+/** Told to every instance after a commit. */
+export interface ChangeNotice {
+  conversationId: string;
+  version: number;
+  ownershipVersion: number;
+  /** Destinations that got new work. */
+  destinations: string[];
+}
+
+export interface WorkQueue {
+  /**
+   * Leases up to `limit` conversations whose work for `destination` is due now. A leased
+   * conversation is not handed out again until `leaseMs` passes or the lease is released.
+   */
+  lease(destination: string, options: { limit: number; leaseMs: number }): Promise<Lease[]>;
+  /** Extends a lease; false if it was lost (expired and taken by another worker). */
+  renew(lease: Lease, leaseMs: number): Promise<boolean>;
+  /** The destination's cursor and the items after it that are addressed to it, oldest first. */
+  pending(destination: string, conversationId: string, limit?: number): Promise<{ cursor: Cursor; items: WorkItem[] }>;
+  /** Records that an attempt on item `seq` starts (before the side effect). Throws `LeaseLostError`. */
+  begin(lease: Lease, seq: number): Promise<Cursor>;
+  /** Marks every item up to `seq` done. Throws `LeaseLostError`. */
+  advance(lease: Lease, seq: number): Promise<void>;
+  /**
+   * Gives the lease back. If items remain after the cursor, the conversation stays due: at
+   * `retryAt` (epoch ms) when given, else now. Otherwise it leaves the destination's due set.
+   */
+  release(lease: Lease, retryAt?: number): Promise<void>;
+  /** Epoch ms of the earliest due conversation for `destination` (leased ones count at expiry). */
+  nextDue(destination: string): Promise<number | undefined>;
+  /** Makes every conversation with work after its cursor due now (a destination that was added, or an operator's "retry now"). */
+  wake(destination: string, conversationIds: string[]): Promise<void>;
+}
+
 export interface Store {
   /** `sqlite` or `redis`. */
   readonly backend: string;
+  /** The conversation with its full transcript, or undefined. */
   getConversation(id: string): Promise<Conversation | undefined>;
-  /** Callers hold the conversation's lock. */
-  saveConversation(conversation: Conversation): Promise<void>;
+  /**
+   * Writes one change atomically. Throws `VersionConflictError` when the stored version is not
+   * `expectedVersion` (nothing written), `DuplicateInboundError` when `inbound.key` was seen
+   * (nothing written), `StoreUnavailableError` when the backend failed (nothing written, or the
+   * outcome is unknown: a retry from a fresh read is always safe). Returns the new version.
+   */
+  commit(commit: Commit): Promise<number>;
+  /** Reads an index value written by a commit (`ticket:HB-1042` → conversation id). */
+  indexValue(key: string): Promise<string | undefined>;
+  /** Members of an index set (`held:<operator id>` → conversation ids). */
+  indexMembers(key: string): Promise<string[]>;
+  /** The conversation an inbound key was committed with, if it was. */
+  inboundSeen(key: string): Promise<string | undefined>;
+  readonly work: WorkQueue;
+  /** Publishes after every commit, to every instance sharing the store. Returns the unsubscribe. */
+  onChange(listener: (notice: ChangeNotice) => void): () => void;
   /**
    * Runs `fn` while holding an exclusive lock on `key` across every process sharing this store.
-   * Throws `LockTimeoutError` if it cannot be taken in time.
+   * For adapters' own bookkeeping; conversation safety never rests on it.
    */
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
-  /** True the first time `key` is seen within `ttlMs`; false for a repeat (idempotency). */
+  /** True the first time `key` is seen within `ttlMs`; false for a repeat. */
   once(key: string, ttlMs?: number): Promise<boolean>;
-  /** Forget an idempotency key (when the work it guarded failed and may be retried). */
   forget(key: string): Promise<void>;
   /** Monotonic counter, for ticket numbers. */
   increment(counter: string): Promise<number>;

@@ -94,7 +94,9 @@ describe('a whole takeover through the bridge API', () => {
     c = (await bridge.getConversation(c.id))!;
     expect(c.state).toBe('agent');
     expect(c.decisions).toMatchObject([{ optionId: 'approve_refund', by: SAM }]);
-    expect(c.approvedTools).toEqual(['issue_refund']);
+    // The approval is a record: this tool, the amount the operator saw, this escalation; unused yet.
+    expect(c.approvals).toMatchObject([{ tool: 'issue_refund', amount: 250, escalation: 1, by: SAM }]);
+    expect(c.approvals[0]!.usedAt).toBeUndefined();
     expect(channel.texts(c.id).at(-1)).toBe('Decision received: Approve refund of 250 USD');
     await expect(bridge.decide({ conversationId: c.id, operator: SAM, optionId: 'approve_refund' })).rejects.toBeInstanceOf(InvalidTransitionError);
   });

@@ -11,7 +11,7 @@ import { Bridge, type BridgeOptions } from '../../src/bridge.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Policy } from '../../src/policy.ts';
 import type { CustomerChannel, Workspace } from '../../src/ports.ts';
-import { openSqliteStore } from '../../src/store/keyv-store.ts';
+import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { Store } from '../../src/store/store.ts';
 
 export const FAQ_PATH = new URL('../../config/faq.json', import.meta.url).pathname;
@@ -55,16 +55,20 @@ export async function createTestBridge(
     agent: opts.agent ?? offlineAgent(),
     logger: silentLogger(),
     ...(opts.policy ? { policy: opts.policy } : {}),
+    // Quick retries: tests measure behaviour, not patience.
+    delivery: { pollMs: 50, backoff: { initialMs: 20, maxMs: 500, factor: 2, jitter: 0.2 } },
     ...opts.bridgeOptions,
   });
   for (const channel of opts.channels ?? []) bridge.addChannel(channel);
   for (const workspace of opts.workspaces ?? []) bridge.addWorkspace(workspace);
+  bridge.start();
   return {
     bridge,
     store,
     dir,
     async close() {
       await bridge.idle();
+      await bridge.stop();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -1,0 +1,128 @@
+/**
+ * Changing a conversation: read it, apply a pure change, and commit the new state together with
+ * the work it implies, compare-and-set on the version read. A writer that lost a race gets a
+ * conflict and runs its change again on a fresh read; nothing is ever overwritten blindly.
+ * An in-process queue per conversation only saves this instance from racing itself.
+ */
+import { ConversationNotFoundError, VersionConflictError } from '../errors.ts';
+import type { Conversation, HistoryEntry, Message, Operator } from '../model.ts';
+import { InProcessLocks } from '../store/locks.ts';
+import type { Commit, IndexWrite, Lease, Store, WorkPayload } from '../store/store.ts';
+
+/** The destination name of the customer's channel (whichever channel the conversation came from). */
+export const CUSTOMER = 'customer';
+/** The destination name of agent turns. */
+export const AGENT = 'agent';
+
+/** What one change asks for, collected while it is applied; turned into work items at commit. */
+export type Effect =
+  | { kind: 'mirror'; message: Message }
+  | { kind: 'deliver'; message: Message }
+  | { kind: 'ownership'; change: HistoryEntry }
+  | { kind: 'briefing'; escalation: number }
+  | { kind: 'notify'; operator: Operator; text: string }
+  | { kind: 'turn' };
+
+/** Collects a change's effects and index writes. */
+export interface ChangeSink {
+  effects: Effect[];
+  indexes: IndexWrite[];
+}
+
+export interface ChangeOptions {
+  /** A conversation not stored yet, which this commit creates. */
+  fresh?: Conversation;
+  /** Inbound idempotency key recorded with the change. */
+  inbound?: { key: string; ttlMs: number };
+  /** A worker's cursor moved by the same commit. */
+  cursor?: { lease: Lease; seq: number };
+}
+
+/** Maps effects to the destinations that exist in this process's configuration. */
+export interface Routing {
+  /** Workspace names, e.g. `['slack', 'teams']`. */
+  workspaces(): string[];
+}
+
+export class Committer {
+  private readonly local = new InProcessLocks();
+
+  constructor(
+    private readonly store: Store,
+    private readonly routing: Routing,
+    private readonly now: () => Date,
+    private readonly maxAttempts = 20,
+  ) {}
+
+  /**
+   * Applies `change` to the latest committed state and commits it with its work. `change` must be
+   * pure (it may run more than once) and may throw a typed error to refuse.
+   */
+  async change<T>(conversationId: string, change: (c: Conversation, sink: ChangeSink) => T, options: ChangeOptions = {}): Promise<{ conversation: Conversation; result: T }> {
+    return this.local.withLock(conversationId, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const before = options.fresh && attempt === 1 ? options.fresh : await this.require(conversationId);
+        const c = structuredClone(before);
+        const sink: ChangeSink = { effects: [], indexes: [] };
+        const result = change(c, sink);
+        c.updatedAt = this.now().toISOString();
+        const commit: Commit = {
+          conversation: c,
+          expectedVersion: before.version,
+          appended: c.messages.slice(before.messages.length),
+          work: this.route(c, sink.effects),
+          indexes: sink.indexes,
+          ...(options.inbound ? { inbound: options.inbound } : {}),
+          ...(options.cursor ? { cursor: options.cursor } : {}),
+        };
+        try {
+          c.version = await this.store.commit(commit);
+          return { conversation: c, result };
+        } catch (err) {
+          // Lost a race: run the change again on what the winner committed.
+          if (err instanceof VersionConflictError && attempt < this.maxAttempts) continue;
+          throw err;
+        }
+      }
+    });
+  }
+
+  async require(conversationId: string): Promise<Conversation> {
+    const c = await this.store.getConversation(conversationId);
+    if (!c) throw new ConversationNotFoundError(conversationId);
+    return c;
+  }
+
+  /** Effects → work items, addressed to the destinations that should do them. */
+  private route(c: Conversation, effects: Effect[]): NonNullable<Commit['work']> {
+    const workspaces = this.routing.workspaces();
+    const work: NonNullable<Commit['work']> = [];
+    const add = (to: string[], payload: WorkPayload) => {
+      if (to.length > 0) work.push({ to, payload });
+    };
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case 'mirror':
+          add(workspaces.filter((w) => w !== effect.message.source?.workspace), { kind: 'mirror', messageId: effect.message.id });
+          break;
+        case 'deliver':
+          // Internal text never reaches a customer, whatever asked for it.
+          if (effect.message.visibility === 'public') add([CUSTOMER], { kind: 'deliver', messageId: effect.message.id });
+          break;
+        case 'ownership':
+          add(workspaces, { kind: 'ownership', change: effect.change });
+          break;
+        case 'briefing':
+          add(workspaces, { kind: 'briefing', escalation: effect.escalation });
+          break;
+        case 'notify':
+          add(workspaces.filter((w) => w === effect.operator.workspace), { kind: 'notify', operator: effect.operator, text: effect.text });
+          break;
+        case 'turn':
+          if (c.state === 'agent') add([AGENT], { kind: 'turn' });
+          break;
+      }
+    }
+    return work;
+  }
+}

@@ -1,0 +1,555 @@
+/**
+ * The store on Redis, for several instances behind a load balancer. Every change is one Lua
+ * script, so Redis runs it whole or not at all, with nothing interleaved:
+ *
+ * - `commit` checks the version (compare-and-set), the inbound idempotency key and, when a
+ *   worker's cursor moves with it, that worker's lease; only when all three pass does it write the
+ *   conversation header, append the messages and the work, make the destinations due, apply the
+ *   index writes, and publish a `ChangeNotice`. Every check comes before the first write: a Redis
+ *   script that fails halfway is not rolled back, so nothing that can fail runs after a write.
+ * - Work is a per-conversation log (a list; seq = 1-based position) plus, per destination, a due
+ *   sorted set (score = "not before", epoch ms; a leased conversation's score is its lease
+ *   expiry), a lease hash (conversation → token), a cursor hash (conversation → JSON `Cursor`)
+ *   and a "last addressed seq" hash, so "is anything left after the cursor" is one lookup.
+ * - Time inside scripts is Redis's own clock (`TIME`), so instances with skewed clocks agree on
+ *   when a lease expires.
+ *
+ * Key layout, with `p` = `<namespace>:`
+ *   p conv:<id>          hash   header (conversation JSON without messages/version), version
+ *   p msgs:<id>          list   message JSON, appended only
+ *   p log:<id>           list   WorkItem JSON, appended only
+ *   p due:<dest>         zset   conversation id → due/lease-expiry ms
+ *   p lease:<dest>       hash   conversation id → lease token
+ *   p cursor:<dest>      hash   conversation id → Cursor JSON
+ *   p last:<dest>        hash   conversation id → last seq addressed to <dest>
+ *   p idx:<key>          string index value (optional PX)
+ *   p members:<key>      set    index members
+ *   p inbound:<key>      string conversation id (PX ttl)
+ *   p changes            pub/sub channel of ChangeNotice JSON
+ * Adapter data (kv, once, counters, locks) lives under `<namespace>::` through `AdapterData`.
+ *
+ * The scripts compute key names from the prefix, so this targets one Redis (or a Sentinel-managed
+ * primary), not Redis Cluster.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionConflictError } from '../errors.ts';
+import type { Conversation, Message } from '../model.ts';
+import { connectRedis, redisAdapterData, type AdapterData } from './keyv-store.ts';
+import type { ChangeNotice, Commit, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
+
+type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
+
+/** Helpers every script starts with. */
+const PRELUDE = `
+local function int(n) return string.format('%d', n) end
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function readCursor(key, id)
+  local raw = redis.call('HGET', key, id)
+  if not raw then return 0, nil end
+  local c = cjson.decode(raw)
+  local attempt = c.attempt
+  if type(attempt) ~= 'table' then attempt = nil end
+  return tonumber(c.done) or 0, attempt
+end
+local function writeCursor(key, id, done, attempt)
+  local json = '{"done":' .. int(done)
+  if attempt then
+    json = json .. ',"attempt":{"seq":' .. int(attempt.seq) .. ',"count":' .. int(attempt.count) .. ',"since":' .. int(attempt.since) .. '}'
+  end
+  json = json .. '}'
+  redis.call('HSET', key, id, json)
+  return json
+end
+local function advanceCursor(key, id, seq)
+  local done, attempt = readCursor(key, id)
+  if seq > done then done = seq end
+  if attempt and tonumber(attempt.seq) <= seq then attempt = nil end
+  return writeCursor(key, id, done, attempt)
+end
+`;
+
+/**
+ * ARGV[1]: JSON { p, id, expected, header, messages: [json], work: [{ to, body }], indexes,
+ * inbound?: { key, ttl }, cursor?: { dest, token, seq }, notice }.
+ * Returns { 'ok', version } | { 'conflict', actual or '' } | { 'duplicate', conversation id } | { 'lease_lost' }.
+ */
+const COMMIT = `
+local a = cjson.decode(ARGV[1])
+local p = a.p
+local convKey = p .. 'conv:' .. a.id
+local current = redis.call('HGET', convKey, 'version')
+if a.expected == 0 then
+  if current then return { 'conflict', current } end
+elseif not current then
+  return { 'conflict', '' }
+elseif tonumber(current) ~= a.expected then
+  return { 'conflict', current }
+end
+if a.inbound then
+  local seen = redis.call('GET', p .. 'inbound:' .. a.inbound.key)
+  if seen then return { 'duplicate', seen } end
+end
+if a.cursor then
+  if redis.call('HGET', p .. 'lease:' .. a.cursor.dest, a.id) ~= a.cursor.token then return { 'lease_lost' } end
+end
+-- Every check passed: from here on nothing can fail.
+local now = clock()
+local version = a.expected + 1
+redis.call('HSET', convKey, 'header', a.header, 'version', int(version))
+local msgsKey = p .. 'msgs:' .. a.id
+for _, m in ipairs(a.messages) do redis.call('RPUSH', msgsKey, m) end
+local logKey = p .. 'log:' .. a.id
+local seq = redis.call('LLEN', logKey)
+for _, w in ipairs(a.work) do
+  seq = seq + 1
+  redis.call('RPUSH', logKey, '{"seq":' .. int(seq) .. ',"at":' .. int(now) .. ',' .. string.sub(w.body, 2))
+  for _, d in ipairs(w.to) do
+    redis.call('ZADD', p .. 'due:' .. d, 'NX', int(now), a.id)
+    redis.call('HSET', p .. 'last:' .. d, a.id, int(seq))
+  end
+end
+for _, x in ipairs(a.indexes) do
+  if x.op == 'set' then
+    if x.ttl then
+      redis.call('SET', p .. 'idx:' .. x.key, x.value, 'PX', int(x.ttl))
+    else
+      redis.call('SET', p .. 'idx:' .. x.key, x.value)
+    end
+  elseif x.op == 'delete' then
+    redis.call('DEL', p .. 'idx:' .. x.key)
+  elseif x.op == 'add' then
+    redis.call('SADD', p .. 'members:' .. x.key, x.member)
+  elseif x.op == 'remove' then
+    redis.call('SREM', p .. 'members:' .. x.key, x.member)
+  end
+end
+if a.inbound then
+  redis.call('SET', p .. 'inbound:' .. a.inbound.key, a.id, 'PX', int(a.inbound.ttl))
+end
+if a.cursor then
+  advanceCursor(p .. 'cursor:' .. a.cursor.dest, a.id, a.cursor.seq)
+end
+
+return { 'ok', int(version) }
+`;
+
+/** KEYS: conv, msgs. Returns false or { header, version, { message json... } }. */
+const READ = `
+local h = redis.call('HMGET', KEYS[1], 'header', 'version')
+if not h[1] then return false end
+return { h[1], h[2], redis.call('LRANGE', KEYS[2], 0, -1) }
+`;
+
+/** KEYS: due, lease. ARGV: leaseMs, limit, token base. Returns { id, token, id, token, ... }. */
+const LEASE = `
+local now = clock()
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', int(now), 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for i, id in ipairs(ids) do
+  local token = ARGV[3] .. '.' .. i
+  redis.call('ZADD', KEYS[1], 'XX', int(now + tonumber(ARGV[1])), id)
+  redis.call('HSET', KEYS[2], id, token)
+  out[#out + 1] = id
+  out[#out + 1] = token
+end
+return out
+`;
+
+/** KEYS: due, lease. ARGV: id, token, leaseMs. Returns 1 if renewed, 0 if the lease was lost. */
+const RENEW = `
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZADD', KEYS[1], int(clock() + tonumber(ARGV[3])), ARGV[1])
+return 1
+`;
+
+/** KEYS: cursor, last, log. ARGV: id, destination, limit. Returns { cursor json or '', { item json... } }. */
+const PENDING = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local done = readCursor(KEYS[1], ARGV[1])
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local limit = tonumber(ARGV[3])
+local out = {}
+local i = done
+while #out < limit and i < last do
+  local chunk = redis.call('LRANGE', KEYS[3], i, math.min(i + 100, last) - 1)
+  if #chunk == 0 then break end
+  for _, e in ipairs(chunk) do
+    for _, d in ipairs(cjson.decode(e).to) do
+      if d == ARGV[2] then out[#out + 1] = e break end
+    end
+    if #out >= limit then break end
+  end
+  i = i + #chunk
+end
+return { raw or '', out }
+`;
+
+/** KEYS: lease, cursor. ARGV: id, token, seq. Returns the cursor JSON, or false if the lease was lost. */
+const BEGIN = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return false end
+local done, attempt = readCursor(KEYS[2], ARGV[1])
+local seq = tonumber(ARGV[3])
+if attempt and tonumber(attempt.seq) == seq then
+  attempt = { seq = seq, count = tonumber(attempt.count) + 1, since = tonumber(attempt.since) }
+else
+  attempt = { seq = seq, count = 1, since = clock() }
+end
+return writeCursor(KEYS[2], ARGV[1], done, attempt)
+`;
+
+/** KEYS: lease, cursor. ARGV: id, token, seq. Returns 1, or 0 if the lease was lost. */
+const ADVANCE = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+advanceCursor(KEYS[2], ARGV[1], tonumber(ARGV[3]))
+return 1
+`;
+
+/**
+ * KEYS: lease, cursor, last, due. ARGV: id, token, retryAt ('' = now).
+ * Returns 0 (lease lost: nothing done), 1 (nothing left: no longer due) or 2 (still due).
+ */
+const RELEASE = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local done = readCursor(KEYS[2], ARGV[1])
+local last = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+if last > done then
+  local at = clock()
+  if ARGV[3] ~= '' then at = tonumber(ARGV[3]) end
+  redis.call('ZADD', KEYS[4], int(at), ARGV[1])
+  return 2
+end
+redis.call('ZREM', KEYS[4], ARGV[1])
+return 1
+`;
+
+/**
+ * KEYS: cursor, last, due, lease. ARGV: conversation ids. Makes each one with work after its
+ * cursor due now, unless a worker holds an unexpired lease on it (its release makes it due).
+ */
+const WAKE = `
+local now = clock()
+for _, id in ipairs(ARGV) do
+  local done = readCursor(KEYS[1], id)
+  local last = tonumber(redis.call('HGET', KEYS[2], id) or '0')
+  if last > done then
+    local score = redis.call('ZSCORE', KEYS[3], id)
+    local leased = redis.call('HEXISTS', KEYS[4], id) == 1 and score and tonumber(score) > now
+    if not leased then redis.call('ZADD', KEYS[3], int(now), id) end
+  end
+end
+return 1
+`;
+
+/** A script sent by its SHA1, and in full when Redis does not have it (first use, or after a restart). */
+class Script {
+  readonly source: string;
+  readonly sha: string;
+  constructor(body: string) {
+    this.source = PRELUDE + body;
+    this.sha = createHash('sha1').update(this.source).digest('hex');
+  }
+
+  async run(client: RedisClient, keys: string[], args: string[]): Promise<unknown> {
+    const tail = [String(keys.length), ...keys, ...args];
+    try {
+      return await client.sendCommand(['EVALSHA', this.sha, ...tail]);
+    } catch (err) {
+      if (!/^NOSCRIPT/.test((err as Error)?.message ?? '')) throw err;
+      return client.sendCommand(['EVAL', this.source, ...tail]);
+    }
+  }
+}
+
+const SCRIPTS = {
+  commit: new Script(COMMIT),
+  read: new Script(READ),
+  lease: new Script(LEASE),
+  renew: new Script(RENEW),
+  pending: new Script(PENDING),
+  begin: new Script(BEGIN),
+  advance: new Script(ADVANCE),
+  release: new Script(RELEASE),
+  wake: new Script(WAKE),
+};
+
+export interface RedisStoreOptions {
+  /** Prefix of every key and of the change channel (default `bridge`). */
+  namespace?: string;
+  lockTtlMs?: number;
+  lockWaitMs?: number;
+}
+
+export class RedisStore implements Store {
+  readonly backend = 'redis';
+  readonly work: WorkQueue;
+  private readonly p: string;
+  private readonly listeners = new Set<(notice: ChangeNotice) => void>();
+
+  constructor(
+    private readonly client: RedisClient,
+    private readonly subscriber: RedisClient,
+    private readonly data: AdapterData,
+    namespace: string,
+  ) {
+    this.p = `${namespace}:`;
+    this.work = new RedisWorkQueue(client, this.p);
+  }
+
+  /** The pub/sub channel carrying ChangeNotice JSON. */
+  get channel(): string {
+    return `${this.p}changes`;
+  }
+
+  async getConversation(id: string): Promise<Conversation | undefined> {
+    const reply = (await guard(`read conversation ${id}`, () => SCRIPTS.read.run(this.client, [`${this.p}conv:${id}`, `${this.p}msgs:${id}`], []))) as
+      | [string, string, string[]]
+      | null;
+    if (!reply) return undefined;
+    const [header, version, messages] = reply;
+    return { ...(JSON.parse(header) as Omit<Conversation, 'messages' | 'version'>), version: Number(version), messages: messages.map((m) => JSON.parse(m) as Message) };
+  }
+
+  async commit(commit: Commit): Promise<number> {
+    const { conversation, expectedVersion } = commit;
+    const id = conversation.id;
+    if (!Number.isInteger(expectedVersion) || expectedVersion < 0) throw new TypeError(`expectedVersion must be a whole number >= 0, got ${expectedVersion}`);
+    if (commit.cursor && commit.cursor.lease.conversationId !== id) {
+      throw new TypeError(`The cursor's lease is for ${commit.cursor.lease.conversationId}, not ${id}`);
+    }
+    const { messages: _messages, version: _version, ...header } = conversation;
+    const work = commit.work ?? [];
+    const destinations = [...new Set(work.flatMap((w) => w.to))];
+    const notice: ChangeNotice = { conversationId: id, version: expectedVersion + 1, ownershipVersion: conversation.ownershipVersion, destinations };
+    const arg = {
+      p: this.p,
+      id,
+      expected: expectedVersion,
+      header: JSON.stringify(header),
+      messages: commit.appended.map((m) => JSON.stringify(m)),
+      work: work.map((w) => ({ to: w.to, body: JSON.stringify({ to: w.to, payload: w.payload }) })),
+      indexes: (commit.indexes ?? []).map((x) => (x.op === 'set' && x.ttlMs !== undefined ? { op: x.op, key: x.key, value: x.value, ttl: ttl(x.ttlMs) } : x.op === 'set' ? { op: x.op, key: x.key, value: x.value } : x)),
+      ...(commit.inbound ? { inbound: { key: commit.inbound.key, ttl: ttl(commit.inbound.ttlMs) } } : {}),
+      ...(commit.cursor ? { cursor: { dest: commit.cursor.lease.destination, token: commit.cursor.lease.token, seq: commit.cursor.seq } } : {}),
+      notice: JSON.stringify(notice),
+    };
+    const reply = (await guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], [JSON.stringify(arg)]))) as unknown[];
+    const [outcome, detail] = Array.isArray(reply) ? reply : [];
+    switch (outcome) {
+      case 'ok':
+        return Number(detail);
+      case 'conflict':
+        throw new VersionConflictError(id, expectedVersion, detail === '' || detail == null ? undefined : Number(detail));
+      case 'duplicate':
+        throw new DuplicateInboundError(commit.inbound!.key, String(detail));
+      case 'lease_lost':
+        throw new LeaseLostError(commit.cursor!.lease.destination, id);
+      default:
+        throw new StoreUnavailableError(`Store (redis) unavailable: could not commit conversation ${id}: unexpected reply ${JSON.stringify(reply)}`);
+    }
+  }
+
+  async indexValue(key: string): Promise<string | undefined> {
+    const value = await guard(`read index ${key}`, () => this.client.sendCommand(['GET', `${this.p}idx:${key}`]));
+    return value == null ? undefined : String(value);
+  }
+
+  async indexMembers(key: string): Promise<string[]> {
+    const members = await guard(`read index ${key}`, () => this.client.sendCommand<string[]>(['SMEMBERS', `${this.p}members:${key}`]));
+    return members.map(String);
+  }
+
+  async inboundSeen(key: string): Promise<string | undefined> {
+    const value = await guard(`read inbound key ${key}`, () => this.client.sendCommand(['GET', `${this.p}inbound:${key}`]));
+    return value == null ? undefined : String(value);
+  }
+
+  onChange(listener: (notice: ChangeNotice) => void): () => void {
+    // Wrap so the same function added twice is two subscriptions, each removed by its own unsubscribe.
+    const entry = (notice: ChangeNotice) => listener(notice);
+    this.listeners.add(entry);
+    return () => void this.listeners.delete(entry);
+  }
+
+  /** Called by the subscriber for every message on the change channel. */
+  deliver(message: string): void {
+    let notice: ChangeNotice;
+    try {
+      notice = JSON.parse(message) as ChangeNotice;
+    } catch {
+      return;
+    }
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(notice);
+      } catch {
+        // One listener's failure must not keep the notice from the others.
+      }
+    }
+  }
+
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.data.withLock(key, fn);
+  }
+
+  once(key: string, ttlMs?: number): Promise<boolean> {
+    return this.data.once(key, ttlMs);
+  }
+
+  forget(key: string): Promise<void> {
+    return this.data.forget(key);
+  }
+
+  increment(counter: string): Promise<number> {
+    return this.data.increment(counter);
+  }
+
+  kv(namespace: string): KeyValue {
+    return this.data.kv(namespace);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    await this.data.close();
+    await Promise.all([quit(this.subscriber), quit(this.client)]);
+  }
+}
+
+class RedisWorkQueue implements WorkQueue {
+  constructor(
+    private readonly client: RedisClient,
+    private readonly p: string,
+  ) {}
+
+  private keys(destination: string) {
+    const p = this.p;
+    return {
+      due: `${p}due:${destination}`,
+      lease: `${p}lease:${destination}`,
+      cursor: `${p}cursor:${destination}`,
+      last: `${p}last:${destination}`,
+    };
+  }
+
+  async lease(destination: string, options: { limit: number; leaseMs: number }): Promise<Lease[]> {
+    const k = this.keys(destination);
+    const base = randomBytes(12).toString('hex');
+    const reply = (await guard(`lease ${destination} work`, () =>
+      SCRIPTS.lease.run(this.client, [k.due, k.lease], [String(ttl(options.leaseMs)), String(Math.max(0, Math.floor(options.limit))), base]),
+    )) as string[];
+    const leases: Lease[] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) leases.push({ destination, conversationId: String(reply[i]), token: String(reply[i + 1]) });
+    return leases;
+  }
+
+  async renew(lease: Lease, leaseMs: number): Promise<boolean> {
+    const k = this.keys(lease.destination);
+    const reply = await guard(`renew the ${lease.destination} lease on ${lease.conversationId}`, () =>
+      SCRIPTS.renew.run(this.client, [k.due, k.lease], [lease.conversationId, lease.token, String(ttl(leaseMs))]),
+    );
+    return Number(reply) === 1;
+  }
+
+  async pending(destination: string, conversationId: string, limit = 100): Promise<{ cursor: Cursor; items: WorkItem[] }> {
+    const k = this.keys(destination);
+    const reply = (await guard(`read ${destination} work of ${conversationId}`, () =>
+      SCRIPTS.pending.run(this.client, [k.cursor, k.last, `${this.p}log:${conversationId}`], [conversationId, destination, String(Math.max(0, Math.floor(limit)))]),
+    )) as [string, string[]];
+    const [cursor, items] = reply;
+    return { cursor: parseCursor(cursor), items: items.map((e) => JSON.parse(e) as WorkItem) };
+  }
+
+  async begin(lease: Lease, seq: number): Promise<Cursor> {
+    const k = this.keys(lease.destination);
+    const reply = await guard(`record an attempt on ${lease.destination} work of ${lease.conversationId}`, () =>
+      SCRIPTS.begin.run(this.client, [k.lease, k.cursor], [lease.conversationId, lease.token, String(seq)]),
+    );
+    if (reply == null) throw new LeaseLostError(lease.destination, lease.conversationId);
+    return parseCursor(String(reply));
+  }
+
+  async advance(lease: Lease, seq: number): Promise<void> {
+    const k = this.keys(lease.destination);
+    const reply = await guard(`advance the ${lease.destination} cursor of ${lease.conversationId}`, () =>
+      SCRIPTS.advance.run(this.client, [k.lease, k.cursor], [lease.conversationId, lease.token, String(seq)]),
+    );
+    if (Number(reply) !== 1) throw new LeaseLostError(lease.destination, lease.conversationId);
+  }
+
+  async release(lease: Lease, retryAt?: number): Promise<void> {
+    const k = this.keys(lease.destination);
+    await guard(`release the ${lease.destination} lease on ${lease.conversationId}`, () =>
+      SCRIPTS.release.run(this.client, [k.lease, k.cursor, k.last, k.due], [lease.conversationId, lease.token, retryAt === undefined ? '' : String(Math.round(retryAt))]),
+    );
+  }
+
+  async nextDue(destination: string): Promise<number | undefined> {
+    const reply = (await guard(`read when ${destination} work is due`, () =>
+      this.client.sendCommand<string[]>(['ZRANGE', this.keys(destination).due, '0', '0', 'WITHSCORES']),
+    ));
+    return reply.length >= 2 ? Number(reply[1]) : undefined;
+  }
+
+  async wake(destination: string, conversationIds: string[]): Promise<void> {
+    if (conversationIds.length === 0) return;
+    const k = this.keys(destination);
+    await guard(`wake ${destination} work`, () => SCRIPTS.wake.run(this.client, [k.cursor, k.last, k.due, k.lease], conversationIds));
+  }
+}
+
+/**
+ * Opens the Redis store: one client for commands and a duplicate subscribed to the change channel
+ * (node-redis resubscribes it after a reconnect). Fails with `StoreUnavailableError` if Redis is
+ * unreachable.
+ */
+export async function openRedisStore(url: string, options: RedisStoreOptions = {}): Promise<RedisStore> {
+  const namespace = options.namespace ?? 'bridge';
+  const client = await connectRedis(url);
+  const subscriber = client.duplicate();
+  subscriber.on('error', () => {}); // reconnects on its own
+  let store: RedisStore | undefined;
+  try {
+    await subscriber.connect();
+    const data = redisAdapterData(client, { namespace, lockTtlMs: options.lockTtlMs, lockWaitMs: options.lockWaitMs });
+    store = new RedisStore(client, subscriber, data, namespace);
+    const target = store;
+    await subscriber.subscribe(target.channel, (message) => target.deliver(message));
+    // Load the scripts now, so the first commit does not ship the source.
+    await Promise.all(Object.values(SCRIPTS).map((s) => client.sendCommand(['SCRIPT', 'LOAD', s.source])));
+    return store;
+  } catch (err) {
+    await Promise.all([quit(subscriber), quit(client)]);
+    if (err instanceof StoreUnavailableError) throw err;
+    throw new StoreUnavailableError(`Store (redis) unavailable: could not set up the store: ${(err as Error).message}`, err);
+  }
+}
+
+/** Turns Redis failures into one typed error. A failed commit may or may not have landed: a retry from a fresh read is safe. */
+async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new StoreUnavailableError(`Store (redis) unavailable: could not ${what}: ${(err as Error)?.message ?? String(err)}`, err);
+  }
+}
+
+function parseCursor(raw: string): Cursor {
+  if (!raw) return { done: 0 };
+  const c = JSON.parse(raw) as Cursor;
+  return c.attempt ? { done: c.done, attempt: c.attempt } : { done: c.done };
+}
+
+/** A TTL Redis accepts (PX needs a whole number >= 1). */
+function ttl(ms: number): number {
+  if (!Number.isFinite(ms)) throw new TypeError(`A duration must be a finite number of milliseconds, got ${ms}`);
+  return Math.max(1, Math.round(ms));
+}
+
+async function quit(client: RedisClient): Promise<void> {
+  if (!client.isOpen) return;
+  if (!client.isReady) return client.destroy();
+  await client.close().catch(() => client.destroy());
+}
