@@ -132,7 +132,7 @@ end
 if a.cursor then
   advanceCursor(p .. 'cursor:' .. a.cursor.dest, a.id, a.cursor.seq)
 end
-
+redis.call('PUBLISH', p .. 'changes', a.notice)
 return { 'ok', int(version) }
 `;
 
@@ -517,8 +517,8 @@ export async function openRedisStore(url: string, options: RedisStoreOptions = {
     store = new RedisStore(client, subscriber, data, namespace);
     const target = store;
     await subscriber.subscribe(target.channel, (message) => target.deliver(message));
-    // Load the scripts now, so the first commit does not ship the source.
-    await Promise.all(Object.values(SCRIPTS).map((s) => client.sendCommand(['SCRIPT', 'LOAD', s.source])));
+    // Load the scripts now, so commits send only their SHA1 (best effort: EVAL is the fallback).
+    await Promise.all(Object.values(SCRIPTS).map((s) => client.sendCommand(['SCRIPT', 'LOAD', s.source]).catch(() => undefined)));
     return store;
   } catch (err) {
     await Promise.all([quit(subscriber), quit(client)]);
