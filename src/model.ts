@@ -100,6 +100,8 @@ export interface Approval {
   tool: string;
   /** Hash of the exact arguments approved (see `argumentsHash`). */
   argsHash?: string;
+  /** Those arguments, so the agent can call the tool with exactly them. */
+  args?: unknown;
   /** For a refund approved before the call existed: the amount the operator saw. */
   amount?: number;
   /** Which escalation of the conversation it answered. */

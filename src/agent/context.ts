@@ -48,7 +48,8 @@ function caseFacts(conversation: Conversation): string {
   ];
   const open = conversation.approvals.filter((a) => !a.usedAt);
   if (open.length > 0) {
-    lines.push(`A person approved these calls for one use each, with exactly the arguments they were shown: ${[...new Set(open.map((a) => a.tool))].join(', ')}.`);
+    const calls = open.map((a) => (a.args !== undefined ? `${a.tool}(${JSON.stringify(a.args)})` : a.amount !== undefined ? `${a.tool} for ${a.amount}` : a.tool));
+    lines.push(`A person approved these calls for one use each, with exactly the arguments they were shown: ${[...new Set(calls)].join(', ')}.`);
   }
   return lines.join('\n');
 }

@@ -30,7 +30,7 @@ export function approvalFor(option: BriefingOption, escalation: number, by: Oper
   return {
     id: `apr_${escalation}_${option.id}`.slice(0, 80),
     tool: option.approvesTool,
-    ...(option.approvesArgs !== undefined ? { argsHash: argumentsHash(option.approvesArgs) } : {}),
+    ...(option.approvesArgs !== undefined ? { argsHash: argumentsHash(option.approvesArgs), args: option.approvesArgs } : {}),
     ...(option.approvesArgs === undefined && amount !== undefined ? { amount } : {}),
     escalation,
     by,

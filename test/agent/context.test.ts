@@ -86,8 +86,9 @@ describe('the chat messages built from a conversation', () => {
   });
 
   it('lists tools a person approved, so the agent knows it may now use them', () => {
-    const messages = buildChatMessages({ ...conversation, approvedTools: ['issue_refund'] });
-    expect(messages[0]!.content).toContain('A person approved these tools for one use in this conversation: issue_refund.');
+    const approval = { id: 'apr_1', tool: 'issue_refund', argsHash: 'x', escalation: 1, by: { id: 'test:dana', name: 'Dana', workspace: 'test' }, at: '2026-01-01T00:00:00.000Z' };
+    const messages = buildChatMessages({ ...conversation, approvals: [approval, { ...approval, id: 'apr_0', tool: 'cancel_subscription', usedAt: '2026-01-01T00:00:01.000Z' }] });
+    expect(messages[0]!.content).toContain('A person approved these calls for one use each, with exactly the arguments they were shown: issue_refund.');
   });
 
   it('keeps the latest hand-back even when the transcript is trimmed to fit', () => {

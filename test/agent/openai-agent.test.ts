@@ -1,3 +1,4 @@
+import { argumentsHash } from '../../src/engine/approvals.ts';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AgentTurnResult } from '../../src/agent/agent.ts';
 import { createDemoShop, type DemoShop } from '../../src/agent/demo-data.ts';
@@ -25,8 +26,20 @@ function agent(overrides: Partial<ConstructorParameters<typeof OpenAIAgent>[0]> 
   return new OpenAIAgent({ apiKey: 'sk-test', baseURL: model.baseURL, tools: demoTools(shop), maxRetries: 2, brandName: 'Acme', ...overrides });
 }
 
-function turn(a: OpenAIAgent, conversation: Conversation, options: { policy?: Policy; signal?: AbortSignal } = {}): Promise<AgentTurnResult> {
-  return a.respond({ conversation, policy: options.policy ?? DEFAULT_POLICY, signal: options.signal ?? new AbortController().signal });
+/** Tool calls the agent asked the bridge to authorize, in order (approval ids included). */
+let authorized: Array<{ tool: string; args: unknown; approvalId?: string }> = [];
+
+function turn(a: OpenAIAgent, conversation: Conversation, options: { policy?: Policy; signal?: AbortSignal; authorize?: (call: { tool: string; args: unknown; approvalId?: string }) => Promise<void> } = {}): Promise<AgentTurnResult> {
+  authorized = [];
+  return a.respond({
+    conversation,
+    policy: options.policy ?? DEFAULT_POLICY,
+    signal: options.signal ?? new AbortController().signal,
+    authorize: async (call) => {
+      authorized.push(call);
+      await options.authorize?.(call);
+    },
+  });
 }
 
 const asks = (text: string) => conversationWith([customerSays(text)]);
@@ -114,12 +127,32 @@ describe('the OpenAI agent against a Chat Completions server', () => {
     expect(shop.findOrder('A1002')!.refunds).toEqual([]);
   });
 
-  it('runs an approved irreversible tool once and reports the approval as used', async () => {
-    model.enqueue(chat.call('issue_refund', { order_id: 'A1002', amount: 270, reason: 'approved by Dana' }), chat.reply('Done: 270 USD is on its way back to you.'));
-    const result = await turn(agent(), conversationWith([customerSays('Any news?')], { approvedTools: ['issue_refund'] }));
+  it('runs an approved irreversible tool once, reserving the approval before it runs', async () => {
+    const args = { order_id: 'A1002', amount: 270, reason: 'approved by Dana' };
+    const approval = { id: 'apr_1_approve_issue_refund', tool: 'issue_refund', argsHash: argumentsHash(args), escalation: 1, by: { id: 'test:dana', name: 'Dana', workspace: 'test' }, at: '2026-01-01T00:00:00.000Z' };
+    model.enqueue(chat.call('issue_refund', args), chat.reply('Done: 270 USD is on its way back to you.'));
+    const result = await turn(agent(), conversationWith([customerSays('Any news?')], { approvals: [approval] }));
 
-    expect(result).toMatchObject({ kind: 'reply', consumedApprovals: ['issue_refund'], actionsTaken: [{ tool: 'issue_refund', ok: true }] });
+    expect(result).toMatchObject({ kind: 'reply', actionsTaken: [{ tool: 'issue_refund', ok: true }] });
+    expect(authorized).toEqual([{ tool: 'issue_refund', args, approvalId: approval.id }]);
     expect(shop.findOrder('A1002')!.refunds).toHaveLength(1);
+  });
+
+  it('an approval of 270 USD on A1002 does not cover a refund of another amount', async () => {
+    const approved = { order_id: 'A1002', amount: 270, reason: 'approved by Dana' };
+    const approval = { id: 'apr_1', tool: 'issue_refund', argsHash: argumentsHash(approved), escalation: 1, by: { id: 'test:dana', name: 'Dana', workspace: 'test' }, at: '2026-01-01T00:00:00.000Z' };
+    model.enqueue(chat.call('issue_refund', { ...approved, amount: 2700 }));
+    const result = await turn(agent(), conversationWith([customerSays('Any news?')], { approvals: [approval] }));
+    expect(result).toMatchObject({ kind: 'escalate', trigger: 'refund_threshold' });
+    expect(authorized).toEqual([]);
+    expect(shop.findOrder('A1002')!.refunds).toEqual([]);
+  });
+
+  it('runs no tool when the bridge refuses (the conversation left the agent)', async () => {
+    model.enqueue(chat.call('lookup_order', { order_id: 'A1002' }), chat.reply('never said'));
+    const refused = new Error('The conversation changed hands; this agent turn is void.');
+    await expect(turn(agent(), asks('Where is A1002?'), { authorize: async () => { throw refused; } })).rejects.toBe(refused);
+    expect(authorized).toHaveLength(1);
   });
 
   it('escalates with tool_error when a tool fails, recording the failed call', async () => {

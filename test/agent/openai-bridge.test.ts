@@ -1,3 +1,4 @@
+import { StaleBriefingError } from '../../src/errors.ts';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDemoShop, type DemoShop } from '../../src/agent/demo-data.ts';
 import { OpenAIAgent } from '../../src/agent/openai-agent.ts';
@@ -100,17 +101,50 @@ describe('the OpenAI agent inside the bridge', () => {
     expect(approve).toBeDefined();
     expect(shop.findOrder('A1002')!.refunds).toEqual([]);
 
+    // The approval covers the call the card showed: the agent makes exactly that call.
     model.enqueue(
-      chat.call('issue_refund', { order_id: 'A1002', amount: 270, reason: 'cracked screen, approved by Dana' }),
+      chat.call('issue_refund', { order_id: 'A1002', amount: 270, reason: 'cracked screen' }),
       chat.reply('Your refund of 270 USD has been issued.'),
     );
-    await bridge.decide({ conversationId: id, operator: DANA, optionId: approve!.id });
+    await bridge.decide({ conversationId: id, operator: DANA, optionId: approve!.id, escalation: 1 });
     await bridge.idle();
 
     expect(JSON.stringify(model.requests[1]!.body.messages)).toContain(`Decision: ${approve!.label} [${approve!.id}], chosen by Dana`);
     expect(shop.findOrder('A1002')!.refunds).toMatchObject([{ amount: 270 }]);
     c = (await bridge.getConversation(id))!;
-    expect(c.approvedTools).toEqual([]);
+    // Used up, recorded, and shown in the thread.
+    expect(c.approvals).toMatchObject([{ tool: 'issue_refund', escalation: 1, by: DANA }]);
+    expect(c.approvals[0]!.usedAt).toBeDefined();
+    expect(c.messages.some((m) => m.text === "The agent used Dana's approval to run issue_refund.")).toBe(true)
     expect(channel.texts(id).at(-1)).toBe('Your refund of 270 USD has been issued.');
+  });
+
+  it('an approval cannot be reused, stretched to another amount, or given by a stale card', async () => {
+    const { bridge } = t;
+    model.enqueue(chat.call('issue_refund', { order_id: 'A1002', amount: 270, reason: 'cracked screen' }));
+    const { conversation } = await bridge.customerMessage({ origin: 'webchat', customer, text: 'Refund my 270 USD for A1002 please.' });
+    await bridge.idle();
+    const approve = (await bridge.getConversation(conversation.id))!.briefing!.options.find((o) => o.approvesTool === 'issue_refund')!;
+    // A card from another escalation cannot approve this one.
+    await expect(bridge.decide({ conversationId: conversation.id, operator: DANA, optionId: approve.id, escalation: 7 })).rejects.toBeInstanceOf(StaleBriefingError);
+
+    // Approved for 270 on A1002; the model tries 2700, then the same order twice.
+    model.enqueue(chat.call('issue_refund', { order_id: 'A1002', amount: 2700, reason: 'cracked screen' }));
+    await bridge.decide({ conversationId: conversation.id, operator: DANA, optionId: approve.id, escalation: 1 });
+    await bridge.idle();
+    let c = (await bridge.getConversation(conversation.id))!;
+    expect(shop.findOrder('A1002')!.refunds).toEqual([]);
+    expect(c.state).toBe('waiting'); // asked a person again, for the new amount
+    expect(c.approvals[0]!.usedAt).toBeUndefined();
+
+    // Declining the 2700 lets the agent go on; the 270 it was approved for runs once, a repeat asks again.
+    const refund270 = { order_id: 'A1002', amount: 270, reason: 'cracked screen' };
+    model.enqueue(chat.call('issue_refund', refund270), chat.call('issue_refund', refund270));
+    await bridge.decide({ conversationId: conversation.id, operator: DANA, optionId: 'decline', escalation: 2 });
+    await bridge.idle();
+    c = (await bridge.getConversation(conversation.id))!;
+    expect(shop.findOrder('A1002')!.refunds).toMatchObject([{ amount: 270 }]);
+    expect(c.approvals.filter((a) => a.usedAt)).toHaveLength(1);
+    expect(c.state).toBe('waiting');
   });
 });

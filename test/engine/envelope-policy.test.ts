@@ -10,6 +10,8 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EscalateToolArgsSchema, escalateToolJsonSchema, HandoffEnvelopeSchema, OptionSchema } from '../../src/envelope.ts';
 import { ConfigError } from '../../src/errors.ts';
+import { argumentsHash, findApproval } from '../../src/engine/approvals.ts';
+import type { Approval } from '../../src/model.ts';
 import { DEFAULT_POLICY, gateToolCall, loadPolicy, PolicySchema, routeQueue, toolClass, type Policy } from '../../src/policy.ts';
 
 // ---- a small JSON Schema checker (draft 2020-12 subset zod emits) -------------------------------
@@ -283,96 +285,125 @@ describe('toolClass and routeQueue', () => {
   });
 });
 
-describe('gateToolCall', () => {
+describe('gateToolCall and approvals', () => {
   const refundAsWrite: Policy = PolicySchema.parse({ refund: { threshold: 100 }, tools: { issue_refund: 'write', lookup_order: 'read', delete_account: 'irreversible' } });
+  const dana = { id: 'test:dana', name: 'Dana', workspace: 'test' };
+  /** An operator approved exactly this call (the card showed these arguments). */
+  const approvalOf = (tool: string, args: unknown, id = `apr_${tool}`): Approval => ({ id, tool, argsHash: argumentsHash(args), escalation: 1, by: dana, at: '2026-01-01T00:00:00.000Z' });
+  const gate = (policy: Policy, call: { tool: string; args: unknown }, approvals: Approval[]) => gateToolCall(policy, call, findApproval({ approvals }, policy, call));
 
   it('read and write tools run without a person and use no approval', () => {
-    expect(gateToolCall(DEFAULT_POLICY, { tool: 'lookup_order', args: { order_id: 'A1' } }, [])).toEqual({ allow: true, consumesApproval: false });
-    expect(gateToolCall(DEFAULT_POLICY, { tool: 'update_shipping_address', args: {} }, [])).toEqual({ allow: true, consumesApproval: false });
-    expect(gateToolCall(DEFAULT_POLICY, { tool: 'unknown_tool', args: null }, [])).toEqual({ allow: true, consumesApproval: false });
+    expect(gate(DEFAULT_POLICY, { tool: 'lookup_order', args: { order_id: 'A1' } }, [])).toEqual({ allow: true });
+    expect(gate(DEFAULT_POLICY, { tool: 'update_shipping_address', args: {} }, [])).toEqual({ allow: true });
+    expect(gate(DEFAULT_POLICY, { tool: 'unknown_tool', args: null }, [])).toEqual({ allow: true });
     // An approval for a tool that does not need one is kept.
-    expect(gateToolCall(DEFAULT_POLICY, { tool: 'lookup_order', args: {} }, ['lookup_order'])).toEqual({ allow: true, consumesApproval: false });
+    expect(gate(DEFAULT_POLICY, { tool: 'lookup_order', args: {} }, [approvalOf('lookup_order', {})])).toEqual({ allow: true });
   });
 
-  it('irreversible tools need an approval, and use it', () => {
-    expect(gateToolCall(DEFAULT_POLICY, { tool: 'cancel_subscription', args: {} }, [])).toEqual({
+  it('irreversible tools need an approval of this very call, and use it', () => {
+    expect(gate(DEFAULT_POLICY, { tool: 'cancel_subscription', args: {} }, [])).toEqual({
       allow: false,
       trigger: 'irreversible_tool',
       reason: "cancel_subscription cannot be undone and needs a person's approval",
     });
-    expect(gateToolCall(DEFAULT_POLICY, { tool: 'cancel_subscription', args: {} }, ['cancel_subscription'])).toEqual({ allow: true, consumesApproval: true });
-    // Another tool's approval does not count.
-    expect(gateToolCall(DEFAULT_POLICY, { tool: 'cancel_subscription', args: {} }, ['issue_refund'])).toMatchObject({ allow: false, trigger: 'irreversible_tool' });
+    const approval = approvalOf('cancel_subscription', { plan: 'pro' });
+    expect(gate(DEFAULT_POLICY, { tool: 'cancel_subscription', args: { plan: 'pro' } }, [approval])).toEqual({ allow: true, approval });
+    // Other arguments, or another tool's approval, do not count.
+    expect(gate(DEFAULT_POLICY, { tool: 'cancel_subscription', args: { plan: 'team' } }, [approval])).toMatchObject({ allow: false, trigger: 'irreversible_tool' });
+    expect(gate(DEFAULT_POLICY, { tool: 'cancel_subscription', args: {} }, [approvalOf('issue_refund', {})])).toMatchObject({ allow: false, trigger: 'irreversible_tool' });
+  });
+
+  it('an approval of 270 USD on order A1002 cannot refund another amount or another order', () => {
+    const approved = { order_id: 'A1002', amount: 270 };
+    const approvals = [approvalOf('issue_refund', approved)];
+    for (const policy of [DEFAULT_POLICY, refundAsWrite]) {
+      expect(gate(policy, { tool: 'issue_refund', args: { amount: 270, order_id: 'A1002' } }, approvals)).toMatchObject({ allow: true, approval: approvals[0] });
+      expect(gate(policy, { tool: 'issue_refund', args: { order_id: 'A1002', amount: 2700 } }, approvals)).toMatchObject({ allow: false });
+      expect(gate(policy, { tool: 'issue_refund', args: { order_id: 'A1003', amount: 270 } }, approvals)).toMatchObject({ allow: false });
+      expect(gate(policy, { tool: 'issue_refund', args: { order_id: 'A1002', amount: 270, note: 'extra' } }, approvals)).toMatchObject({ allow: false });
+    }
+  });
+
+  it('a refund approved from chat (before any call) covers only the amount the operator saw', () => {
+    const fromChat: Approval = { id: 'apr_1_approve_refund', tool: 'issue_refund', amount: 250, escalation: 1, by: dana, at: '2026-01-01T00:00:00.000Z' };
+    expect(gate(DEFAULT_POLICY, { tool: 'issue_refund', args: { order_id: 'A1', amount: 250 } }, [fromChat])).toMatchObject({ allow: true });
+    expect(gate(DEFAULT_POLICY, { tool: 'issue_refund', args: { order_id: 'A1', amount: 900 } }, [fromChat])).toMatchObject({ allow: false });
   });
 
   it('a refund over the threshold needs a person, whatever the tool class', () => {
     const over = { tool: 'issue_refund', args: { order_id: 'A1', amount: 250 } };
     const verdict = { allow: false, trigger: 'refund_threshold', amount: 250, reason: 'Refund of 250 USD is over the 100 USD policy limit' };
-    expect(gateToolCall(DEFAULT_POLICY, over, [])).toEqual(verdict);
-    expect(gateToolCall(refundAsWrite, over, [])).toEqual(verdict);
-    expect(gateToolCall(refundAsWrite, { tool: 'issue_refund', args: { amount: '250' } }, [])).toMatchObject({ trigger: 'refund_threshold', amount: 250 });
+    expect(gate(DEFAULT_POLICY, over, [])).toEqual(verdict);
+    expect(gate(refundAsWrite, over, [])).toEqual(verdict);
+    expect(gate(refundAsWrite, { tool: 'issue_refund', args: { amount: '250' } }, [])).toMatchObject({ trigger: 'refund_threshold', amount: 250 });
   });
 
   it('at or under the threshold, only the tool class decides', () => {
-    expect(gateToolCall(refundAsWrite, { tool: 'issue_refund', args: { amount: 100 } }, [])).toEqual({ allow: true, consumesApproval: false });
-    expect(gateToolCall(refundAsWrite, { tool: 'issue_refund', args: { amount: 20 } }, [])).toEqual({ allow: true, consumesApproval: false });
+    expect(gate(refundAsWrite, { tool: 'issue_refund', args: { amount: 100 } }, [])).toEqual({ allow: true });
+    expect(gate(refundAsWrite, { tool: 'issue_refund', args: { amount: 20 } }, [])).toEqual({ allow: true });
     // In the default policy the refund tool is irreversible: even a small refund asks a person.
-    expect(gateToolCall(DEFAULT_POLICY, { tool: 'issue_refund', args: { amount: 20 } }, [])).toMatchObject({ allow: false, trigger: 'irreversible_tool' });
+    expect(gate(DEFAULT_POLICY, { tool: 'issue_refund', args: { amount: 20 } }, [])).toMatchObject({ allow: false, trigger: 'irreversible_tool' });
   });
 
   it('a refund whose amount cannot be read asks a person (it used to pass as 0)', () => {
     for (const args of [{}, { amount: null }, { amount: '' }, { amount: 'a lot' }, { amount: '250 USD' }, { amount: true }, { amount: Number.NaN }, { amount: Infinity }, null, 'amount=250']) {
-      const v = gateToolCall(refundAsWrite, { tool: 'issue_refund', args }, []);
+      const v = gate(refundAsWrite, { tool: 'issue_refund', args }, []);
       expect(v, JSON.stringify(args)).toMatchObject({ allow: false, trigger: 'refund_threshold' });
       expect(v).not.toHaveProperty('amount');
     }
-    // Approved by a person: it runs.
-    expect(gateToolCall(refundAsWrite, { tool: 'issue_refund', args: {} }, ['issue_refund'])).toEqual({ allow: true, consumesApproval: true });
+    // Approved by a person, for exactly these arguments: it runs.
+    expect(gate(refundAsWrite, { tool: 'issue_refund', args: {} }, [approvalOf('issue_refund', {})])).toMatchObject({ allow: true });
   });
 
   it('reads the amount from the policy-named argument', () => {
     const policy = PolicySchema.parse({ refund: { threshold: 10, amountArg: 'value', currency: 'EUR' }, tools: { issue_refund: 'write' } });
-    expect(gateToolCall(policy, { tool: 'issue_refund', args: { value: 11, amount: 1 } }, [])).toMatchObject({ trigger: 'refund_threshold', amount: 11, reason: 'Refund of 11 EUR is over the 10 EUR policy limit' });
-    expect(gateToolCall(policy, { tool: 'issue_refund', args: { value: 9, amount: 1000 } }, [])).toEqual({ allow: true, consumesApproval: false });
+    expect(gate(policy, { tool: 'issue_refund', args: { value: 11, amount: 1 } }, [])).toMatchObject({ trigger: 'refund_threshold', amount: 11, reason: 'Refund of 11 EUR is over the 10 EUR policy limit' });
+    expect(gate(policy, { tool: 'issue_refund', args: { value: 9, amount: 1000 } }, [])).toEqual({ allow: true });
   });
 
-  it('an approval is used once: the caller removes it, and the next call asks again', () => {
-    let approvals = ['issue_refund'];
+  it('an approval is used once: once reserved, the next identical call asks again', () => {
     const call = { tool: 'issue_refund', args: { order_id: 'A1', amount: 250 } };
     for (const policy of [DEFAULT_POLICY, refundAsWrite]) {
-      approvals = ['issue_refund', 'cancel_subscription'];
-      const first = gateToolCall(policy, call, approvals);
-      expect(first).toEqual({ allow: true, consumesApproval: true });
-      if (first.allow && first.consumesApproval) approvals.splice(approvals.indexOf(call.tool), 1);
-      expect(approvals).toEqual(['cancel_subscription']);
-      expect(gateToolCall(policy, call, approvals)).toMatchObject({ allow: false, trigger: 'refund_threshold' });
+      const approvals = [approvalOf('issue_refund', call.args), approvalOf('cancel_subscription', {})];
+      const first = gate(policy, call, approvals);
+      expect(first).toMatchObject({ allow: true, approval: { tool: 'issue_refund' } });
+      approvals[0]!.usedAt = '2026-01-01T00:01:00.000Z'; // what the reservation commit records
+      expect(gate(policy, call, approvals)).toMatchObject({ allow: false, trigger: 'refund_threshold' });
     }
   });
 
-  it('two approvals for the same tool allow two uses', () => {
-    const approvals = ['cancel_subscription', 'cancel_subscription'];
+  it('two approvals of the same call allow two uses', () => {
+    const approvals = [approvalOf('cancel_subscription', {}, 'a1'), approvalOf('cancel_subscription', {}, 'a2')];
     for (let i = 0; i < 2; i++) {
-      const v = gateToolCall(DEFAULT_POLICY, { tool: 'cancel_subscription', args: {} }, approvals);
-      expect(v).toEqual({ allow: true, consumesApproval: true });
-      approvals.splice(approvals.indexOf('cancel_subscription'), 1);
+      const v = gate(DEFAULT_POLICY, { tool: 'cancel_subscription', args: {} }, approvals);
+      expect(v.allow).toBe(true);
+      if (v.allow) v.approval!.usedAt = 'now';
     }
-    expect(gateToolCall(DEFAULT_POLICY, { tool: 'cancel_subscription', args: {} }, approvals).allow).toBe(false);
+    expect(gate(DEFAULT_POLICY, { tool: 'cancel_subscription', args: {} }, approvals).allow).toBe(false);
+  });
+
+  it('argument hashes ignore key order and see every value', () => {
+    expect(argumentsHash({ a: 1, b: { c: [1, 2] } })).toBe(argumentsHash({ b: { c: [1, 2] }, a: 1 }));
+    expect(argumentsHash({ a: 1 })).not.toBe(argumentsHash({ a: '1' }));
+    expect(argumentsHash({ a: [1, 2] })).not.toBe(argumentsHash({ a: [2, 1] }));
   });
 
   it('property: never lets an unapproved irreversible tool or over-threshold refund through', () => {
     const tool = fc.constantFrom('issue_refund', 'cancel_subscription', 'lookup_order', 'update_shipping_address', 'delete_account', 'other');
     const amount = fc.oneof(fc.double({ noNaN: false }), fc.integer({ min: -1000, max: 1000 }), fc.string(), fc.constant(undefined), fc.constant(null));
     fc.assert(
-      fc.property(fc.constantFrom(DEFAULT_POLICY, refundAsWrite), tool, amount, fc.subarray(['issue_refund', 'cancel_subscription', 'delete_account', 'lookup_order']), (policy, name, amt, approvals) => {
-        const v = gateToolCall(policy, { tool: name, args: { amount: amt } }, approvals);
-        const approved = approvals.includes(name);
+      fc.property(fc.constantFrom(DEFAULT_POLICY, refundAsWrite), tool, amount, fc.subarray(['issue_refund', 'cancel_subscription', 'delete_account', 'lookup_order']), amount, (policy, name, amt, approvedTools, approvedAmount) => {
+        // Approvals of these tools, for some amount that may or may not be the one called with.
+        const approvals = approvedTools.map((t) => approvalOf(t, { amount: approvedAmount }));
+        const v = gate(policy, { tool: name, args: { amount: amt } }, approvals);
+        const approved = approvedTools.includes(name) && argumentsHash({ amount: approvedAmount }) === argumentsHash({ amount: amt });
         if (toolClass(policy, name) === 'irreversible' && !approved) expect(v.allow).toBe(false);
         if (policy.refund.tools.includes(name) && !approved) {
           const n = Number(amt);
           const readable = typeof amt === 'number' || (typeof amt === 'string' && amt.trim() !== '');
           if (!readable || !Number.isFinite(n) || n > policy.refund.threshold) expect(v).toMatchObject({ allow: false, trigger: 'refund_threshold' });
         }
-        if (v.allow && v.consumesApproval) expect(approved).toBe(true);
+        if (v.allow && v.approval) expect(approved).toBe(true);
         if (!v.allow) expect(v.reason.length).toBeGreaterThan(0);
       }),
       { numRuns: 500 },
