@@ -96,7 +96,7 @@ export class Bridge implements BridgePort {
     this.now = options.now ?? (() => new Date());
     this.delivery = options.delivery ?? {};
     this.rules = new Rules(this.policy, this.now);
-    this.committer = new Committer(this.store, { workspaces: () => this.workspaces.map((w) => w.name) }, this.now);
+    this.committer = new Committer(this.store, { workspaces: () => this.workspaces.map((w) => w.name) }, this.now, this.logger);
     this.agentTurns = new AgentTurns({
       store: this.store,
       committer: this.committer,

@@ -5,18 +5,6 @@
 import { ConfigError } from '../../src/errors.ts';
 import { parseAddress } from './threading.ts';
 
-/** How the outbox retries when the SMTP server is down or defers a message. */
-export interface RetryConfig {
-  /** First retry after this long. Default 2 s. */
-  initialDelayMs: number;
-  /** Retries never wait longer than this. Default 5 min. */
-  maxDelayMs: number;
-  /** Growth per failed attempt. Default 2. */
-  factor: number;
-  /** Random spread (0-1) so many instances do not retry in step. Default 0.2. */
-  jitter: number;
-}
-
 export interface EmailChannelConfig {
   /** Port of the built-in inbound SMTP server (`SMTP_INBOUND_PORT`); 0 picks a free one. */
   inboundPort: number;
@@ -34,22 +22,14 @@ export interface EmailChannelConfig {
   serverName?: string;
   /** PEM key and certificate for STARTTLS on the inbound server (recommended on a public port). */
   tls?: { key: string | Buffer; cert: string | Buffer };
-  retry?: Partial<RetryConfig>;
-  /** How often an idle outbox checks for emails another instance left queued. Default 30 s. */
-  sweepIntervalMs?: number;
 }
 
-export const DEFAULT_RETRY: RetryConfig = { initialDelayMs: 2_000, maxDelayMs: 300_000, factor: 2, jitter: 0.2 };
 export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_BRAND_NAME = 'Support';
 export const DEFAULT_INBOUND_PORT = 2525;
 
 /** The config with every default filled in and checked. */
-export type ResolvedEmailConfig = Required<Omit<EmailChannelConfig, 'tls' | 'retry' | 'sweepIntervalMs'>> & {
-  sweepIntervalMs: number;
-  tls?: EmailChannelConfig['tls'];
-  retry: RetryConfig;
-};
+export type ResolvedEmailConfig = Required<Omit<EmailChannelConfig, 'tls'>> & { tls?: EmailChannelConfig['tls'] };
 
 /** Fills defaults and validates; throws ConfigError naming the setting. */
 export function resolveEmailConfig(config: EmailChannelConfig): ResolvedEmailConfig {
@@ -71,10 +51,6 @@ export function resolveEmailConfig(config: EmailChannelConfig): ResolvedEmailCon
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) {
     throw new ConfigError('EMAIL_MAX_MESSAGE_BYTES', `expected a whole number of bytes of at least 1024, got ${maxMessageBytes}`);
   }
-  const retry = { ...DEFAULT_RETRY, ...config.retry };
-  if (!(retry.initialDelayMs > 0 && retry.maxDelayMs >= retry.initialDelayMs && retry.factor >= 1 && retry.jitter >= 0 && retry.jitter < 1)) {
-    throw new ConfigError('email retry', 'expected 0 < initialDelayMs <= maxDelayMs, factor >= 1, 0 <= jitter < 1');
-  }
   return {
     inboundPort: config.inboundPort,
     inboundHost: config.inboundHost ?? '0.0.0.0',
@@ -84,8 +60,6 @@ export function resolveEmailConfig(config: EmailChannelConfig): ResolvedEmailCon
     maxMessageBytes,
     serverName: config.serverName ?? address.domain,
     ...(config.tls ? { tls: config.tls } : {}),
-    retry,
-    sweepIntervalMs: config.sweepIntervalMs ?? 30_000,
   };
 }
 

@@ -13,7 +13,6 @@ export function createEmailChannel(options: EmailChannelOptions): EmailChannel {
 }
 
 export { EmailChannel, asThread, type EmailBridge, type EmailChannelOptions, type RouteVia } from './channel.ts';
-export { emailConfigFromEnv, resolveEmailConfig, DEFAULT_RETRY, type EmailChannelConfig, type RetryConfig } from './config.ts';
+export { emailConfigFromEnv, resolveEmailConfig, type EmailChannelConfig } from './config.ts';
 export type { EmailThread, OutboundMail } from './compose.ts';
-export type { OutboxEntry } from './outbox.ts';
-export type { MailTransport } from './transport.ts';
+export { classifySendError, type MailTransport, type SendFailure } from './transport.ts';

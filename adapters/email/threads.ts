@@ -9,7 +9,7 @@ import type { EmailThread } from './compose.ts';
 export class EmailThreads {
   constructor(
     private readonly kv: KeyValue,
-    private readonly store: Store,
+    private readonly store: Pick<Store, 'withLock'>,
   ) {}
 
   /** The conversation's mail thread, if the channel has seen it. */

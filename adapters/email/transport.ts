@@ -1,10 +1,12 @@
 /**
  * Outbound SMTP through nodemailer: one transport for `SMTP_URL`, the mapping from our
- * OutboundMail to nodemailer's message options, and how a failed send is classified for the outbox.
+ * OutboundMail to nodemailer's message options, and how a failed send is classified.
  */
 import nodemailer, { type NodemailerError, type SendMailOptions } from 'nodemailer';
 import type { OutboundMail } from './compose.ts';
-import type { SendFailure } from './outbox.ts';
+
+/** A failed send: `temporary` is retried by the delivery worker; `permanent` never will be accepted. */
+export type SendFailure = 'temporary' | 'permanent';
 
 export interface MailTransport {
   send(mail: OutboundMail): Promise<void>;
@@ -13,7 +15,7 @@ export interface MailTransport {
 
 /**
  * A nodemailer transport for `smtpUrl`. Timeouts are short enough that an unreachable server is
- * noticed and retried by the outbox instead of blocking it for nodemailer's default 2 minutes.
+ * noticed and retried later instead of holding the conversation for nodemailer's default 2 minutes.
  * Query parameters in the URL (`?pool=true`, `?requireTLS=true`) are honoured by nodemailer.
  */
 export function createMailTransport(smtpUrl: string): MailTransport {
@@ -55,28 +57,35 @@ export function toNodemailer(mail: OutboundMail): SendMailOptions {
 }
 
 /**
- * How the outbox should treat a failed send:
+ * What a failed send means:
  * - `permanent`: the server refused this recipient or this content for good (5xx on RCPT TO /
  *   DATA, message too large): retrying would get the same answer.
- * - `message`: a temporary refusal of this email (4xx, 503): retry it later, keep its order.
- * - `transport`: the server cannot be used at all right now (down, timeout, TLS, login refused,
- *   our sender refused): every email would fail alike, so the whole outbox waits.
+ * - `temporary`: everything else. A 4xx or 503 (greylisting, a full mailbox, "try later"), and a
+ *   server that cannot be used right now (down, timeout, TLS, refused login, a 5xx on our own
+ *   sender, which is our configuration, not this email): the conversation retries with backoff.
  */
 export function classifySendError(err: unknown): SendFailure {
   const e = (err ?? {}) as NodemailerError;
   const code = e.code ?? '';
   const command = (e.command ?? '').toUpperCase();
   const status = e.responseCode;
-  if (code === 'EAUTH' || command.startsWith('AUTH')) return 'transport';
+  if (code === 'EAUTH' || command.startsWith('AUTH')) return 'temporary';
   if (typeof status === 'number') {
-    if (status === 421) return 'transport';
     if (status >= 500 && status !== 503) {
       if (command.startsWith('RCPT') || command === 'DATA') return 'permanent';
       if (command.startsWith('MAIL') && (status === 552 || code === 'EMESSAGE')) return 'permanent';
-      return 'transport';
     }
-    return 'message';
+    return 'temporary';
   }
   if (code === 'EENVELOPE' || code === 'EMESSAGE') return 'permanent';
-  return 'transport';
+  return 'temporary';
+}
+
+/** A failed send in one line: nodemailer's message and the server's response, if any. */
+export function describeSendError(err: unknown): string {
+  if (err instanceof Error) {
+    const response = (err as { response?: unknown }).response;
+    return typeof response === 'string' && response && !err.message.includes(response) ? `${err.message} (${response})` : err.message;
+  }
+  return String(err);
 }

@@ -6,6 +6,7 @@
  */
 import { ConversationNotFoundError, VersionConflictError } from '../errors.ts';
 import type { Conversation, HistoryEntry, Message, Operator } from '../model.ts';
+import { conversationLogger, type Logger } from '../log.ts';
 import { InProcessLocks } from '../store/locks.ts';
 import type { Commit, IndexWrite, Lease, Store, WorkPayload } from '../store/store.ts';
 
@@ -51,6 +52,7 @@ export class Committer {
     private readonly store: Store,
     private readonly routing: Routing,
     private readonly now: () => Date,
+    private readonly logger: Logger,
     private readonly maxAttempts = 20,
   ) {}
 
@@ -77,6 +79,11 @@ export class Committer {
         };
         try {
           c.version = await this.store.commit(commit);
+          for (const effect of sink.effects) {
+            if (effect.kind !== 'ownership') continue;
+            const { from, to, reason, trigger } = effect.change;
+            conversationLogger(this.logger, c).info({ from, to, reason, trigger }, 'ownership changed');
+          }
           return { conversation: c, result };
         } catch (err) {
           // Lost a race: run the change again on what the winner committed.
