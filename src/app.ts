@@ -62,6 +62,7 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
       notePrefix: config.NOTE_PREFIX,
       maxMessageChars: config.MAX_MESSAGE_CHARS,
       agentTimeoutMs: config.AGENT_TIMEOUT_MS,
+      delivery: { leaseMs: config.DELIVERY_LEASE_MS, concurrency: config.DELIVERY_CONCURRENCY },
     });
 
     if (!webchatOff) {

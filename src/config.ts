@@ -19,6 +19,8 @@ const CoreConfigSchema = z.object({
   AGENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(120_000).describe('milliseconds, at least 1000'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('one of fatal, error, warn, info, debug, trace, silent'),
   PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional().describe('the absolute http(s) URL the bridge is reached at, e.g. https://support.example.com'),
+  DELIVERY_LEASE_MS: z.coerce.number().int().min(1000).default(30_000).describe('milliseconds, at least 1000: how long a crashed instance holds its work before another instance takes it over'),
+  DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32).describe('a whole number from 1 to 1000: conversations each destination works on at once'),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(25_000).describe('milliseconds to finish in-flight work on SIGTERM'),
 });
 

@@ -1,28 +1,28 @@
 /**
  * The email customer channel. Inbound: the built-in SMTP server takes a customer's mail, finds
  * its conversation (Message-IDs, reply token, ticket in the subject), drops mail robots send,
- * strips quotes and signatures, and hands the text to the bridge. Outbound: every agent reply,
- * operator reply and status notice becomes an email in the customer's existing thread, queued in
- * the durable outbox until the SMTP server accepts it.
+ * strips quotes and signatures, and hands the text to the bridge. Outbound: the bridge's delivery
+ * worker calls `deliver` for every agent reply, operator reply and status notice, one
+ * conversation at a time and in order; each becomes an email in the customer's existing thread.
+ * The worker's cursor is the only queue: a send that fails is retried by the worker.
  */
 import { simpleParser } from 'mailparser';
-import type { Bridge } from '../../src/bridge.ts';
-import { InputError } from '../../src/errors.ts';
+import { PermanentDeliveryError } from '../../src/delivery/outcome.ts';
+import { InputError, LockTimeoutError, StoreUnavailableError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, Customer, Message } from '../../src/model.ts';
-import type { CustomerChannel, Service } from '../../src/ports.ts';
+import { FIRST_ATTEMPT, type BridgePort, type CustomerChannel, type DeliveryAttempt, type Service } from '../../src/ports.ts';
 import { composeReply, type EmailThread, type OutboundMail } from './compose.ts';
 import { resolveEmailConfig, type EmailChannelConfig, type ResolvedEmailConfig } from './config.ts';
 import { htmlToPlainText } from './html-text.ts';
 import { readInbound, transcriptText, type InboundMail, type SmtpEnvelope } from './inbound.ts';
-import { Outbox, type OutboxEntry } from './outbox.ts';
 import { InboundSmtpServer, SmtpReplyError } from './smtp-inbound.ts';
 import { EmailThreads } from './threads.ts';
 import { appendToThread, baseSubject, messageIdDomain, newReplyToken, outboundMessageId } from './threading.ts';
-import { classifySendError, createMailTransport, type MailTransport } from './transport.ts';
+import { classifySendError, createMailTransport, describeSendError, type MailTransport } from './transport.ts';
 
 /** The slice of the bridge the email channel uses. */
-export type EmailBridge = Pick<Bridge, 'store' | 'customerMessage' | 'getConversation' | 'findByTicket' | 'updateChannelData'>;
+export type EmailBridge = Pick<BridgePort, 'store' | 'customerMessage' | 'internalNote' | 'getConversation' | 'findByTicket' | 'updateChannelData'>;
 
 export interface EmailChannelOptions {
   bridge: EmailBridge;
@@ -41,6 +41,9 @@ export type RouteVia = 'message-id' | 'reply-token' | 'ticket' | 'new';
  */
 const MAX_TEXT_CHARS = 7_500;
 
+/** After this many failed attempts at one email, the conversation's thread is told it has not gone out (once). */
+export const TELL_OPERATORS_AFTER_ATTEMPTS = 5;
+
 export class EmailChannel implements CustomerChannel, Service {
   readonly origin = 'email' as const;
   readonly name = 'email';
@@ -48,7 +51,6 @@ export class EmailChannel implements CustomerChannel, Service {
   private readonly bridge: EmailBridge;
   private readonly logger: Logger;
   private readonly threads: EmailThreads;
-  private readonly outbox: Outbox;
   private readonly transport: MailTransport;
   private readonly inbound: InboundSmtpServer;
   private readonly domain: string;
@@ -59,19 +61,8 @@ export class EmailChannel implements CustomerChannel, Service {
     this.bridge = options.bridge;
     this.logger = options.logger.child({ channel: 'email' });
     this.domain = messageIdDomain(this.config.address);
-    const kv = this.bridge.store.kv('email');
-    this.threads = new EmailThreads(kv, this.bridge.store);
+    this.threads = new EmailThreads(this.bridge.store.kv('email'), this.bridge.store);
     this.transport = options.transport ?? createMailTransport(this.config.smtpUrl);
-    this.outbox = new Outbox({
-      kv,
-      store: this.bridge.store,
-      send: (mail) => this.transport.send(mail),
-      classify: classifySendError,
-      retry: this.config.retry,
-      sweepIntervalMs: this.config.sweepIntervalMs,
-      logger: this.logger,
-      onSent: (entry) => this.mirrorThread(entry.conversationId),
-    });
     this.inbound = new InboundSmtpServer({
       port: this.config.inboundPort,
       host: this.config.inboundHost,
@@ -92,37 +83,15 @@ export class EmailChannel implements CustomerChannel, Service {
   async start(): Promise<void> {
     if (this.started) return;
     await this.inbound.start();
-    this.outbox.start();
     this.started = true;
   }
 
-  /** Stops taking mail, lets the email being sent finish; queued emails wait in the store for the next start. */
+  /** Stops taking mail. Emails not sent yet stay as work in the store for the next start. */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
     await this.inbound.stop();
-    await this.outbox.stop();
     this.transport.close();
-  }
-
-  /** Resolves once every queued email was accepted by the SMTP server (or dead-lettered). */
-  whenSent(): Promise<void> {
-    return this.outbox.whenEmpty();
-  }
-
-  /** Emails waiting in the outbox, oldest first. */
-  pendingEmails(): Promise<OutboxEntry[]> {
-    return this.outbox.pending();
-  }
-
-  /** The email for a bridge message that the SMTP server refused for good, if it was. */
-  deadLetter(messageId: string): Promise<(OutboxEntry & { deadAt: string }) | undefined> {
-    return this.outbox.deadLetter(messageId);
-  }
-
-  /** Skip the remaining back-off and try the SMTP server now. */
-  retryNow(): void {
-    this.outbox.retryNow();
   }
 
   /** The conversation's mail thread as the channel knows it. */
@@ -132,32 +101,73 @@ export class EmailChannel implements CustomerChannel, Service {
 
   // ---- outbound -----------------------------------------------------------------------------
 
-  /** Queues one agent reply, operator reply or status notice as an email in the customer's thread. */
-  async deliver(conversation: Conversation, message: Message): Promise<void> {
+  /**
+   * Sends one agent reply, operator reply or status notice as an email in the customer's thread.
+   * Resolving means the SMTP server accepted it. Throws to have the worker retry this
+   * conversation later (server down, timeout, 4xx), or `PermanentDeliveryError` after noting a
+   * refusal (5xx on the recipient or content, no address) in the conversation's thread.
+   *
+   * The Message-ID comes from the transcript message id, so every attempt sends the same email:
+   * when an earlier attempt's outcome is unknown (a crash after the server accepted it, or an
+   * answer lost on the wire), the resend is a copy with the same Message-ID, which clients collapse.
+   */
+  async deliver(conversation: Conversation, message: Message, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
     if (message.visibility !== 'public') return;
     const log = this.logger.child({ conversationId: conversation.id, ticket: conversation.ticket, messageId: message.id });
-    if (await this.outbox.known(message.id)) {
-      log.info('email for this message already queued or sent; not sending it twice');
-      return;
-    }
     const start = await this.threadFor(conversation);
     if (!start) {
-      // Nothing to send to: the conversation has no customer address. Say so loudly.
       log.error({ customer: conversation.customer.id }, 'cannot email the customer: the conversation has no email address');
-      return;
+      await this.bridge.internalNote({
+        conversationId: conversation.id,
+        text: `This message was not emailed to the customer: the conversation has no email address. ${quote(message.text)}`,
+      });
+      throw new PermanentDeliveryError('the conversation has no email address');
     }
     const messageId = outboundMessageId(message.id, this.domain);
-    let mail: OutboundMail | undefined;
-    // Compose and record our Message-ID in one step, so the next email chains to this one and a
-    // fast reply to it is routed even before the SMTP server has taken it.
+    let mail!: OutboundMail;
+    // Record our Message-ID before sending, so the next email chains to this one and a fast reply
+    // to it is routed. A retry composes against the ids before its own: the same headers again.
     await this.threads.update(conversation.id, (current) => {
       const thread = current ?? start;
-      mail = composeReply({ conversation, message, thread, messageId, address: this.config.address, brandName: this.config.brandName });
+      const own = thread.messageIds.indexOf(messageId);
+      const before = { ...thread, messageIds: own >= 0 ? thread.messageIds.slice(0, own) : thread.messageIds };
+      mail = composeReply({ conversation, message, thread: before, messageId, address: this.config.address, brandName: this.config.brandName });
       return { ...thread, messageIds: appendToThread(thread.messageIds, messageId) };
     });
     await this.threads.rememberMessageIds(conversation.id, [messageId]);
-    const queued = await this.outbox.enqueue({ id: message.id, conversationId: conversation.id, mail: mail! });
-    if (queued) log.info({ to: mail!.to.address, emailMessageId: messageId }, 'email queued');
+    if (attempt.signal?.aborted) throw attempt.signal.reason ?? new Error('delivery aborted');
+    if (attempt.count > 1) log.info({ attempts: attempt.count, emailMessageId: messageId }, 'sending again with the same Message-ID: an earlier attempt may have reached the server');
+
+    try {
+      await this.transport.send(mail);
+    } catch (err) {
+      return this.sendFailed(conversation, message, start, mail, attempt, err, log);
+    }
+    log.info({ to: mail.to.address, emailMessageId: messageId }, 'email sent');
+    // The email is out: bookkeeping failures must not make the worker send it again.
+    await this.mirrorThread(conversation.id).catch((err: unknown) => log.warn({ err }, 'could not mirror the email thread into the conversation'));
+  }
+
+  /** Turns a failed send into the worker's outcome: throws, always. */
+  private async sendFailed(conversation: Conversation, message: Message, start: EmailThread, mail: OutboundMail, attempt: DeliveryAttempt, err: unknown, log: Logger): Promise<never> {
+    const reason = clip(describeSendError(err), 300);
+    const to = mail.to.address;
+    if (classifySendError(err) === 'permanent') {
+      log.error({ to, emailMessageId: mail.messageId, err: reason }, 'email refused for good by the SMTP server');
+      // The customer never got it: later emails must not answer it.
+      await this.threads.update(conversation.id, (current) => {
+        const thread = current ?? start;
+        return { ...thread, messageIds: thread.messageIds.filter((id) => id !== mail.messageId) };
+      });
+      await this.bridge.internalNote({ conversationId: conversation.id, text: `The email to ${to} was refused: ${reason}. The customer did not get ${quote(message.text)}` });
+      throw new PermanentDeliveryError(`the SMTP server refused the email to ${to}: ${reason}`, err);
+    }
+    if (attempt.count === TELL_OPERATORS_AFTER_ATTEMPTS) {
+      await this.bridge
+        .internalNote({ conversationId: conversation.id, text: `The email to ${to} has not gone out yet (${reason}); still retrying.` })
+        .catch((noteErr: unknown) => log.warn({ err: noteErr }, 'could not note the failing email in the conversation'));
+    }
+    throw new Error(`SMTP send to ${to} failed, will retry: ${reason}`, { cause: err });
   }
 
   /**
@@ -195,7 +205,10 @@ export class EmailChannel implements CustomerChannel, Service {
 
   // ---- inbound ------------------------------------------------------------------------------
 
-  /** Handles one accepted SMTP message. Resolving means 250; throwing SmtpReplyError refuses it. */
+  /**
+   * Handles one accepted SMTP message. Resolving means 250, and it resolves only after the bridge
+   * committed the message; throwing SmtpReplyError refuses it (4xx: the sender retries).
+   */
   async receive(raw: Buffer, envelope: SmtpEnvelope): Promise<string> {
     let mail: InboundMail;
     try {
@@ -218,16 +231,16 @@ export class EmailChannel implements CustomerChannel, Service {
       throw new SmtpReplyError(550, '5.1.7 The message has no From address, so it cannot be answered');
     }
 
-    const route = await this.route(mail);
     const customer: Customer = {
       id: mail.customer.address,
       email: mail.customer.address,
       ...(mail.customer.name ? { name: mail.customer.name } : {}),
     };
-    const text = clipText(transcriptText(mail, route.conversation ? undefined : mail.subject));
     const idempotencyKey = `email:${mail.key}`;
 
     try {
+      const route = await this.route(mail);
+      const text = clipText(transcriptText(mail, route.conversation ? undefined : mail.subject));
       if (route.conversation) {
         const id = route.conversation.id;
         // Record the Message-ID before the bridge answers, so our reply threads under this email.
@@ -236,16 +249,17 @@ export class EmailChannel implements CustomerChannel, Service {
           return { ...thread, messageIds: appendToThread(thread.messageIds, mail.messageId) };
         });
         if (mail.messageId) await this.threads.rememberMessageIds(id, [mail.messageId]);
+        // Committed with its idempotency mark: a redelivery of this email is recognised, never added twice.
         const result = await this.bridge.customerMessage({ conversationId: id, origin: 'email', customer, text, idempotencyKey });
         const thread = await this.threads.get(id);
         if (thread) await this.threads.rememberToken(id, thread.token);
-        await this.mirrorThread(id).catch((err) => log.warn({ err }, 'could not mirror the email thread into the conversation'));
+        await this.mirrorThread(id).catch((err: unknown) => log.warn({ err }, 'could not mirror the email thread into the conversation'));
         log.info({ conversationId: id, ticket: route.conversation.ticket, via: route.via, duplicate: result.duplicate }, 'email joined its conversation');
         return `OK: added to ${route.conversation.ticket}`;
       }
 
       const subject = baseSubject(mail.subject);
-      const thread: EmailThread = {
+      const fresh: EmailThread = {
         customerAddress: mail.customer.address,
         ...(mail.customer.name ? { customerName: mail.customer.name } : {}),
         ...(subject ? { subject } : {}),
@@ -258,25 +272,32 @@ export class EmailChannel implements CustomerChannel, Service {
         ...(subject ? { subject } : {}),
         text,
         idempotencyKey,
-        channelData: { email: { ...thread } },
+        channelData: { email: { ...fresh } },
       });
-      if (result.duplicate || !result.conversation) {
-        log.info('email already received earlier (same Message-ID); not added twice');
-        return 'OK: already received';
-      }
       const conversation = result.conversation;
-      // An agent reply may already have created the record from channelData; merge, never replace.
+      // The thread as committed (a redelivery gets the first delivery's, with its reply token). An
+      // agent reply may already have created the record from channelData; merge, never replace.
+      const committed = asThread(conversation.channelData.email) ?? fresh;
       const saved = await this.threads.update(conversation.id, (current) =>
-        current ? { ...current, messageIds: appendToThread(current.messageIds, ...thread.messageIds) } : thread,
+        current ? { ...current, messageIds: appendToThread(current.messageIds, ...committed.messageIds) } : committed,
       );
       await this.threads.rememberToken(conversation.id, saved.token);
       await this.threads.rememberMessageIds(conversation.id, saved.messageIds);
+      if (result.duplicate) {
+        log.info({ conversationId: conversation.id }, 'email already received earlier (same Message-ID); not added twice');
+        return 'OK: already received';
+      }
       log.info({ conversationId: conversation.id, ticket: conversation.ticket }, 'email opened a new conversation');
       return `OK: opened ${conversation.ticket}`;
     } catch (err) {
       if (err instanceof InputError) {
         log.warn({ err }, 'the bridge refused the email');
         throw new SmtpReplyError(554, `5.6.0 ${err.message}`);
+      }
+      if (err instanceof StoreUnavailableError || err instanceof LockTimeoutError) {
+        // Not stored: a temporary failure makes the sending server try again later.
+        log.warn({ err: String(err) }, 'email not accepted: the store is unavailable; the sender will retry');
+        throw new SmtpReplyError(451, '4.3.0 The message could not be stored right now; please retry later');
       }
       throw err;
     }
@@ -342,6 +363,15 @@ export function asThread(value: unknown): EmailThread | undefined {
     token: v.token,
     messageIds: ids,
   };
+}
+
+/** A short quote of a message, to name it in an internal note. */
+function quote(text: string): string {
+  return `"${clip(text.replace(/\s+/g, ' ').trim(), 120)}"`;
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(0, max - 1) + '…';
 }
 
 function clipText(text: string): string {

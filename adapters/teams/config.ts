@@ -24,13 +24,10 @@ export interface TeamsConfig {
    * the loopback emulator, sovereign clouds at theirs.
    */
   openIdMetadataUrl?: string;
-  /** One Bot Connector request may take this long before it counts as failed. */
+  /** One Bot Connector request may take this long before it counts as failed (and is retried). */
   requestTimeoutMs?: number;
-  /** Attempts for a throttled (429) or unsent request before giving up. */
-  maxAttempts?: number;
-  /** First back-off step; doubles per attempt, with jitter, capped by `maxBackoffMs`. */
-  baseBackoffMs?: number;
-  maxBackoffMs?: number;
+  /** After a 429 without Retry-After, the thread waits between this and three times it (default 1000 ms). */
+  throttleBackoffMs?: number;
   /** Per-thread pacing windows ([window ms, most requests]); Teams' published limits by default. */
   threadLimits?: ReadonlyArray<readonly [number, number]>;
 }

@@ -1,17 +1,18 @@
 /**
  * Outbound calls to the Teams Bot Connector REST API (create a channel thread, post a reply, edit a
- * card), with the bot's token from botbuilder's credential factory.
+ * card), with the bot's token from botbuilder's credential factory. One request per call: retries
+ * belong to the delivery worker, which knows the attempt count and holds only this conversation.
  *
  * Why not botbuilder's ConnectorClient: its pipeline (Azure core-rest-pipeline) silently re-POSTs a
  * message up to three times on a 5xx or a dropped connection, which duplicates messages in Teams
- * (the Bot Connector has no idempotency key). Here every request states whether it was definitely
- * not applied (`not_sent`: 429, 412, connection refused; safe to retry) or may have been applied
- * (`unknown`: 5xx, reset, timeout). Only edits (PUT, idempotent) are retried on `unknown`; a new
- * message never is.
+ * (the Bot Connector has no idempotency key) without the caller knowing. Here a failure says whether
+ * the request was definitely not applied (`not_sent`: 4xx, connection refused) or may have been
+ * (`unknown`: 5xx, reset, timeout), and a 429 is a `RetryLaterError` with Teams' Retry-After.
  */
 import type { ConfigurationServiceClientCredentialFactory } from 'botbuilder';
+import { RetryLaterError } from '../../src/delivery/outcome.ts';
 import type { Logger } from '../../src/log.ts';
-import { backoffDelay, parseRetryAfter, sleep, ThreadPacer } from './throttle.ts';
+import { parseRetryAfter, ThreadPacer, throttledDelay } from './throttle.ts';
 
 /** Public-cloud constants botbuilder uses for bot-to-channel tokens. */
 const BOT_TO_CHANNEL_SCOPE = 'https://api.botframework.com';
@@ -34,6 +35,17 @@ export class BotConnectorError extends Error {
   }
 }
 
+/**
+ * Statuses that are not about the request itself, so a retry can succeed: the bot's credentials or
+ * membership (401, 403: fixed by an admin, then everything goes through), a timeout, a busy thread.
+ */
+const RETRYABLE_4XX = new Set([401, 403, 408, 412, 429]);
+
+/** Teams refused this request for good (a 4xx no retry will change: bad payload, too big, not found). */
+export function isRefusal(err: unknown): err is BotConnectorError {
+  return err instanceof BotConnectorError && err.status !== undefined && err.status >= 400 && err.status < 500 && !RETRYABLE_4XX.has(err.status);
+}
+
 /** A Bot Framework activity as we send it (loose: Teams accepts more fields than we use). */
 export type OutgoingActivity = { type: string } & Record<string, unknown>;
 
@@ -51,11 +63,15 @@ export interface BotConnectorOptions {
   credentials: Pick<ConfigurationServiceClientCredentialFactory, 'createCredentials'>;
   logger: Logger;
   timeoutMs?: number;
-  maxAttempts?: number;
-  baseBackoffMs?: number;
-  maxBackoffMs?: number;
+  /** After a 429 without Retry-After, stay away between this and three times it (default 1000 ms). */
+  throttleBackoffMs?: number;
   pacer?: ThreadPacer;
   fetch?: typeof fetch;
+}
+
+/** Per call: aborted when the delivery worker lost its lease or is stopping. */
+export interface RequestOptions {
+  signal?: AbortSignal;
 }
 
 /** Connection errors that prove the request never reached the server. */
@@ -63,66 +79,60 @@ const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOS
 
 export class BotConnector {
   private readonly timeoutMs: number;
-  private readonly maxAttempts: number;
-  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly throttleBackoffMs: number;
   private readonly pacer: ThreadPacer;
   private readonly fetch: typeof fetch;
   private credentials?: Promise<unknown>;
 
   constructor(private readonly options: BotConnectorOptions) {
     this.timeoutMs = options.timeoutMs ?? 15_000;
-    this.maxAttempts = options.maxAttempts ?? 5;
-    this.backoff = { baseMs: options.baseBackoffMs ?? 500, maxMs: options.maxBackoffMs ?? 30_000 };
+    this.throttleBackoffMs = options.throttleBackoffMs ?? 1_000;
     this.pacer = options.pacer ?? new ThreadPacer();
     this.fetch = options.fetch ?? globalThis.fetch;
   }
 
   /** Starts a conversation: a new channel thread (`channelData.channel`) or a 1:1 chat (`members`). */
-  async createConversation(serviceUrl: string, params: ConversationParameters, pacingKey: string): Promise<{ id: string; activityId?: string }> {
-    const body = await this.request<{ id?: string; activityId?: string }>(serviceUrl, 'POST', '/v3/conversations', params, pacingKey);
+  async createConversation(serviceUrl: string, params: ConversationParameters, pacingKey: string, options: RequestOptions = {}): Promise<{ id: string; activityId?: string }> {
+    const body = await this.request<{ id?: string; activityId?: string }>(serviceUrl, 'POST', '/v3/conversations', params, pacingKey, options);
     if (!body?.id) throw new BotConnectorError('Teams created the conversation but returned no id', 'unknown');
     return { id: body.id, ...(body.activityId ? { activityId: body.activityId } : {}) };
   }
 
   /** Posts an activity into a conversation (for a channel thread: `<channel>;messageid=<root>`). */
-  async sendToConversation(serviceUrl: string, conversationId: string, activity: OutgoingActivity): Promise<{ id: string }> {
+  async sendToConversation(serviceUrl: string, conversationId: string, activity: OutgoingActivity, options: RequestOptions = {}): Promise<{ id: string }> {
     const path = `/v3/conversations/${encodeURIComponent(conversationId)}/activities`;
-    const body = await this.request<{ id?: string }>(serviceUrl, 'POST', path, activity, conversationId);
+    const body = await this.request<{ id?: string }>(serviceUrl, 'POST', path, activity, conversationId, options);
     return { id: body?.id ?? '' };
   }
 
   /** Replaces an activity the bot sent earlier (cards are edited in place). Idempotent. */
-  async updateActivity(serviceUrl: string, conversationId: string, activityId: string, activity: OutgoingActivity): Promise<void> {
+  async updateActivity(serviceUrl: string, conversationId: string, activityId: string, activity: OutgoingActivity, options: RequestOptions = {}): Promise<void> {
     const path = `/v3/conversations/${encodeURIComponent(conversationId)}/activities/${encodeURIComponent(activityId)}`;
-    await this.request(serviceUrl, 'PUT', path, { ...activity, id: activityId }, conversationId);
+    await this.request(serviceUrl, 'PUT', path, { ...activity, id: activityId }, conversationId, options);
   }
 
-  private async request<T>(serviceUrl: string, method: 'POST' | 'PUT', path: string, body: unknown, pacingKey: string): Promise<T | undefined> {
-    const idempotent = method === 'PUT';
+  /** One paced request. Throws `RetryLaterError` (429, or a long pacing wait) or `BotConnectorError`. */
+  private async request<T>(serviceUrl: string, method: 'POST' | 'PUT', path: string, body: unknown, pacingKey: string, options: RequestOptions): Promise<T | undefined> {
     const url = new URL(path.replace(/^\//, ''), serviceUrl.endsWith('/') ? serviceUrl : serviceUrl + '/').toString();
-    for (let attempt = 1; ; attempt++) {
-      await this.pacer.wait(pacingKey);
-      let failure: BotConnectorError;
-      try {
-        return await this.once<T>(method, url, body);
-      } catch (err) {
-        failure = err instanceof BotConnectorError ? err : new BotConnectorError((err as Error).message, 'unknown');
-      }
-      const retryable = failure.delivery === 'not_sent' ? failure.status === undefined || failure.status === 429 || failure.status === 412 : idempotent && isTransient(failure.status);
-      const waitMs = backoffDelay(attempt, failure.retryAfterMs, this.backoff);
-      if (!retryable || attempt >= this.maxAttempts || (failure.retryAfterMs ?? 0) > this.backoff.maxMs * 4) throw failure;
-      this.options.logger.warn({ method, path, status: failure.status, delivery: failure.delivery, attempt, waitMs }, 'Teams request not applied; retrying after back-off');
-      await sleep(waitMs);
+    await this.pacer.reserve(pacingKey);
+    try {
+      return await this.once<T>(method, url, body, options.signal);
+    } catch (err) {
+      if (!(err instanceof BotConnectorError) || err.status !== 429) throw err;
+      const waitMs = throttledDelay(err.retryAfterMs, this.throttleBackoffMs);
+      this.options.logger.warn({ method, path, retryAfterMs: err.retryAfterMs, waitMs }, 'Teams throttled this thread (429); its work waits, nothing else does');
+      throw new RetryLaterError(waitMs, `${err.message} (retry in ${waitMs} ms)`);
     }
   }
 
-  private async once<T>(method: string, url: string, body: unknown): Promise<T | undefined> {
+  private async once<T>(method: string, url: string, body: unknown, abort?: AbortSignal): Promise<T | undefined> {
     const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', accept: 'application/json' };
     const token = await this.token();
     if (token) headers.authorization = `Bearer ${token}`;
     let res: Response;
     try {
-      res = await this.fetch(url, { method, headers, body: JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) });
+      const timeout = AbortSignal.timeout(this.timeoutMs);
+      res = await this.fetch(url, { method, headers, body: JSON.stringify(body), signal: abort ? AbortSignal.any([abort, timeout]) : timeout });
     } catch (err) {
       const code = (err as { cause?: { code?: string } }).cause?.code;
       if (code && NEVER_CONNECTED.has(code)) throw new BotConnectorError(`Teams unreachable (${code})`, 'not_sent', undefined, code);
@@ -152,10 +162,6 @@ export class BotConnector {
       throw new BotConnectorError(`Could not get a Bot Framework token for MICROSOFT_APP_ID ${this.options.appId}: ${(err as Error).message}`, 'not_sent');
     }
   }
-}
-
-function isTransient(status: number | undefined): boolean {
-  return status === undefined || status === 429 || status === 412 || status >= 500;
 }
 
 function safeJson(text: string): unknown {

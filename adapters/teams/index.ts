@@ -1,18 +1,18 @@
 /**
  * Microsoft Teams as an operator workspace. `createTeamsWorkspace` wires botbuilder's CloudAdapter
- * (inbound, at `POST /api/messages`), the Bot Connector client (outbound, paced and never blindly
- * re-sent) and the cards, on the same bridge and with the same behaviour as Slack.
+ * (inbound, at `POST /api/messages`), the Bot Connector client (outbound, paced, one request per
+ * call: the bridge's delivery worker retries) and the cards, on the same bridge and with the same
+ * behaviour as Slack.
  *
  * main.ts:
  *   const config = teamsConfigFromEnv();
  *   if (config) { const teams = createTeamsWorkspace({ bridge, http, logger, config }); bridge.addWorkspace(teams); services.push(teams); }
  */
 import { ConfigurationServiceClientCredentialFactory } from 'botbuilder';
-import type { Bridge } from '../../src/bridge.ts';
 import type { HttpServer } from '../../src/http.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
-import type { Service, Workspace } from '../../src/ports.ts';
+import type { BridgePort, DeliveryAttempt, Service, Workspace } from '../../src/ports.ts';
 import { validateTeamsConfig, type TeamsConfig } from './config.ts';
 import { BotConnector } from './connector.ts';
 import { createBotAuthentication, mountMessagesEndpoint, TeamsCloudAdapter } from './endpoint.ts';
@@ -27,7 +27,7 @@ export { teamsConfigFromEnv, type TeamsConfig } from './config.ts';
 export const TEAMS_MESSAGES_PATH = '/api/messages';
 
 export interface TeamsWorkspaceOptions {
-  bridge: Bridge;
+  bridge: BridgePort;
   http: HttpServer;
   logger: Logger;
   config: TeamsConfig;
@@ -59,9 +59,7 @@ export class TeamsWorkspace implements Workspace, Service {
       credentials,
       logger: this.logger,
       ...(config.requestTimeoutMs ? { timeoutMs: config.requestTimeoutMs } : {}),
-      ...(config.maxAttempts ? { maxAttempts: config.maxAttempts } : {}),
-      ...(config.baseBackoffMs ? { baseBackoffMs: config.baseBackoffMs } : {}),
-      ...(config.maxBackoffMs ? { maxBackoffMs: config.maxBackoffMs } : {}),
+      ...(config.throttleBackoffMs ? { throttleBackoffMs: config.throttleBackoffMs } : {}),
       pacer: new ThreadPacer(config.threadLimits ?? TEAMS_THREAD_LIMITS),
     });
     this.outbound = new TeamsOutbound({ bridge, config, connector, state, logger: this.logger });
@@ -77,16 +75,16 @@ export class TeamsWorkspace implements Workspace, Service {
     if (!config.appId) this.logger.warn('MICROSOFT_APP_ID is empty: Bot Framework authentication is OFF (local testing only)');
   }
 
-  mirror(conversation: Conversation, message: Message): Promise<void> {
-    return this.track(this.outbound.mirror(conversation, message));
+  mirror(conversation: Conversation, message: Message, attempt?: DeliveryAttempt): Promise<void> {
+    return this.track(this.outbound.mirror(conversation, message, attempt));
   }
 
-  postBriefing(conversation: Conversation): Promise<void> {
-    return this.track(this.outbound.postBriefing(conversation));
+  postBriefing(conversation: Conversation, attempt?: DeliveryAttempt): Promise<void> {
+    return this.track(this.outbound.postBriefing(conversation, attempt));
   }
 
-  ownershipChanged(conversation: Conversation, change: HistoryEntry): Promise<void> {
-    return this.track(this.outbound.ownershipChanged(conversation, change));
+  ownershipChanged(conversation: Conversation, change: HistoryEntry, attempt?: DeliveryAttempt): Promise<void> {
+    return this.track(this.outbound.ownershipChanged(conversation, change, attempt));
   }
 
   notifyOperator(operator: Operator, text: string, conversation?: Conversation): Promise<void> {

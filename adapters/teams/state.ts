@@ -1,7 +1,8 @@
 /**
  * What the Teams adapter remembers, in the store's `teams` area: each conversation's thread (root and
- * briefing activity ids), the reverse map from a Teams thread to the conversation, a ledger of every
- * outbound message (so nothing is posted twice), and operators' profiles for private messages.
+ * briefing activity ids), the reverse map from a Teams thread to the conversation, the activity id
+ * each mirrored message got, inbound activities already acted on, and operators' profiles for private
+ * messages. Plain state: what is still to be sent lives in the delivery core's work log, not here.
  */
 import type { KeyValue } from '../../src/store/store.ts';
 
@@ -14,18 +15,19 @@ export interface ThreadRecord {
   threadId: string;
   rootActivityId: string;
   /** Briefing cards posted in the thread, oldest first; only the last one has live buttons. */
-  briefings: Array<{ activityId: string; postedAt: string }>;
+  briefings: BriefingRecord[];
 }
 
-/**
- * One outbound message. `sending` is written before the request and `sent` after, so a crash or an
- * ambiguous failure in between leaves `sending`/`uncertain`, and the message is not posted again.
- */
-export interface SentRecord {
-  state: 'sending' | 'sent' | 'uncertain';
-  activityId?: string;
-  at: string;
-  error?: string;
+/** One briefing posted in the thread, recorded right after Teams accepted it. */
+export interface BriefingRecord {
+  activityId: string;
+  postedAt: string;
+  /** Which escalation it briefs (1 for the first). Absent on records from before it was kept. */
+  escalation?: number;
+  /** The short text message posted because Teams refused the card: there is no card to edit. */
+  fallback?: boolean;
+  /** Its buttons were removed because a newer briefing replaced it. */
+  superseded?: boolean;
 }
 
 /** A Teams user who acted in a thread; enough to open a 1:1 chat with them. */
@@ -43,7 +45,10 @@ export interface BotAccount {
   name?: string;
 }
 
-const LEDGER_TTL_MS = 90 * 24 * 3600 * 1000;
+/** How long a mirrored message's activity id is kept: only a retry of its delivery reads it. */
+const POSTED_TTL_MS = 30 * 24 * 3600 * 1000;
+/** How long an inbound activity is remembered as handled; Teams' retries come within a minute. */
+const HANDLED_TTL_MS = 24 * 3600 * 1000;
 
 /** `19:x@thread.tacv2;messageid=123` → the same id, normalized for lookups. */
 export function threadKey(conversationId: string): string | undefined {
@@ -76,16 +81,22 @@ export class TeamsState {
     return key ? this.kv.get<string>(`by-thread:${key}`) : undefined;
   }
 
-  sent(conversationId: string, key: string): Promise<SentRecord | undefined> {
-    return this.kv.get<SentRecord>(`sent:${conversationId}:${key}`);
+  /** The Teams activity id a message got when it was mirrored, if that was recorded. */
+  posted(conversationId: string, key: string): Promise<string | undefined> {
+    return this.kv.get<string>(`posted:${conversationId}:${key}`);
   }
 
-  async markSent(conversationId: string, key: string, record: SentRecord): Promise<void> {
-    await this.kv.set(`sent:${conversationId}:${key}`, record, LEDGER_TTL_MS);
+  async recordPosted(conversationId: string, key: string, activityId: string): Promise<void> {
+    await this.kv.set(`posted:${conversationId}:${key}`, activityId, POSTED_TTL_MS);
   }
 
-  async forgetSent(conversationId: string, key: string): Promise<void> {
-    await this.kv.delete(`sent:${conversationId}:${key}`);
+  /** True when an inbound activity (by `<conversation>:<activity id>`) was already acted on. */
+  async handled(key: string): Promise<boolean> {
+    return (await this.kv.get<number>(`handled:${key}`)) !== undefined;
+  }
+
+  async markHandled(key: string): Promise<void> {
+    await this.kv.set(`handled:${key}`, Date.now(), HANDLED_TTL_MS);
   }
 
   operator(userId: string): Promise<OperatorProfile | undefined> {

@@ -1,8 +1,10 @@
 /**
  * Pacing for Teams: a per-thread sliding-window limiter that keeps the bot under Teams' published
- * per-thread limits, and the back-off (exponential, jittered, honouring Retry-After) used when
- * Teams answers 429 anyway. The math is pure; only `ThreadPacer.wait` sleeps.
+ * per-thread limits, and how long to stay away after a 429. A short pacing wait is slept inline
+ * (the thread's next message is due within a second or two); a long one becomes `RetryLaterError`,
+ * so the delivery worker holds only this conversation and nothing sleeps for minutes.
  */
+import { RetryLaterError } from '../../src/delivery/outcome.ts';
 
 /** Teams' per-bot, per-thread limits: [window in ms, most requests in it]. */
 export const TEAMS_THREAD_LIMITS: ReadonlyArray<readonly [number, number]> = [
@@ -11,6 +13,9 @@ export const TEAMS_THREAD_LIMITS: ReadonlyArray<readonly [number, number]> = [
   [30_000, 60],
   [3_600_000, 1_800],
 ];
+
+/** Longest pacing wait slept inline; anything longer is handed back to the delivery worker. */
+export const MAX_INLINE_PACE_MS = 3_000;
 
 /**
  * How long to wait from `now` before one more request fits every window, given the times of
@@ -30,15 +35,12 @@ export function delayUntilAllowed(sent: readonly number[], now: number, limits =
 }
 
 /**
- * Back-off before retry number `attempt` (1-based): exponential from `baseMs` capped at `maxMs`,
- * with full jitter so parallel senders spread out, but never sooner than the server's Retry-After.
+ * How long to stay away after a 429: the server's Retry-After (never sooner) plus a little jitter,
+ * or, without one (Teams may omit it), a jittered wait between `minMs` and three times it.
  */
-export function backoffDelay(attempt: number, retryAfterMs: number | undefined, opts: { baseMs: number; maxMs: number }, random: () => number = Math.random): number {
-  const ceiling = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.max(0, attempt - 1));
-  const jittered = Math.round(ceiling / 2 + random() * (ceiling / 2));
-  if (retryAfterMs === undefined) return jittered;
-  // Retry-After is a floor; a little jitter on top keeps every throttled sender from returning at once.
-  return Math.round(retryAfterMs + random() * Math.min(opts.baseMs, retryAfterMs / 2 + 1));
+export function throttledDelay(retryAfterMs: number | undefined, minMs: number, random: () => number = Math.random): number {
+  if (retryAfterMs !== undefined) return Math.round(retryAfterMs + random() * Math.min(250, retryAfterMs / 10));
+  return Math.round(minMs + random() * 2 * minMs);
 }
 
 /** `Retry-After` as milliseconds: seconds or an HTTP date. Undefined when absent or unreadable. */
@@ -51,8 +53,9 @@ export function parseRetryAfter(header: string | null | undefined, now = Date.no
 }
 
 /**
- * Per-thread request history in this process; waits until the next request fits Teams' limits.
- * Windows are widened by `marginMs` because Teams counts arrivals, and requests take time to arrive.
+ * Per-thread request history in this process (the delivery worker's lease means one instance
+ * sends for a conversation at a time). Windows are widened by `marginMs` because Teams counts
+ * arrivals, and requests take time to arrive.
  */
 export class ThreadPacer {
   private readonly sent = new Map<string, number[]>();
@@ -61,12 +64,16 @@ export class ThreadPacer {
     limits: ReadonlyArray<readonly [number, number]> = TEAMS_THREAD_LIMITS,
     private readonly now: () => number = Date.now,
     marginMs = 150,
+    private readonly maxInlineMs = MAX_INLINE_PACE_MS,
   ) {
     this.limits = limits.map(([windowMs, max]) => [windowMs + marginMs, max] as const);
   }
 
-  /** Reserves a slot for `thread`, sleeping first if needed. */
-  async wait(thread: string): Promise<void> {
+  /**
+   * Reserves a slot for `thread`, sleeping first if the wait is short. Throws `RetryLaterError`
+   * (nothing reserved) when the thread must wait longer than `maxInlineMs`.
+   */
+  async reserve(thread: string): Promise<void> {
     for (;;) {
       const history = this.recent(thread);
       const delay = delayUntilAllowed(history, this.now(), this.limits);
@@ -75,6 +82,7 @@ export class ThreadPacer {
         this.sent.set(thread, history);
         return;
       }
+      if (delay > this.maxInlineMs) throw new RetryLaterError(delay, `Teams' per-thread limit: this thread may post again in ${delay} ms.`);
       await sleep(delay);
     }
   }
@@ -89,6 +97,6 @@ export class ThreadPacer {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
+function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,14 +1,19 @@
 /**
  * Inbound Teams turns: thread messages (relay, notes, typed commands) and card actions
  * (`adaptiveCard/action` invokes, plus `Action.Submit` messages from older clients), turned into
- * bridge commands. Teams retries a slow bot with the same activity id, so every activity takes
- * effect once.
+ * bridge commands. Each runs before Teams gets its answer, so a failure makes Teams retry.
+ *
+ * Teams retries a slow bot with the same activity id. An operator's reply carries that id as its
+ * idempotency key, marked by the bridge in the same commit as the message: a retry after the
+ * commit is recognised, one after a crash before it gets through. Commands (claim, return, card
+ * buttons) are marked handled after they succeed; a crash in between lets a retry run the command
+ * again, which the state machine then refuses (told privately), so nothing is ever lost.
  */
 import { ActivityTypes, type TurnContext } from 'botbuilder';
-import type { Bridge } from '../../src/bridge.ts';
-import { BridgeError } from '../../src/errors.ts';
+import { BridgeError, StaleBriefingError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, Operator } from '../../src/model.ts';
+import type { BridgePort } from '../../src/ports.ts';
 import { CARD_CONTENT_TYPE, parseCardAction, type ParsedCardAction } from '../../cards/teams/adaptive.ts';
 import { buildSupersededBriefingCard } from '../../cards/teams/briefing.ts';
 import {
@@ -23,20 +28,22 @@ import {
 import type { TeamsState } from './state.ts';
 import type { TeamsOutbound } from './workspace.ts';
 
-/** How long an activity id is remembered; Teams' retries come within seconds. */
-const DEDUPE_TTL_MS = 24 * 3600 * 1000;
-
 /** The `adaptiveCard/action` invoke response body Teams expects. */
 export type CardActionResponse =
   | { statusCode: 200; type: typeof CARD_CONTENT_TYPE; value: unknown }
   | { statusCode: 200; type: 'application/vnd.microsoft.activity.message'; value: string }
   | { statusCode: number; type: 'application/vnd.microsoft.error'; value: { code: string; message: string } };
 
+/** A retried activity that was (or is being) handled already. */
+const DUPLICATE = Symbol('duplicate');
+
 export class TeamsTurns {
   private warnedServiceUrl = false;
+  /** Activities being handled in this process, so a retry arriving meanwhile waits for the first. */
+  private readonly running = new Map<string, Promise<unknown>>();
 
   constructor(
-    private readonly deps: { bridge: Bridge; state: TeamsState; outbound: TeamsOutbound; logger: Logger; serviceUrl: string },
+    private readonly deps: { bridge: BridgePort; state: TeamsState; outbound: TeamsOutbound; logger: Logger; serviceUrl: string },
   ) {}
 
   /** The bot's logic for one inbound activity (runs inside botbuilder's turn). */
@@ -61,31 +68,37 @@ export class TeamsTurns {
     if (!conversationId) return; // a post outside our threads: not ours to handle
     const operator = await this.operator(activity);
     if (!operator) return;
-    await this.once(activity, async () => {
-      const action = parseCardAction(activity.value);
-      if (action && action.conversationId !== conversationId) return; // a card from another thread: not this one's to act on
-      if (action) {
-        // Action.Submit fallback from an older client: same effect as the invoke, answers go privately.
+    const action = parseCardAction(activity.value);
+    if (action) {
+      if (action.conversationId !== conversationId) return; // a card from another thread: not this one's to act on
+      // Action.Submit fallback from an older client: same effect as the invoke, answers go privately.
+      await this.once(activity, async () => {
         const { notice } = await this.perform(action, operator, activity);
         if (notice) await this.tellPrivately(operator, notice, action.conversationId);
-        return;
-      }
-      const { text, mentionedBot } = messageText(activity);
-      const attachments = attachmentsFromActivity(activity);
-      if (!text && attachments.length === 0) return;
-      const command = parseThreadCommand(text, mentionedBot);
+      });
+      return;
+    }
+    const { text, mentionedBot } = messageText(activity);
+    const attachments = attachmentsFromActivity(activity);
+    if (!text && attachments.length === 0) return;
+    const command = parseThreadCommand(text, mentionedBot);
+    if (command.kind === 'message') {
+      // The bridge marks the activity id with the message's own commit: a retry is a no-op.
+      const { duplicate } = await this.deps.bridge.operatorMessage({
+        conversationId,
+        operator,
+        text,
+        ...(attachments.length ? { attachments } : {}),
+        ...(activity.id ? { idempotencyKey: `teams:${activity.id}` } : {}),
+        source: { workspace: 'teams', ...(activity.id ? { externalId: activity.id } : {}) },
+      });
+      if (duplicate) this.deps.logger.info({ activityId: activity.id }, 'duplicate Teams activity ignored (Teams retried a slow answer)');
+      return;
+    }
+    if (command.kind === 'help') return this.tellPrivately(operator, HELP_TEXT, conversationId);
+    await this.once(activity, async () => {
       try {
         switch (command.kind) {
-          case 'message':
-            await this.deps.bridge.operatorMessage({
-              conversationId,
-              operator,
-              text,
-              ...(attachments.length ? { attachments } : {}),
-              idempotencyKey: `teams:${activity.id}`,
-              source: { workspace: 'teams', ...(activity.id ? { externalId: activity.id } : {}) },
-            });
-            return;
           case 'return':
             await this.deps.bridge.returnToAgent({ conversationId, operator, ...(command.note ? { note: command.note } : {}) });
             return;
@@ -93,13 +106,10 @@ export class TeamsTurns {
             await this.deps.bridge.close({ conversationId, operator, ...(command.note ? { note: command.note } : {}) });
             return;
           case 'claim':
-            await this.deps.bridge.claim({ conversationId, operator, ...(activity.id ? { idempotencyKey: `teams:${activity.id}` } : {}) });
+            await this.deps.bridge.claim({ conversationId, operator });
             return;
           case 'takeover':
             await this.deps.bridge.takeOver({ conversationId, operator });
-            return;
-          case 'help':
-            await this.tellPrivately(operator, HELP_TEXT, conversationId);
             return;
         }
       } catch (err) {
@@ -128,37 +138,32 @@ export class TeamsTurns {
     }
     if (action.action === 'refresh') return cardResponse(this.deps.outbound.briefingCard(conversation, { viewerId: operator.id }));
 
-    let current = conversation;
-    let notice: string | undefined;
     // Teams retries a slow invoke with the same id: act once, answer every time with the current card.
-    const key = activity.id ? `teams:invoke:${activity.id}` : undefined;
-    const first = key ? await this.deps.bridge.store.once(key, DEDUPE_TTL_MS) : true;
-    if (first) {
-      try {
-        ({ conversation: current, notice } = await this.perform(action, operator, activity, conversation));
-      } catch (err) {
-        if (key) await this.deps.bridge.store.forget(key).catch(() => {});
-        throw err;
-      }
-    } else {
-      current = (await this.deps.bridge.getConversation(conversation.id)) ?? conversation;
+    const outcome = await this.once(activity, () => this.perform(action, operator, activity, conversation));
+    if (outcome === DUPLICATE) {
+      const current = (await this.deps.bridge.getConversation(conversation.id)) ?? conversation;
+      return cardResponse(this.deps.outbound.briefingCard(current, { viewerId: operator.id }));
     }
-    return cardResponse(this.deps.outbound.briefingCard(current, { viewerId: operator.id, ...(notice ? { notice } : {}) }));
+    // A button from an older briefing: that card is out of date, so show it as such, with why.
+    if (outcome.stale) return cardResponse(buildSupersededBriefingCard(outcome.conversation, outcome.notice));
+    return cardResponse(this.deps.outbound.briefingCard(outcome.conversation, { viewerId: operator.id, ...(outcome.notice ? { notice: outcome.notice } : {}) }));
   }
 
   /** Runs one card action; a refused action (already claimed, not the owner) comes back as a notice. */
-  private async perform(action: ParsedCardAction, operator: Operator, activity: TeamsActivity, known?: Conversation): Promise<{ conversation: Conversation; notice?: string }> {
+  private async perform(action: ParsedCardAction, operator: Operator, activity: TeamsActivity, known?: Conversation): Promise<{ conversation: Conversation; notice?: string; stale?: boolean }> {
     const { bridge } = this.deps;
     const conversationId = action.conversationId;
     const note = action.note ? { note: action.note } : {};
     try {
       switch (action.action) {
         case 'claim':
-          return { conversation: await bridge.claim({ conversationId, operator, ...(activity.id ? { idempotencyKey: `teams:${activity.id}` } : {}) }) };
+          return { conversation: await bridge.claim({ conversationId, operator }) };
         case 'takeover':
           return { conversation: await bridge.takeOver({ conversationId, operator }) };
         case 'option':
-          return { conversation: await bridge.decide({ conversationId, operator, optionId: action.optionId!, ...note }) };
+          return {
+            conversation: await bridge.decide({ conversationId, operator, optionId: action.optionId!, ...note, ...(action.escalation ? { escalation: action.escalation } : {}) }),
+          };
         case 'return':
           return { conversation: await bridge.returnToAgent({ conversationId, operator, ...note }) };
         case 'close':
@@ -168,7 +173,7 @@ export class TeamsTurns {
       }
     } catch (err) {
       if (!(err instanceof BridgeError)) throw err;
-      return { conversation: await this.require(conversationId), notice: err.message };
+      return { conversation: await this.require(conversationId), notice: err.message, ...(err instanceof StaleBriefingError ? { stale: true } : {}) };
     }
   }
 
@@ -198,20 +203,35 @@ export class TeamsTurns {
     return operator;
   }
 
-  /** Runs `fn` once per activity id; a failure forgets the id so Teams' retry can succeed. */
-  private async once(activity: TeamsActivity, fn: () => Promise<void>): Promise<void> {
+  /**
+   * Runs `fn` once per activity id, marking the id handled after it succeeded. A retry that finds
+   * the mark, or arrives while the first run is still going here, gets `DUPLICATE`.
+   */
+  private async once<T>(activity: TeamsActivity, fn: () => Promise<T>): Promise<T | typeof DUPLICATE> {
     if (!activity.id) return fn();
-    const key = `teams:activity:${activity.conversation?.id ?? ''}:${activity.id}`;
-    if (!(await this.deps.bridge.store.once(key, DEDUPE_TTL_MS))) {
-      this.deps.logger.info({ activityId: activity.id }, 'duplicate Teams activity ignored (Teams retried a slow answer)');
-      return;
+    const key = `${activity.conversation?.id ?? ''}:${activity.id}`;
+    const earlier = this.running.get(key);
+    if (earlier) {
+      await earlier.catch(() => {});
+      return this.duplicate(activity);
     }
+    const run = (async () => {
+      if (await this.deps.state.handled(key)) return this.duplicate(activity);
+      const result = await fn();
+      await this.deps.state.markHandled(key).catch((err: unknown) => this.deps.logger.warn({ err: String(err), activityId: activity.id }, 'could not mark a Teams activity handled'));
+      return result;
+    })();
+    this.running.set(key, run);
     try {
-      await fn();
-    } catch (err) {
-      await this.deps.bridge.store.forget(key).catch(() => {});
-      throw err;
+      return await run;
+    } finally {
+      this.running.delete(key);
     }
+  }
+
+  private duplicate(activity: TeamsActivity): typeof DUPLICATE {
+    this.deps.logger.info({ activityId: activity.id }, 'duplicate Teams activity ignored (Teams retried a slow answer)');
+    return DUPLICATE;
   }
 
   private async require(conversationId: string): Promise<Conversation> {

@@ -3,115 +3,144 @@
  * (opened proactively with a root card), every transcript message becomes a reply, briefings are
  * Adaptive Cards, and the root and latest briefing are edited in place on every ownership change.
  *
- * Outbound sends go through a ledger: a message is recorded as `sending` before the request and
- * `sent` (with Teams' activity id) after it, so a retried port call or a restart never posts it
- * twice; a send whose outcome is unknown (5xx, timeout) is recorded `uncertain` and not repeated.
+ * The delivery worker calls these for one conversation at a time, in order, at least once, and
+ * retries what throws. The Bot Connector has no idempotency key and no way to list a thread's
+ * messages, so the adapter records the activity id each post got right after Teams answers; a
+ * retry (`attempt.count` > 1) that finds it does not post again. One that finds nothing cannot
+ * tell "never arrived" from "arrived, answer lost", and posts again: a message may then show twice
+ * in Teams, but is never lost.
  */
-import type { Bridge } from '../../src/bridge.ts';
+import { PermanentDeliveryError } from '../../src/delivery/outcome.ts';
 import { conversationLogger, type Logger } from '../../src/log.ts';
 import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
-import type { Workspace } from '../../src/ports.ts';
+import { FIRST_ATTEMPT, type BridgePort, type DeliveryAttempt, type Workspace } from '../../src/ports.ts';
 import { CARD_CONTENT_TYPE, type AdaptiveCard } from '../../cards/teams/adaptive.ts';
-import { buildBriefingCard, buildSupersededBriefingCard, type CardView } from '../../cards/teams/briefing.ts';
+import { buildBriefingCard, buildBriefingFallbackText, buildSupersededBriefingCard, type CardView } from '../../cards/teams/briefing.ts';
 import { formatBridgeLine, formatMirroredMessage } from '../../cards/teams/message.ts';
 import { buildRootCard, rootSummary } from '../../cards/teams/root.ts';
+import { escalationNumber } from '../../cards/teams/status.ts';
 import { escapeMessageText, oneLine } from '../../cards/teams/text.ts';
 import { channelForQueue, type TeamsConfig } from './config.ts';
-import { BotConnectorError, type BotConnector, type OutgoingActivity } from './connector.ts';
+import { BotConnectorError, isRefusal, type BotConnector, type OutgoingActivity } from './connector.ts';
 import { teamsUserId } from './inbound.ts';
-import { threadIdFor, type TeamsState, type ThreadRecord } from './state.ts';
+import { threadIdFor, type BriefingRecord, type TeamsState, type ThreadRecord } from './state.ts';
 
 export interface TeamsOutboundDeps {
-  bridge: Bridge;
+  bridge: BridgePort;
   config: TeamsConfig;
   connector: BotConnector;
   state: TeamsState;
   logger: Logger;
 }
 
-/** Turns bridge events into Teams thread messages and card edits. */
+/** Turns bridge work into Teams thread messages and card edits. */
 export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' | 'ownershipChanged' | 'notifyOperator'> {
   constructor(private readonly deps: TeamsOutboundDeps) {}
 
-  async mirror(conversation: Conversation, message: Message): Promise<void> {
+  async mirror(conversation: Conversation, message: Message, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
     if (message.source?.workspace === 'teams') return; // already in the thread: an operator typed it there
-    const thread = await this.ensureThread(conversation);
-    await this.postOnce(conversation, thread, `msg:${message.id}`, { type: 'message', ...formatMirroredMessage(message) });
+    const { thread } = await this.ensureThread(conversation, attempt);
+    const key = `msg:${message.id}`;
+    if (attempt.count > 1 && (await this.postedEarlier(conversation, key, attempt))) return;
+    try {
+      await this.post(conversation, thread, key, { type: 'message', ...formatMirroredMessage(message) }, attempt);
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      // Refused for good (too big, malformed): say so in the thread rather than leave a silent gap.
+      const log = conversationLogger(this.deps.logger, conversation);
+      log.error({ err: err.message, messageId: message.id }, 'Teams refused a transcript message; posting a placeholder instead');
+      const who = message.author.name ? `${oneLine(message.author.name, 100)} (${message.author.role})` : message.author.role;
+      const placeholder = formatBridgeLine(`Teams would not show a message from ${who} here (${err.message}). It is kept in the conversation's transcript.`);
+      try {
+        await this.post(conversation, thread, key, { type: 'message', ...placeholder }, attempt);
+      } catch (again) {
+        if (isRefusal(again)) throw new PermanentDeliveryError(`Teams refused message ${message.id} and its placeholder: ${again.message}`, again);
+        throw again;
+      }
+    }
   }
 
-  async postBriefing(conversation: Conversation): Promise<void> {
-    const thread = await this.ensureThread(conversation);
-    // One briefing per escalation: the ledger key survives retries of the same escalation.
-    const escalations = conversation.history.filter((h) => h.reason === 'escalate').length;
-    const activityId = await this.postOnce(conversation, thread, `briefing:${escalations}`, this.briefingActivity(conversation));
-    if (!activityId) return;
-    const { older } = await this.deps.bridge.store.withLock(`teams:thread:${conversation.id}`, async () => {
-      const current = (await this.deps.state.thread(conversation.id)) ?? thread;
-      if (current.briefings.some((b) => b.activityId === activityId)) return { older: [] };
-      const older = current.briefings.map((b) => b.activityId);
-      await this.deps.state.saveThread({ ...current, briefings: [...current.briefings, { activityId, postedAt: new Date().toISOString() }] });
-      return { older };
-    });
-    // Earlier briefings lose their buttons so nobody acts on stale options.
-    await this.updateAll(
-      conversation,
-      older.map((id) => ({ activityId: id, activity: cardActivity(buildSupersededBriefingCard(conversation), `${conversation.ticket}: superseded briefing`) })),
-      thread,
-    );
+  async postBriefing(conversation: Conversation, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
+    let { thread } = await this.ensureThread(conversation, attempt);
+    // One briefing per escalation. A briefing item that runs after a newer escalation posts the
+    // current one (cards show the latest state), and the newer item then finds it posted.
+    const escalation = escalationNumber(conversation);
+    if (!thread.briefings.some((b) => b.escalation === escalation)) {
+      if (attempt.count > 1) {
+        conversationLogger(this.deps.logger, conversation).warn(
+          { escalation, attempts: attempt.count },
+          'no briefing recorded from an earlier attempt; Teams cannot be asked whether it arrived, so posting it again (it may show twice)',
+        );
+      }
+      const posted = await this.postBriefingMessage(conversation, thread, attempt);
+      const record: BriefingRecord = { activityId: posted.activityId, postedAt: new Date().toISOString(), escalation, ...(posted.fallback ? { fallback: true } : {}) };
+      // Recorded at once: a failure after this point (superseding) never posts the briefing again.
+      thread = { ...thread, briefings: [...thread.briefings, record] };
+      await this.deps.state.saveThread(thread);
+    }
+    await this.supersedeOlder(conversation, thread, attempt);
   }
 
-  async ownershipChanged(conversation: Conversation, change: HistoryEntry): Promise<void> {
-    const thread = await this.ensureThread(conversation);
-    const updates: Array<{ activityId: string; activity: OutgoingActivity }> = [
-      { activityId: thread.rootActivityId, activity: this.rootActivity(conversation) },
-    ];
+  async ownershipChanged(conversation: Conversation, change: HistoryEntry, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
+    const { thread, opened } = await this.ensureThread(conversation, attempt);
+    const updates: Array<{ activityId: string; activity: OutgoingActivity }> = [];
+    if (!opened) updates.push({ activityId: thread.rootActivityId, activity: this.rootActivity(conversation) });
     // An escalation brings a new briefing right after this; the old card is superseded then, not redrawn now.
     const latest = change.reason === 'escalate' ? undefined : thread.briefings.at(-1);
-    if (latest) updates.push({ activityId: latest.activityId, activity: this.briefingActivity(conversation) });
-    await this.updateAll(conversation, updates, thread);
+    if (latest && !latest.fallback) updates.push({ activityId: latest.activityId, activity: this.briefingActivity(conversation) });
+    await this.updateAll(conversation, thread, updates, attempt);
   }
 
   /**
    * Tells one Teams operator something privately, in a 1:1 chat with the bot. If Teams refuses
    * (the app is not installed for that user), falls back to an @mention in the conversation's thread.
+   * The port passes no attempt: a retry after an unknown outcome may repeat the notice.
    */
   async notifyOperator(operator: Operator, text: string, conversation?: Conversation): Promise<void> {
     const userId = teamsUserId(operator);
     if (!userId) return;
-    const { state, connector, config } = this.deps;
-    const profile = await state.operator(userId);
-    const serviceUrl = profile?.serviceUrl ?? config.serviceUrl;
     try {
-      let chatId = await state.directChat(userId);
-      if (!chatId) {
-        const bot = (await state.bot()) ?? { id: `28:${config.appId}` };
-        const tenantId = profile?.tenantId ?? config.tenantId;
-        const created = await connector.createConversation(
-          serviceUrl,
-          {
-            isGroup: false,
-            bot,
-            members: [{ id: userId }],
-            ...(tenantId ? { tenantId, channelData: { tenant: { id: tenantId } } } : {}),
-          },
-          `dm:${userId}`,
-        );
-        chatId = created.id;
-        await state.saveDirectChat(userId, chatId);
-      }
-      await connector.sendToConversation(serviceUrl, chatId, { type: 'message', ...formatBridgeLine(text) });
+      await this.sendPrivately(userId, text);
+      return;
     } catch (err) {
-      const thread = conversation ? await state.thread(conversation.id) : undefined;
-      this.deps.logger.warn({ err, operator: operator.id }, 'could not message the operator privately; mentioning them in the thread instead');
-      if (!thread) throw err;
-      const mention = `<at>${escapeMessageText(oneLine(operator.name, 100))}</at>`;
-      await connector.sendToConversation(thread.serviceUrl, thread.threadId, {
+      // A 4xx (429 aside, which is already a RetryLaterError) means no 1:1 chat with this user.
+      if (!(err instanceof BotConnectorError && err.status !== undefined && err.status < 500)) throw err;
+      this.deps.logger.warn({ err: err.message, operator: operator.id }, 'could not message the operator privately; mentioning them in the thread instead');
+    }
+    const thread = conversation ? await this.deps.state.thread(conversation.id) : undefined;
+    if (!thread) throw new PermanentDeliveryError(`No private chat with ${operator.name} and no thread to mention them in`);
+    const mention = `<at>${escapeMessageText(oneLine(operator.name, 100))}</at>`;
+    try {
+      await this.deps.connector.sendToConversation(thread.serviceUrl, thread.threadId, {
         type: 'message',
         textFormat: 'xml',
         text: `${mention} ${formatBridgeLine(text).text}`,
         entities: [{ type: 'mention', text: mention, mentioned: { id: userId, name: operator.name } }],
       });
+    } catch (err) {
+      if (isRefusal(err)) throw new PermanentDeliveryError(`Teams refused a notice for ${operator.name}: ${err.message}`, err);
+      throw err;
     }
+  }
+
+  /** A line in the user's 1:1 chat with the bot, opening the chat on first use. */
+  private async sendPrivately(userId: string, text: string): Promise<void> {
+    const { state, connector, config } = this.deps;
+    const profile = await state.operator(userId);
+    const serviceUrl = profile?.serviceUrl ?? config.serviceUrl;
+    let chatId = await state.directChat(userId);
+    if (!chatId) {
+      const bot = (await state.bot()) ?? { id: `28:${config.appId}` };
+      const tenantId = profile?.tenantId ?? config.tenantId;
+      const created = await connector.createConversation(
+        serviceUrl,
+        { isGroup: false, bot, members: [{ id: userId }], ...(tenantId ? { tenantId, channelData: { tenant: { id: tenantId } } } : {}) },
+        `dm:${userId}`,
+      );
+      chatId = created.id;
+      await state.saveDirectChat(userId, chatId);
+    }
+    await connector.sendToConversation(serviceUrl, chatId, { type: 'message', ...formatBridgeLine(text) });
   }
 
   /** The briefing card as `view` sees it; the base card (no viewer) lists the owner for per-user refresh. */
@@ -120,44 +149,37 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     return buildBriefingCard(conversation, { ...view, refreshUserIds: owner ? [owner] : [] });
   }
 
-  /** The conversation's thread, opening it (root card in the queue's channel) on first use. */
-  async ensureThread(conversation: Conversation): Promise<ThreadRecord> {
+  /**
+   * The conversation's thread, opening it (root card in the queue's channel) on first use; `opened`
+   * when this call opened it. The thread is recorded as soon as Teams answers. If an earlier attempt
+   * got no answer, Teams may have opened a thread we never learned the id of: a new one is opened,
+   * because an unknown thread cannot be posted to (the earlier one, if any, keeps only its root).
+   */
+  async ensureThread(conversation: Conversation, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<{ thread: ThreadRecord; opened: boolean }> {
     const { state, connector, config, bridge } = this.deps;
     const existing = await state.thread(conversation.id);
-    if (existing) return existing;
+    if (existing) return { thread: existing, opened: false };
+    // The worker's lease already keeps one sender per conversation; the lock covers a lapsed lease.
     return bridge.store.withLock(`teams:thread:${conversation.id}`, async () => {
       const again = await state.thread(conversation.id);
-      if (again) return again;
+      if (again) return { thread: again, opened: false };
       const log = conversationLogger(this.deps.logger, conversation);
-      const previous = await state.sent(conversation.id, 'root');
-      if (previous) {
-        // Without the root's id an earlier, unconfirmed thread cannot be used; a new one is the only way on.
-        log.warn({ previous }, 'an earlier attempt to open this thread got no clear answer from Teams; opening a new thread');
-      }
+      if (attempt.count > 1) log.warn({ attempts: attempt.count }, 'no thread recorded from an earlier attempt; opening one (an unanswered earlier attempt may have left an empty thread in Teams)');
       const channelId = channelForQueue(config, conversation.queue);
-      await state.markSent(conversation.id, 'root', { state: 'sending', at: new Date().toISOString() });
-      let created: { id: string; activityId?: string };
-      try {
-        created = await connector.createConversation(
-          config.serviceUrl,
-          {
-            isGroup: true,
-            channelData: { channel: { id: channelId }, ...(config.tenantId ? { tenant: { id: config.tenantId } } : {}) },
-            activity: this.rootActivity(conversation),
-            ...(config.tenantId ? { tenantId: config.tenantId } : {}),
-          },
-          channelId,
-        );
-      } catch (err) {
-        await this.recordFailure(conversation.id, 'root', err);
-        throw err;
-      }
+      const created = await connector.createConversation(
+        config.serviceUrl,
+        {
+          isGroup: true,
+          channelData: { channel: { id: channelId }, ...(config.tenantId ? { tenant: { id: config.tenantId } } : {}) },
+          activity: this.rootActivity(conversation),
+          ...(config.tenantId ? { tenantId: config.tenantId } : {}),
+        },
+        channelId,
+        signalOf(attempt),
+      );
       const rootActivityId = created.activityId ?? /;messageid=(\d+)/.exec(created.id)?.[1];
-      if (!rootActivityId) {
-        await state.markSent(conversation.id, 'root', { state: 'uncertain', at: new Date().toISOString(), error: `no root activity id in ${created.id}` });
-        throw new BotConnectorError(`Teams opened conversation ${created.id} without a root message id`, 'unknown');
-      }
-      const record: ThreadRecord = {
+      if (!rootActivityId) throw new BotConnectorError(`Teams opened conversation ${created.id} without a root message id`, 'unknown');
+      const thread: ThreadRecord = {
         conversationId: conversation.id,
         channelId,
         serviceUrl: config.serviceUrl,
@@ -165,10 +187,9 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
         rootActivityId,
         briefings: [],
       };
-      await state.saveThread(record);
-      await state.markSent(conversation.id, 'root', { state: 'sent', activityId: rootActivityId, at: new Date().toISOString() });
-      log.info({ threadId: record.threadId, channelId }, 'opened the Teams thread');
-      return record;
+      await state.saveThread(thread);
+      log.info({ threadId: thread.threadId, channelId }, 'opened the Teams thread');
+      return { thread, opened: true };
     });
   }
 
@@ -182,52 +203,101 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     return cardActivity(this.briefingCard(conversation), summary);
   }
 
-  /** Posts into the thread unless the ledger says this key was already sent (or may have been). */
-  private async postOnce(conversation: Conversation, thread: ThreadRecord, key: string, activity: OutgoingActivity): Promise<string | undefined> {
-    const { state, connector } = this.deps;
-    const previous = await state.sent(conversation.id, key);
-    if (previous) {
-      if (previous.state !== 'sent') {
-        conversationLogger(this.deps.logger, conversation).warn({ key, previous }, 'not re-posting: an earlier attempt may have reached Teams');
-      }
-      return previous.activityId;
+  /** True when an earlier attempt's post was recorded; otherwise says why it posts again. */
+  private async postedEarlier(conversation: Conversation, key: string, attempt: DeliveryAttempt): Promise<boolean> {
+    const activityId = await this.deps.state.posted(conversation.id, key);
+    const log = conversationLogger(this.deps.logger, conversation);
+    if (activityId) {
+      log.info({ key, activityId, attempts: attempt.count }, 'already in Teams from an earlier attempt; not posting again');
+      return true;
     }
-    await state.markSent(conversation.id, key, { state: 'sending', at: new Date().toISOString() });
+    log.warn({ key, attempts: attempt.count }, 'no Teams id recorded from an earlier attempt; Teams cannot be asked whether it arrived, so posting again (it may show twice)');
+    return false;
+  }
+
+  /** Posts into the thread and records the activity id Teams gave it. */
+  private async post(conversation: Conversation, thread: ThreadRecord, key: string, activity: OutgoingActivity, attempt: DeliveryAttempt): Promise<string> {
+    const { id } = await this.deps.connector.sendToConversation(thread.serviceUrl, thread.threadId, activity, signalOf(attempt));
+    // A failed record only matters if this item is retried; failing the posted item would make that certain.
+    await this.deps.state.recordPosted(conversation.id, key, id).catch((err: unknown) => {
+      conversationLogger(this.deps.logger, conversation).warn({ err: String(err), key }, 'posted to Teams but could not record its id');
+    });
+    return id;
+  }
+
+  /** The briefing card; if Teams refuses it for good, the short text briefing; if that too, a permanent failure. */
+  private async postBriefingMessage(conversation: Conversation, thread: ThreadRecord, attempt: DeliveryAttempt): Promise<{ activityId: string; fallback: boolean }> {
+    const send = (activity: OutgoingActivity) => this.deps.connector.sendToConversation(thread.serviceUrl, thread.threadId, activity, signalOf(attempt));
     try {
-      const { id } = await connector.sendToConversation(thread.serviceUrl, thread.threadId, activity);
-      await state.markSent(conversation.id, key, { state: 'sent', activityId: id, at: new Date().toISOString() });
-      return id;
+      return { activityId: (await send(this.briefingActivity(conversation))).id, fallback: false };
     } catch (err) {
-      await this.recordFailure(conversation.id, key, err);
-      throw err;
-    }
-  }
-
-  /** A refused send may be tried again later; one whose outcome is unknown is marked and left alone. */
-  private async recordFailure(conversationId: string, key: string, err: unknown): Promise<void> {
-    if (err instanceof BotConnectorError && err.delivery === 'not_sent') {
-      await this.deps.state.forgetSent(conversationId, key);
-      return;
-    }
-    await this.deps.state.markSent(conversationId, key, { state: 'uncertain', at: new Date().toISOString(), error: (err as Error).message });
-  }
-
-  /** Edits each activity; tries them all, then reports the first failure. */
-  private async updateAll(conversation: Conversation, updates: Array<{ activityId: string; activity: OutgoingActivity }>, thread: ThreadRecord): Promise<void> {
-    let firstError: unknown;
-    for (const { activityId, activity } of updates) {
+      if (!isRefusal(err)) throw err;
+      conversationLogger(this.deps.logger, conversation).error({ err: err.message }, 'Teams refused the briefing card; posting the briefing as text');
       try {
-        await this.deps.connector.updateActivity(thread.serviceUrl, thread.threadId, activityId, activity);
-      } catch (err) {
-        conversationLogger(this.deps.logger, conversation).error({ err, activityId }, 'could not update a Teams card');
-        firstError ??= err;
+        return { activityId: (await send({ type: 'message', ...buildBriefingFallbackText(conversation) })).id, fallback: true };
+      } catch (again) {
+        if (isRefusal(again)) throw new PermanentDeliveryError(`Teams refused the briefing for ${conversation.ticket}, card and text: ${again.message}`, again);
+        throw again;
       }
+    }
+  }
+
+  /** Earlier briefings lose their buttons so nobody acts on stale options; each is marked once done. */
+  private async supersedeOlder(conversation: Conversation, thread: ThreadRecord, attempt: DeliveryAttempt): Promise<void> {
+    const older = thread.briefings.slice(0, -1).filter((b) => !b.superseded);
+    if (older.length === 0) return;
+    const superseded = cardActivity(buildSupersededBriefingCard(conversation), `${conversation.ticket}: superseded briefing`);
+    const done = new Set<string>();
+    let firstError: unknown;
+    for (const briefing of older) {
+      if (!briefing.fallback) {
+        const failure = await this.update(conversation, thread, briefing.activityId, superseded, attempt);
+        if (failure) {
+          firstError ??= failure;
+          continue;
+        }
+      }
+      done.add(briefing.activityId);
+    }
+    if (done.size > 0) {
+      const current = (await this.deps.state.thread(conversation.id)) ?? thread;
+      await this.deps.state.saveThread({ ...current, briefings: current.briefings.map((b) => (done.has(b.activityId) ? { ...b, superseded: true } : b)) });
     }
     if (firstError) throw firstError;
+  }
+
+  /** Edits each activity; tries them all, then throws the first failure worth retrying. */
+  private async updateAll(conversation: Conversation, thread: ThreadRecord, updates: Array<{ activityId: string; activity: OutgoingActivity }>, attempt: DeliveryAttempt): Promise<void> {
+    let firstError: unknown;
+    for (const { activityId, activity } of updates) firstError ??= await this.update(conversation, thread, activityId, activity, attempt);
+    if (firstError) throw firstError;
+  }
+
+  /**
+   * One card edit (idempotent, so retried freely). Returns a failure to retry; a refusal (the
+   * message was deleted, the card is refused) is logged and not retried, since no retry changes it.
+   */
+  private async update(conversation: Conversation, thread: ThreadRecord, activityId: string, activity: OutgoingActivity, attempt: DeliveryAttempt): Promise<unknown> {
+    try {
+      await this.deps.connector.updateActivity(thread.serviceUrl, thread.threadId, activityId, activity, signalOf(attempt));
+      return undefined;
+    } catch (err) {
+      const log = conversationLogger(this.deps.logger, conversation);
+      if (isRefusal(err)) {
+        log.error({ err: err.message, activityId }, 'Teams refused a card edit; leaving that card as it is');
+        return undefined;
+      }
+      log.warn({ err: String(err), activityId }, 'could not update a Teams card; retrying');
+      return err;
+    }
   }
 }
 
 /** A message activity carrying one Adaptive Card. */
 export function cardActivity(card: AdaptiveCard, summary: string): OutgoingActivity {
   return { type: 'message', summary: oneLine(summary, 200), attachments: [{ contentType: CARD_CONTENT_TYPE, content: card }] };
+}
+
+function signalOf(attempt: DeliveryAttempt): { signal?: AbortSignal } {
+  return attempt.signal ? { signal: attempt.signal } : {};
 }

@@ -33,17 +33,11 @@ export interface WebChatConfig {
   trustProxy?: boolean;
   /** A socket that has not said hello by then is closed. Default 10 s. */
   helloTimeoutMs?: number;
-  /**
-   * Every this often, connected conversations are re-read and anything their sockets missed is sent
-   * (deliveries made by another instance). 0 turns it off. Default: 10 s on a shared (Redis) store,
-   * off on SQLite, where this instance sees every delivery.
-   */
-  catchUpIntervalMs?: number;
   /** Clock for tokens and rate limits (tests move it). Default Date.now. */
   clock?: () => number;
 }
 
-type Optional = 'identitySecret' | 'publicUrl' | 'allowedOrigins' | 'catchUpIntervalMs';
+type Optional = 'identitySecret' | 'publicUrl' | 'allowedOrigins';
 export type ResolvedWebChatConfig = Required<Omit<WebChatConfig, Optional>> & Pick<WebChatConfig, Optional>;
 
 /** Applies defaults and checks values. */
@@ -66,10 +60,6 @@ export function resolveWebChatConfig(config: WebChatConfig): ResolvedWebChatConf
     if (!Number.isFinite(v) || v <= 0) throw new ConfigError(variable, 'a positive number');
     return v;
   };
-  const catchUp = config.catchUpIntervalMs;
-  if (catchUp !== undefined && (!Number.isFinite(catchUp) || catchUp < 0)) {
-    throw new ConfigError('catchUpIntervalMs', '0 (off) or a positive number of ms');
-  }
   return {
     sessionSecret: config.sessionSecret,
     identitySecret: config.identitySecret,
@@ -85,7 +75,6 @@ export function resolveWebChatConfig(config: WebChatConfig): ResolvedWebChatConf
     allowedOrigins: config.allowedOrigins?.map((o) => o.replace(/\/+$/, '').toLowerCase()),
     trustProxy: config.trustProxy ?? false,
     helloTimeoutMs: positive(config.helloTimeoutMs, 10_000, 'helloTimeoutMs'),
-    catchUpIntervalMs: catchUp,
     clock: config.clock ?? Date.now,
   };
 }

@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Bridge } from '../../src/bridge.ts';
+import type { BridgePort } from '../../src/ports.ts';
 import type { HttpServer } from '../../src/http.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, Message } from '../../src/model.ts';
@@ -29,7 +29,7 @@ export { webChatConfigFromEnv, type WebChatConfig } from './config.ts';
 export { identityHash } from './token.ts';
 
 export interface WebChatOptions {
-  bridge: Bridge;
+  bridge: BridgePort;
   /** The shared HTTP server; routes are registered on it at once. */
   http: HttpServer;
   logger?: Logger;
@@ -57,7 +57,7 @@ class WebChatChannel implements WebChat {
   readonly origin = 'webchat' as const;
   readonly name = 'webchat';
   private readonly config: ResolvedWebChatConfig;
-  private readonly bridge: Bridge;
+  private readonly bridge: BridgePort;
   private readonly logger: Logger;
   private readonly names: SpeakerNames;
   private readonly hub = new ConversationHub(MAX_SOCKETS_PER_CONVERSATION);
@@ -65,7 +65,9 @@ class WebChatChannel implements WebChat {
   private readonly socketContext: SocketContext;
   private widget: Promise<WidgetBundle> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
-  private catchUp: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** Conversations to re-read for this instance's sockets, gathered from the change feed. */
+  private readonly stale = new Set<string>();
   private catchingUp = false;
   private stopping = false;
   private readonly awaitingPong = new WeakSet<WebSocket>();
@@ -111,19 +113,22 @@ class WebChatChannel implements WebChat {
     await this.widgetBundle();
     this.heartbeat = setInterval(() => this.checkHeartbeats(), HEARTBEAT_MS);
     this.heartbeat.unref();
-    // Several instances share a Redis store: a delivery may happen on another instance, so
-    // connected conversations are re-read now and then. One instance (SQLite) sees every delivery.
-    const interval = this.config.catchUpIntervalMs ?? (this.bridge.store.backend === 'sqlite' ? 0 : 10_000);
-    if (interval > 0) {
-      this.catchUp = setInterval(() => void this.catchUpAll(), interval);
-      this.catchUp.unref();
+    // Several instances share a Redis store: the instance that delivers a message may not hold this
+    // customer's socket, so every instance re-reads the conversations its sockets show when the
+    // change feed says the customer has something new. One instance (SQLite) delivers everything itself.
+    if (this.bridge.store.backend !== 'sqlite') {
+      this.unsubscribe = this.bridge.store.onChange((notice) => {
+        if (!notice.destinations.includes('customer') || this.hub.connections(notice.conversationId).length === 0) return;
+        this.stale.add(notice.conversationId);
+        void this.catchUp();
+      });
     }
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.heartbeat);
-    clearInterval(this.catchUp);
+    this.unsubscribe?.();
     const closing = [...this.wss.clients].map(
       (socket) =>
         new Promise<void>((resolve) => {
@@ -182,12 +187,14 @@ class WebChatChannel implements WebChat {
     }
   }
 
-  /** Sends each connected socket any public message it has not shown yet. */
-  private async catchUpAll(): Promise<void> {
+  /** Sends each socket of a changed conversation any public message it has not shown yet, in order. */
+  private async catchUp(): Promise<void> {
     if (this.catchingUp) return;
     this.catchingUp = true;
     try {
-      for (const conversationId of this.hub.conversationIds()) {
+      while (this.stale.size > 0) {
+        const conversationId = this.stale.values().next().value!;
+        this.stale.delete(conversationId);
         const conversation = await this.bridge.getConversation(conversationId).catch(() => undefined);
         if (!conversation) continue;
         for (const connection of this.hub.connections(conversationId)) {

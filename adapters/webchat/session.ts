@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { Bridge } from '../../src/bridge.ts';
+import type { BridgePort } from '../../src/ports.ts';
 import { readBody } from '../../src/http.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Customer } from '../../src/model.ts';
@@ -30,7 +30,7 @@ export interface SessionResponse {
 }
 
 export interface SessionContext {
-  bridge: Bridge;
+  bridge: BridgePort;
   config: ResolvedWebChatConfig;
   /** New sessions per client address. */
   sessionLimiter: RateLimiter;

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
-import type { Bridge } from '../../src/bridge.ts';
+import type { BridgePort } from '../../src/ports.ts';
 import { BridgeError, InputError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, Message } from '../../src/model.ts';
@@ -34,7 +34,7 @@ export const CloseCode = {
 } as const;
 
 export interface SocketContext {
-  bridge: Bridge;
+  bridge: BridgePort;
   hub: ConversationHub;
   config: ResolvedWebChatConfig;
   names: SpeakerNames;

@@ -1,13 +1,14 @@
 /**
  * The briefing card: everything an operator needs to understand an escalated case in 30 seconds,
  * with Claim, one button per option (high-risk ones ask for confirmation), Return and Close.
- * Same conversation in, same card out; every field is truncated to Block Kit limits, never rejected.
+ * Same conversation in, same card out; every field is truncated to Block Kit limits, and the whole
+ * message to a text budget Slack accepts. Buttons carry the escalation they belong to.
  */
 import type { types } from '@slack/bolt';
 import type { HandoffEnvelope, Priority, Sentiment } from '../../src/envelope.ts';
 import type { Conversation } from '../../src/model.ts';
-import { LIMITS, type SlackMessage } from './limits.ts';
-import { describeChange, ownerLabel, sinceLastEscalation } from './status.ts';
+import { blocksTextLength, LIMITS, type SlackMessage } from './limits.ts';
+import { describeChange, escalationNumber, ownerLabel, sinceLastEscalation } from './status.ts';
 import { escapeMrkdwn, fit, mrkdwn, plain, quote } from './text.ts';
 
 /** action_ids on the briefing; option buttons are `OPTION_PREFIX + option.id`. */
@@ -33,55 +34,109 @@ const SENTIMENT_ICON: Record<Sentiment, string> = {
   angry: ':rage:',
 };
 
-/** Builds the briefing for the conversation's current envelope and ownership. */
+/** What a briefing button carries: the conversation, and which of its escalations the card shows. */
+export interface BriefingButtonValue {
+  conversationId: string;
+  /** Absent on cards posted before buttons carried it. */
+  escalation?: number;
+}
+
+/** `<conversation id>|<escalation>`: a click on an older card is recognised as stale. */
+export function briefingButtonValue(conversationId: string, escalation: number): string {
+  return fit(`${conversationId}|${escalation}`, LIMITS.buttonValue);
+}
+
+export function parseBriefingButtonValue(value: string | undefined): BriefingButtonValue | undefined {
+  if (!value) return undefined;
+  const bar = value.lastIndexOf('|');
+  if (bar < 0) return { conversationId: value };
+  const escalation = Number(value.slice(bar + 1));
+  const conversationId = value.slice(0, bar);
+  if (!conversationId) return undefined;
+  return Number.isInteger(escalation) && escalation > 0 ? { conversationId, escalation } : { conversationId };
+}
+
+/**
+ * Builds the briefing for the conversation's current envelope and ownership. The text of all blocks
+ * together stays within `LIMITS.messageBlocksText`: the longest parts are shortened first.
+ */
 export function briefingCard(conversation: Conversation): SlackMessage {
   const envelope = conversation.briefing;
   if (!envelope) return supersededBriefingCard(conversation, 'No briefing on this conversation.');
-  const blocks: types.KnownBlock[] = [];
   const ticket = envelope.ticket || conversation.ticket;
 
-  blocks.push({
+  const header: types.HeaderBlock = {
     type: 'header',
     text: { type: 'plain_text', text: plain(`${ticket}: ${envelope.intent}`, LIMITS.headerText), emoji: false },
-  });
-  blocks.push({
-    type: 'section',
-    text: {
-      type: 'mrkdwn',
-      text: fit(`${PRIORITY_ICON[envelope.priority]} *${capitalize(envelope.priority)} priority* · ${escapeMrkdwn(envelope.reason)}\n\n${escapeMrkdwn(envelope.summary)}`, LIMITS.sectionText),
-    },
-  });
-  blocks.push({
-    type: 'section',
-    fields: [
-      field('Customer', customerText(conversation)),
-      field('Channel', conversation.origin),
-      field('Queue', envelope.queue || conversation.queue),
-      field('Sentiment', `${SENTIMENT_ICON[envelope.sentiment]} ${envelope.sentiment}`),
-      field('Intent', envelope.intent),
-      field('Trigger', envelope.trigger),
-    ],
-  });
+  };
+  const buttons = briefingButtons(conversation, envelope, true);
+  const actions: types.ActionsBlock | undefined = buttons.length > 0 ? { type: 'actions', block_id: 'briefing_actions', elements: buttons } : undefined;
 
+  // The texts that share what the header and buttons leave of the budget, each within its own limit.
+  const summary = fit(`${PRIORITY_ICON[envelope.priority]} *${capitalize(envelope.priority)} priority* · ${escapeMrkdwn(envelope.reason)}\n\n${escapeMrkdwn(envelope.summary)}`, LIMITS.sectionText);
+  const fields = [
+    ['Customer', customerText(conversation)],
+    ['Channel', conversation.origin],
+    ['Queue', envelope.queue || conversation.queue],
+    ['Sentiment', `${SENTIMENT_ICON[envelope.sentiment]} ${envelope.sentiment}`],
+    ['Intent', envelope.intent],
+    ['Trigger', envelope.trigger],
+  ].map(([label, value]) => fit(`*${label}*\n${escapeMrkdwn(value!)}`, LIMITS.fieldText));
   const entities = entitiesText(envelope);
-  if (entities) blocks.push(section(`*Details*\n${entities}`));
-  if (envelope.constraints.length > 0) {
-    blocks.push(section(`*Constraints*\n${envelope.constraints.map((c) => `• ${escapeMrkdwn(c)}`).join('\n')}`));
-  }
-  blocks.push(section(`*What the agent tried*\n${actionsText(envelope)}`));
-  blocks.push(section(`*Pending question*\n${quote(escapeMrkdwn(envelope.pendingQuestion))}`));
+  const details = entities ? fit(`*Details*\n${entities}`, LIMITS.sectionText) : undefined;
+  const constraints = envelope.constraints.length > 0 ? fit(`*Constraints*\n${envelope.constraints.map((c) => `• ${escapeMrkdwn(c)}`).join('\n')}`, LIMITS.sectionText) : undefined;
+  const tried = fit(`*What the agent tried*\n${actionsText(envelope)}`, LIMITS.sectionText);
+  const pending = fit(`*Pending question*\n${quote(escapeMrkdwn(envelope.pendingQuestion))}`, LIMITS.sectionText);
   const optionsDetail = envelope.options
     .filter((o) => o.tradeoffs || o.risk !== 'low')
     .map((o) => `• *${escapeMrkdwn(o.label)}*${o.risk !== 'low' ? ` (${o.risk} risk)` : ''}${o.tradeoffs ? `: ${escapeMrkdwn(o.tradeoffs)}` : ''}`);
-  if (optionsDetail.length > 0) blocks.push(section(`*Options*\n${optionsDetail.join('\n')}`));
+  const options = optionsDetail.length > 0 ? fit(`*Options*\n${optionsDetail.join('\n')}`, LIMITS.sectionText) : undefined;
+  const status = fit(statusText(conversation), LIMITS.contextText);
 
+  const shared = [summary, ...fields, details, constraints, tried, pending, options, status].filter((p) => p !== undefined);
+  const fixed = blocksTextLength([header, ...(actions ? [actions] : [])]);
+  const cap = shareBudget(
+    shared.map((p) => p.length),
+    LIMITS.messageBlocksText - fixed,
+  );
+  const text = (p: string) => fit(p, cap);
+
+  const blocks: types.KnownBlock[] = [header];
+  blocks.push({ type: 'section', text: { type: 'mrkdwn', text: text(summary) } });
+  blocks.push({ type: 'section', fields: fields.map((f) => ({ type: 'mrkdwn', text: text(f) })) });
+  for (const p of [details, constraints, tried, pending, options]) if (p) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: text(p) } });
   blocks.push({ type: 'divider' });
-  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: fit(statusText(conversation), LIMITS.contextText) }] });
-  const buttons = briefingButtons(conversation, envelope);
-  if (buttons.length > 0) blocks.push({ type: 'actions', block_id: 'briefing_actions', elements: buttons });
+  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: text(status) }] });
+  if (actions) blocks.push(actions);
 
-  const text = fit(`${ticket} needs a person (${envelope.priority}): ${envelope.pendingQuestion.replace(/\s+/g, ' ')}`, 300);
-  return { text: escapeMrkdwn(text), blocks };
+  return { text: notificationText(conversation), blocks };
+}
+
+/**
+ * Smaller briefings, for when Slack refuses the full card for good: first the essentials with the
+ * Claim / Return / Close buttons (no options), then the same as text alone. Both say that the full
+ * briefing is kept in the bridge.
+ */
+export function briefingFallbacks(conversation: Conversation): SlackMessage[] {
+  const envelope = conversation.briefing;
+  if (!envelope) return [];
+  const ticket = envelope.ticket || conversation.ticket;
+  const lines = [
+    `:rotating_light: *${escapeMrkdwn(ticket)}* needs a person (${envelope.priority}) · ${mrkdwn(envelope.reason, 300)}`,
+    `*Pending question*\n${quote(mrkdwn(envelope.pendingQuestion, 600))}`,
+    `_The full briefing did not fit in Slack; it is kept with the conversation in the bridge._`,
+  ];
+  const buttons = briefingButtons(conversation, envelope, false);
+  const compact: SlackMessage = {
+    text: notificationText(conversation),
+    blocks: [
+      section(lines.join('\n')),
+      { type: 'context', elements: [{ type: 'mrkdwn', text: fit(`*Owner:* ${ownerLabel(conversation)}`, LIMITS.contextText) }] },
+      ...(buttons.length > 0 ? [{ type: 'actions', block_id: 'briefing_actions', elements: buttons } satisfies types.ActionsBlock] : []),
+    ],
+  };
+  const textOnly: SlackMessage = { text: fit([...lines, `*Owner:* ${ownerLabel(conversation)}`].join('\n'), 3000) };
+  return [compact, textOnly];
 }
 
 /** What replaces an earlier briefing once a newer one is posted: no buttons, so nobody acts on stale options. */
@@ -91,20 +146,20 @@ export function supersededBriefingCard(conversation: Conversation, why = 'A newe
     text: escapeMrkdwn(text),
     blocks: [
       section(`:card_index_dividers: *${escapeMrkdwn(conversation.ticket)}*: ${escapeMrkdwn(why)}`),
-      { type: 'context', elements: [{ type: 'mrkdwn', text: `Now: ${ownerLabel(conversation)}` }] },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: fit(`Now: ${ownerLabel(conversation)}`, LIMITS.contextText) }] },
     ],
   };
 }
 
-/** The buttons the briefing offers in the conversation's current state. */
-function briefingButtons(conversation: Conversation, envelope: HandoffEnvelope): types.Button[] {
+/** The buttons the briefing offers in the conversation's current state (`withOptions`: one per option too). */
+function briefingButtons(conversation: Conversation, envelope: HandoffEnvelope, withOptions: boolean): types.Button[] {
   const buttons: types.Button[] = [];
-  const value = fit(conversation.id, LIMITS.buttonValue);
+  const value = briefingButtonValue(conversation.id, escalationNumber(conversation));
   if (conversation.state === 'waiting') {
     buttons.push(button(BRIEFING_ACTIONS.claim, 'Claim', value, 'primary'));
     // Duplicate action_ids make Slack refuse the whole message, so the first option with an id wins.
     const seen = new Set<string>();
-    const options = envelope.options.filter((o) => !seen.has(o.id) && seen.add(o.id));
+    const options = withOptions ? envelope.options.filter((o) => !seen.has(o.id) && seen.add(o.id)) : [];
     for (const option of options.slice(0, LIMITS.actionsElements - 3)) {
       const b = button(fit(BRIEFING_ACTIONS.optionPrefix + option.id, LIMITS.actionId), option.label, value);
       if (option.risk === 'high') {
@@ -182,10 +237,6 @@ function compactJson(value: unknown, max: number): string {
   return fit(text.replace(/\s+/g, ' '), max);
 }
 
-function field(label: string, value: string): types.MrkdwnElement {
-  return { type: 'mrkdwn', text: fit(`*${label}*\n${escapeMrkdwn(value)}`, LIMITS.fieldText) };
-}
-
 function section(text: string): types.SectionBlock {
   return { type: 'section', text: { type: 'mrkdwn', text: fit(text, LIMITS.sectionText) } };
 }
@@ -198,4 +249,25 @@ function button(actionId: string, label: string, value: string, style?: 'primary
 
 function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function notificationText(conversation: Conversation): string {
+  const envelope = conversation.briefing!;
+  const ticket = envelope.ticket || conversation.ticket;
+  return escapeMrkdwn(fit(`${ticket} needs a person (${envelope.priority}): ${envelope.pendingQuestion.replace(/\s+/g, ' ')}`, 300));
+}
+
+/**
+ * The largest length every part may keep so that all of them together fit in `budget`: parts
+ * shorter than it stay whole, the longest are cut to it (the longest are shortened first).
+ */
+export function shareBudget(lengths: readonly number[], budget: number): number {
+  const sorted = [...lengths].sort((a, b) => a - b);
+  let remaining = Math.max(0, budget);
+  for (let i = 0; i < sorted.length; i++) {
+    const left = sorted.length - i;
+    if (sorted[i]! * left > remaining) return Math.floor(remaining / left);
+    remaining -= sorted[i]!;
+  }
+  return Number.POSITIVE_INFINITY;
 }

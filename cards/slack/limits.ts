@@ -30,7 +30,29 @@ export const LIMITS = {
   inputPlaceholder: 150,
   /** Slack truncates message text beyond this. */
   messageText: 40000,
+  /**
+   * Our budget for all the text in one message's blocks together. Slack refuses a message whose
+   * blocks add up to more than about 12,000 characters (`msg_blocks_too_long`, undocumented, counted
+   * with some overhead of its own) even when every element is within its limit.
+   */
+  messageBlocksText: 11000,
 } as const;
+
+/** All the text in a message's blocks: every string `text` field, however deeply nested (buttons and confirmations included). */
+export function blocksTextLength(blocks: readonly unknown[] | undefined): number {
+  let total = 0;
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) for (const item of node) walk(item);
+    else if (node && typeof node === 'object') {
+      for (const [key, value] of Object.entries(node)) {
+        if (key === 'text' && typeof value === 'string') total += value.length;
+        else walk(value);
+      }
+    }
+  };
+  walk(blocks ?? []);
+  return total;
+}
 
 /** A message as the cards build it: fallback text (notifications, screen readers) plus blocks. */
 export interface SlackMessage {
@@ -44,6 +66,8 @@ export function blockKitViolations(message: { text?: string; blocks?: readonly u
   const blocks = (message.blocks ?? []) as Array<Record<string, unknown>>;
   const maxBlocks = kind === 'message' ? LIMITS.blocksPerMessage : LIMITS.blocksPerView;
   if (blocks.length > maxBlocks) problems.push(`${blocks.length} blocks (max ${maxBlocks})`);
+  const blocksText = blocksTextLength(blocks);
+  if (kind === 'message' && blocksText > LIMITS.messageBlocksText) problems.push(`blocks hold ${blocksText} characters of text (budget ${LIMITS.messageBlocksText})`);
   if (message.text !== undefined && message.text.length > LIMITS.messageText) problems.push(`text ${message.text.length} chars`);
   const textOf = (o: unknown): string => ((o as { text?: unknown } | undefined)?.text as string | undefined) ?? '';
   const check = (what: string, value: string | undefined, max: number, min = 0) => {

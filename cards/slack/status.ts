@@ -71,3 +71,11 @@ export function sinceLastEscalation(conversation: Conversation): HistoryEntry[] 
   });
   return conversation.history.slice(start);
 }
+
+/**
+ * Which escalation of the conversation its current briefing is (1 for the first): the same count
+ * as the engine's (`escalationCount`), so a button carrying it is checked against the right one.
+ */
+export function escalationNumber(conversation: Conversation): number {
+  return conversation.history.filter((h) => h.reason === 'escalate').length;
+}

@@ -44,6 +44,8 @@ export interface CardActionData {
   conversationId: string;
   action: CardVerb;
   optionId?: string;
+  /** On option buttons: which escalation the card briefs (1 for the first), so a stale card decides nothing. */
+  escalation?: number;
 }
 
 /** Parsed action from an `adaptiveCard/action` invoke or an `Action.Submit` message. */
@@ -51,6 +53,7 @@ export interface ParsedCardAction {
   conversationId: string;
   action: CardVerb;
   optionId?: string;
+  escalation?: number;
   note?: string;
 }
 
@@ -59,6 +62,7 @@ const ActionDataSchema = z.object({
   conversationId: z.string().min(1).max(100),
   action: z.enum(CARD_VERBS),
   optionId: z.string().min(1).max(60).optional(),
+  escalation: z.number().int().positive().optional(),
   note: z.string().max(4000).optional(),
 });
 
@@ -73,10 +77,10 @@ export function parseCardAction(value: unknown): ParsedCardAction | undefined {
   const data = inner ? inner.data : v;
   const parsed = ActionDataSchema.safeParse(data);
   if (!parsed.success) return undefined;
-  const { conversationId, action, optionId, note } = parsed.data;
+  const { conversationId, action, optionId, escalation, note } = parsed.data;
   if (action === 'option' && !optionId) return undefined;
   const trimmed = note?.trim();
-  return { conversationId, action, ...(optionId ? { optionId } : {}), ...(trimmed ? { note: trimmed } : {}) };
+  return { conversationId, action, ...(optionId ? { optionId } : {}), ...(escalation ? { escalation } : {}), ...(trimmed ? { note: trimmed } : {}) };
 }
 
 /** A button: `Action.Execute` with the verb, falling back to an `Action.Submit` with the same data. */

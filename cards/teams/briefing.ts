@@ -18,8 +18,9 @@ import {
   type CardActionData,
   type CardElement,
 } from './adaptive.ts';
-import { customerLabel, describeChange, lastEscalationAt, originLabel, ownerRuns, sinceLastEscalation } from './status.ts';
-import { clip, compactJson, oneLine, utf16Bytes } from './text.ts';
+import type { TeamsText } from './message.ts';
+import { customerLabel, describeChange, escalationNumber, lastEscalationAt, originLabel, ownerRuns, sinceLastEscalation } from './status.ts';
+import { clip, compactJson, escapeMessageText, oneLine, utf16Bytes } from './text.ts';
 
 /**
  * Largest card we send, as Teams counts it (UTF-16). Teams refuses messages over ~40 KB; the rest
@@ -177,13 +178,37 @@ function minimalBriefing(conversation: Conversation, envelope: HandoffEnvelope, 
   return card(body, actions, conversation, view);
 }
 
+/**
+ * The briefing as a short text message, for when Teams refuses the card: ticket, reason, pending
+ * question and options, and how to act without buttons (typed commands in the thread).
+ */
+export function buildBriefingFallbackText(conversation: Conversation): TeamsText {
+  const envelope = conversation.briefing;
+  const ticket = envelope?.ticket || conversation.ticket;
+  const lines = [`🗂️ <b>${escapeMessageText(ticket)} needs a person</b>${envelope ? ` · ${envelope.priority} priority` : ''}`];
+  if (envelope) {
+    lines.push(`<b>Reason:</b> ${escapeMessageText(oneLine(envelope.reason, 300))}`);
+    lines.push(`<b>Pending question:</b> ${escapeMessageText(oneLine(envelope.pendingQuestion, 500))}`);
+    const options = uniqueOptions(envelope).map((o) => escapeMessageText(oneLine(o.label, 75)));
+    if (options.length) lines.push(`<b>Options:</b> ${options.join(' · ')}`);
+  }
+  lines.push("<i>Teams would not show the full briefing card. Open this thread for the conversation so far; type 'claim' here to take it, 'return: your note' to hand it back, or 'close'.</i>");
+  return {
+    text: lines.join('<br>'),
+    textFormat: 'xml',
+    summary: oneLine(`${ticket} needs a person${envelope ? `: ${envelope.pendingQuestion}` : ''}`, 200),
+  };
+}
+
 /** Buttons (and the note box) for the conversation's current state. */
 function controls(conversation: Conversation, options: HandoffEnvelope['options']): { elements: CardElement[]; actions: CardAction[] } {
+  // A decision answers one escalation: the bridge refuses it once a newer one exists.
+  const escalation = escalationNumber(conversation);
   const data = (action: CardActionData['action'], optionId?: string): CardActionData => ({
     handoff: 1,
     conversationId: conversation.id,
     action,
-    ...(optionId ? { optionId } : {}),
+    ...(optionId ? { optionId, ...(escalation > 0 ? { escalation } : {}) } : {}),
   });
   const noteInput: CardElement = {
     type: 'Input.Text',

@@ -89,3 +89,8 @@ export function sinceLastEscalation(conversation: Conversation): HistoryEntry[] 
 export function lastEscalationAt(conversation: Conversation): string | undefined {
   return [...conversation.history].reverse().find((h) => h.reason === 'escalate')?.at;
 }
+
+/** Which escalation the current briefing belongs to (1 for the first; 0 before any). */
+export function escalationNumber(conversation: Conversation): number {
+  return conversation.history.filter((h) => h.reason === 'escalate').length;
+}

@@ -50,7 +50,7 @@ describe('starting the bridge', () => {
     const { conversation } = await running.bridge.customerMessage({ origin: 'api', customer: { id: 'c1' }, text: 'When does my order ship?' });
     await model.waitForRequests(1);
     await running.stop();
-    const { openStore } = await import('../../src/store/keyv-store.ts');
+    const { openStore } = await import('../../src/store/index.ts');
     const store = await openStore(join(dir, 'e.sqlite'));
     const stored = await store.getConversation(conversation.id);
     await store.close();

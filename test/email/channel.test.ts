@@ -89,7 +89,7 @@ describe('a conversation by email stays one thread in the customer\'s mailbox', 
 
     // The agent saw the words, not the sign-off.
     expect((await transcript(conversation.id))[0]).toEqual({ role: 'customer', text: 'Where is my order? It has not arrived.' });
-    await env.email.whenSent();
+    await env.bridge.idle();
     const stored = await env.bridge.getConversation(conversation.id);
     expect(stored!.channelData.email).toMatchObject({ customerAddress: MARIA, subject: 'Where is my order?', messageIds: [messageId, reply!.parsed.messageId] });
   });
@@ -103,7 +103,6 @@ describe('a conversation by email stays one thread in the customer\'s mailbox', 
     await env.bridge.idle();
     await env.bridge.returnToAgent({ conversationId: conversation.id, operator: DANA, note: 'Customer chose a refund' });
     await env.bridge.idle();
-    await env.email.whenSent();
 
     const mails = env.sink.to(MARIA);
     const texts = mails.map((m) => bodyOf(m));
@@ -289,7 +288,6 @@ describe('robots are never answered', () => {
     expect(response).toMatch(/^250 OK: automated message \([a-z-]+\) received, not answered$/);
 
     await env.bridge.idle();
-    await env.email.whenSent();
     expect(await transcript(conversation.id)).toEqual(before);
     expect(env.sink.received).toHaveLength(1);
   });
@@ -301,7 +299,6 @@ describe('robots are never answered', () => {
     const { response } = await sendRawToInbound(env.email.port, { from: SUPPORT, to: [SUPPORT] }, ours!.raw);
     expect(response).toMatch(/automated message \(loop\)/);
     await env.bridge.idle();
-    await env.email.whenSent();
     expect(env.sink.received).toHaveLength(1);
     expect((await transcript(conversation.id)).filter((m) => m.role === 'customer')).toHaveLength(1);
   });
@@ -340,36 +337,7 @@ describe('the inbound server refuses rather than loses', () => {
   });
 });
 
-describe('an SMTP outage loses nothing', () => {
-  it('replies wait while the mail server is down and arrive once each, in order, when it is back', async () => {
-    const conversation = await customerWrites('My lamp arrived broken.');
-    await waitForMail(env.sink, MARIA, 1);
-    await escalateAndClaim(conversation, 1);
-    const before = env.sink.to(MARIA).length;
-
-    await env.sink.stop();
-    const texts = ['First, sorry for the trouble.', 'Second, I have ordered a replacement.', 'Third, it ships today.'];
-    for (const text of texts) {
-      await env.bridge.operatorMessage({ conversationId: conversation.id, operator: DANA, text });
-    }
-    await env.bridge.idle();
-    // All three wait in the outbox, having been tried against the dead server.
-    await waitFor(async () => {
-      const pending = await env.email.pendingEmails();
-      return pending.length === 3 && pending[0]!.attempts > 0;
-    }, { what: 'three emails waiting after a failed attempt' });
-    expect(env.sink.to(MARIA)).toHaveLength(before);
-
-    await env.sink.start(); // same port
-    await env.email.whenSent();
-    const after = env.sink.to(MARIA).slice(before);
-    expect(after.map((m) => bodyOf(m))).toEqual(texts);
-    expect(new Set(after.map((m) => m.parsed.messageId)).size).toBe(3);
-    // Still threaded: each answers the one before.
-    expect(after[1]!.parsed.inReplyTo).toBe(after[0]!.parsed.messageId);
-    expect(after[2]!.parsed.inReplyTo).toBe(after[1]!.parsed.messageId);
-  });
-
+describe('sending: the delivery worker retries, the SMTP server decides', () => {
   it('emails waiting when the bridge restarts are sent by the next process', async () => {
     const conversation = await customerWrites('My lamp arrived broken.');
     await waitForMail(env.sink, MARIA, 1);
@@ -378,11 +346,11 @@ describe('an SMTP outage loses nothing', () => {
 
     await env.sink.stop();
     await env.bridge.operatorMessage({ conversationId: conversation.id, operator: DANA, text: 'Written just before the restart.' });
-    await env.bridge.idle();
-    await waitFor(async () => (await env.email.pendingEmails()).length === 1, { what: 'one email waiting' });
+    await waitFor(async () => noteIn(conversation.id, 'has not gone out yet'), { what: 'the failing email noted in the thread' });
 
-    // The process goes away (channel stopped, store kept) and a new one starts on the same store.
+    // The process goes away (workers and channel stopped, store kept); a new one starts on the same store.
     const first = env;
+    await first.bridge.stop();
     await first.email.stop();
     env = await startEmailBridge({ store: first.store, sink: first.sink });
     onTestFinished(async () => {
@@ -391,40 +359,76 @@ describe('an SMTP outage loses nothing', () => {
     });
 
     await first.sink.start();
-    await env.email.whenSent();
+    await waitForMail(env.sink, MARIA, before + 1);
+    await env.bridge.idle();
     const after = env.sink.to(MARIA).slice(before);
     expect(after.map((m) => bodyOf(m))).toEqual(['Written just before the restart.']);
   });
 
-  it('a temporary refusal (4xx) is retried; a permanent one (5xx) is set aside and does not block later mail', async () => {
+  it('a temporary refusal (4xx) is retried and sent once', async () => {
     const conversation = await customerWrites('My lamp arrived broken.');
     await waitForMail(env.sink, MARIA, 1);
     await escalateAndClaim(conversation, 1);
     const before = env.sink.to(MARIA).length;
 
     env.sink.refuseNext(451, '4.7.1 Greylisted, try again later');
-    await env.bridge.operatorMessage({ conversationId: conversation.id, operator: DANA, text: 'Greylisted once.' });
+    env.sink.refuseNext(452, '4.2.2 Mailbox full', 'rcpt');
+    await env.bridge.operatorMessage({ conversationId: conversation.id, operator: DANA, text: 'Greylisted twice.' });
     await env.bridge.idle();
-    await env.email.whenSent();
-    expect(env.sink.to(MARIA).slice(before).map((m) => bodyOf(m))).toEqual(['Greylisted once.']);
-
-    env.sink.refuseNext(550, '5.1.1 mailbox unavailable', 'rcpt');
-    const refused = await env.bridge.operatorMessage({ conversationId: conversation.id, operator: DANA, text: 'This one is refused.' });
-    await env.bridge.operatorMessage({ conversationId: conversation.id, operator: DANA, text: 'This one goes through.' });
-    await env.bridge.idle();
-    await env.email.whenSent();
-    expect(env.sink.to(MARIA).slice(before).map((m) => bodyOf(m))).toEqual(['Greylisted once.', 'This one goes through.']);
-    expect(await env.email.deadLetter(refused.message!.id)).toMatchObject({ lastError: expect.stringContaining('550') });
+    const after = env.sink.to(MARIA).slice(before);
+    expect(after.map((m) => bodyOf(m))).toEqual(['Greylisted twice.']);
+    expect(after[0]!.parsed.inReplyTo).toBe(env.sink.to(MARIA)[before - 1]!.parsed.messageId);
   });
 
-  it('the bridge delivering the same message twice sends one email', async () => {
+  it('a permanent refusal (5xx) is noted in the thread for the operators, and later mail still goes out', async () => {
     const conversation = await customerWrites('My lamp arrived broken.');
     await waitForMail(env.sink, MARIA, 1);
-    await env.email.whenSent();
+    await escalateAndClaim(conversation, 1);
+    const before = env.sink.to(MARIA);
+
+    env.sink.refuseNext(550, '5.1.1 mailbox unavailable', 'rcpt');
+    await env.bridge.operatorMessage({ conversationId: conversation.id, operator: DANA, text: 'This one is refused.' });
+    await env.bridge.operatorMessage({ conversationId: conversation.id, operator: DANA, text: 'This one goes through.' });
+    await env.bridge.idle();
+
+    const after = env.sink.to(MARIA).slice(before.length);
+    expect(after.map((m) => bodyOf(m))).toEqual(['This one goes through.']);
+    // The refused email is not part of the thread: the next one answers the last one delivered.
+    expect(after[0]!.parsed.inReplyTo).toBe(before.at(-1)!.parsed.messageId);
+    const note = await noteIn(conversation.id, 'was refused');
+    expect(note).toMatch(new RegExp(`^The email to ${MARIA} was refused: .*550.*"This one is refused\\."$`));
+    // Internal: never emailed.
+    expect(env.sink.to(MARIA).some((m) => m.parsed.text!.includes('was refused'))).toBe(false);
+  });
+
+  it('a conversation without an email address is noted in the thread, not silently skipped', async () => {
+    const { conversation } = await env.bridge.customerMessage({ origin: 'email', customer: { id: 'anonymous' }, text: 'Where is my order?' });
+    await env.bridge.idle();
+    const agentReplies = (await env.bridge.getConversation(conversation.id))!.messages.filter((m) => m.author.role === 'agent');
+    expect(agentReplies.length).toBeGreaterThan(0);
+    expect(await noteIn(conversation.id, 'no email address')).toContain('was not emailed to the customer');
+    expect(env.sink.received).toHaveLength(0);
+  });
+
+  it('a resend after an unknown outcome is the same email: same Message-ID, same place in the thread', async () => {
+    const conversation = await customerWrites('My lamp arrived broken.');
+    await waitForMail(env.sink, MARIA, 1);
+    await env.bridge.idle();
     const c = (await env.bridge.getConversation(conversation.id))!;
     const agentReply = c.messages.find((m) => m.author.role === 'agent')!;
-    await env.email.deliver(c, agentReply);
-    await env.email.whenSent();
-    expect(env.sink.to(MARIA)).toHaveLength(1);
+    // The worker's second attempt at an item whose first attempt may have gone out.
+    await env.email.deliver(c, agentReply, { key: `${c.id}:x`, count: 2, since: Date.now() });
+    const [first, again] = env.sink.to(MARIA);
+    expect(again!.parsed.messageId).toBe(first!.parsed.messageId);
+    expect(again!.parsed.inReplyTo).toBe(first!.parsed.inReplyTo);
+    expect(again!.header('references')).toBe(first!.header('references'));
+    expect(bodyOf(again!)).toBe(bodyOf(first!));
+    expect((await env.email.thread(conversation.id))!.messageIds).toEqual([expect.any(String), first!.parsed.messageId]);
   });
 });
+
+/** The text of the conversation's latest internal system note containing `words`, if any. */
+async function noteIn(conversationId: string, words: string): Promise<string | undefined> {
+  const c = await env.bridge.getConversation(conversationId);
+  return c?.messages.filter((m) => m.author.role === 'system' && m.visibility === 'internal' && m.text.includes(words)).at(-1)?.text;
+}

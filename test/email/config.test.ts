@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RETRY, emailConfigFromEnv, resolveEmailConfig } from '../../adapters/email/config.ts';
+import { emailConfigFromEnv, resolveEmailConfig } from '../../adapters/email/config.ts';
 import { ConfigError } from '../../src/errors.ts';
 
 const base = { EMAIL_ADDRESS: 'support@acme.test', SMTP_URL: 'smtp://mail.acme.test:587' };
@@ -46,7 +46,6 @@ describe('email settings from the environment', () => {
       brandName: 'Support',
       maxMessageBytes: 10 * 1024 * 1024,
       serverName: 'acme.test',
-      retry: DEFAULT_RETRY,
     });
   });
 });

@@ -9,8 +9,9 @@ import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { createEmailChannel, type EmailChannel, type EmailChannelConfig } from '../../adapters/email/index.ts';
 import type { Agent } from '../../src/agent/agent.ts';
-import type { Bridge } from '../../src/bridge.ts';
+import type { Bridge, BridgeOptions } from '../../src/bridge.ts';
 import { silentLogger } from '../../src/log.ts';
+import type { CustomerChannel } from '../../src/ports.ts';
 import type { Store } from '../../src/store/store.ts';
 import { createTestBridge, waitFor, type TestBridge } from '../support/harness.ts';
 
@@ -144,18 +145,33 @@ export interface EmailBridge {
   close(): Promise<void>;
 }
 
-/** Retries quick enough for tests; the production defaults are seconds to minutes. */
-export const FAST_RETRY = { initialDelayMs: 20, maxDelayMs: 200, factor: 2, jitter: 0 };
-
-/** A bridge (offline agent unless given) with the email channel sending into a fresh sink. */
+/**
+ * A bridge (offline agent unless given) with the email channel sending into a fresh sink. The
+ * harness gives the delivery workers quick retries (20 ms doubling to 500 ms).
+ */
 export async function startEmailBridge(
-  opts: { agent?: Agent; config?: Partial<EmailChannelConfig>; store?: Store; sink?: SmtpSink } = {},
+  opts: {
+    agent?: Agent;
+    config?: Partial<EmailChannelConfig>;
+    store?: Store;
+    sink?: SmtpSink;
+    /** Other customer channels in the same bridge (web chat, API). */
+    channels?: CustomerChannel[];
+    bridgeOptions?: Partial<BridgeOptions>;
+  } = {},
 ): Promise<EmailBridge> {
   const sink = opts.sink ?? new SmtpSink();
   if (!opts.sink) await sink.start();
+  // The bridge starts its workers at once, and the email channel needs the bridge to be built:
+  // this stand-in is registered first, so work left in the store by an earlier run waits for it.
+  let ready!: (channel: EmailChannel) => void;
+  const channel = new Promise<EmailChannel>((resolve) => (ready = resolve));
+  const emailSlot: CustomerChannel = { origin: 'email', deliver: async (c, m, attempt) => (await channel).deliver(c, m, attempt) };
   const test: TestBridge = await createTestBridge({
     ...(opts.agent ? { agent: opts.agent } : {}),
     ...(opts.store ? { store: opts.store } : {}),
+    channels: [emailSlot, ...(opts.channels ?? [])],
+    ...(opts.bridgeOptions ? { bridgeOptions: opts.bridgeOptions } : {}),
   });
   const config: EmailChannelConfig = {
     inboundPort: 0,
@@ -163,11 +179,10 @@ export async function startEmailBridge(
     address: SUPPORT,
     smtpUrl: sink.url,
     brandName: 'Acme Support',
-    retry: FAST_RETRY,
     ...opts.config,
   };
   const email = createEmailChannel({ bridge: test.bridge, logger: silentLogger(), config });
-  test.bridge.addChannel(email);
+  ready(email);
   await email.start();
   return {
     bridge: test.bridge,
