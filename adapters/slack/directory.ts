@@ -1,10 +1,11 @@
 /**
  * Where each conversation lives in Slack, kept in the store (`kv('slack')`) so any instance can
- * find it: the thread root, the briefing copies, and the reverse map from a Slack thread
- * (channel + thread_ts) back to the conversation.
+ * find it: the thread root, the briefing copies (for later `chat.update`s), and the reverse map from
+ * a Slack thread (channel + thread_ts) back to the conversation. Plain state, not a record of work:
+ * what was delivered is the delivery core's cursor.
  */
 import type { KeyValue } from '../../src/store/store.ts';
-import type { PostedRef } from './outbox.ts';
+import type { PostedRef } from './api.ts';
 
 /** One posted copy of a briefing. */
 export interface BriefingCopy extends PostedRef {
@@ -16,13 +17,6 @@ export interface BriefingCopy extends PostedRef {
   superseded?: boolean;
 }
 
-/** How far a conversation's thread is known complete: every mirrorable transcript message up to `index` was posted. */
-export interface MirrorMark {
-  index: number;
-  /** The id of the message at `index`, to check the mark against the transcript. */
-  id: string;
-}
-
 export class SlackDirectory {
   constructor(private readonly kv: KeyValue) {}
 
@@ -31,32 +25,19 @@ export class SlackDirectory {
     return this.kv.get<PostedRef>(`thread:${conversationId}`);
   }
 
+  /** Links the root first: once the thread is recorded, replies in it are always recognised. */
   async setThread(conversationId: string, root: PostedRef): Promise<void> {
-    await this.kv.set(`thread:${conversationId}`, root);
     await this.link(root, conversationId);
+    await this.kv.set(`thread:${conversationId}`, root);
   }
 
   briefings(conversationId: string): Promise<BriefingCopy[]> {
     return this.kv.get<BriefingCopy[]>(`briefings:${conversationId}`).then((list) => list ?? []);
   }
 
-  /** Callers hold the conversation's Slack lane, so this read-modify-write does not race. */
+  /** Written only by the delivery worker holding the conversation's `slack` lease, so this read-modify-write does not race. */
   async setBriefings(conversationId: string, copies: BriefingCopy[]): Promise<void> {
     await this.kv.set(`briefings:${conversationId}`, copies);
-  }
-
-  /** The index in `messages` up to which the thread is known complete; -1 when nothing is known. */
-  async mirroredUpTo(conversationId: string, messages: ReadonlyArray<{ id: string }>): Promise<number> {
-    const mark = await this.kv.get<MirrorMark>(`mirrored:${conversationId}`);
-    if (!mark) return -1;
-    if (messages[mark.index]?.id === mark.id) return mark.index;
-    // The transcript only grows, so this should not happen; find the message by id rather than trust the index.
-    return messages.findIndex((m) => m.id === mark.id);
-  }
-
-  /** Callers hold the conversation's Slack lane. */
-  async setMirroredUpTo(conversationId: string, mark: MirrorMark): Promise<void> {
-    await this.kv.set(`mirrored:${conversationId}`, mark);
   }
 
   /** Replies under `message` (a root or a briefing copy) belong to `conversationId`. */

@@ -73,7 +73,7 @@ export class TeamsTurns {
       if (action.conversationId !== conversationId) return; // a card from another thread: not this one's to act on
       // Action.Submit fallback from an older client: same effect as the invoke, answers go privately.
       await this.once(activity, async () => {
-        const { notice } = await this.perform(action, operator, activity);
+        const { notice } = await this.perform(action, operator);
         if (notice) await this.tellPrivately(operator, notice, action.conversationId);
       });
       return;
@@ -139,7 +139,7 @@ export class TeamsTurns {
     if (action.action === 'refresh') return cardResponse(this.deps.outbound.briefingCard(conversation, { viewerId: operator.id }));
 
     // Teams retries a slow invoke with the same id: act once, answer every time with the current card.
-    const outcome = await this.once(activity, () => this.perform(action, operator, activity, conversation));
+    const outcome = await this.once(activity, () => this.perform(action, operator, conversation));
     if (outcome === DUPLICATE) {
       const current = (await this.deps.bridge.getConversation(conversation.id)) ?? conversation;
       return cardResponse(this.deps.outbound.briefingCard(current, { viewerId: operator.id }));
@@ -150,7 +150,7 @@ export class TeamsTurns {
   }
 
   /** Runs one card action; a refused action (already claimed, not the owner) comes back as a notice. */
-  private async perform(action: ParsedCardAction, operator: Operator, activity: TeamsActivity, known?: Conversation): Promise<{ conversation: Conversation; notice?: string; stale?: boolean }> {
+  private async perform(action: ParsedCardAction, operator: Operator, known?: Conversation): Promise<{ conversation: Conversation; notice?: string; stale?: boolean }> {
     const { bridge } = this.deps;
     const conversationId = action.conversationId;
     const note = action.note ? { note: action.note } : {};

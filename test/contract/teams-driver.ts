@@ -53,8 +53,8 @@ export class TeamsDriver implements WorkspaceDriver {
         appType: 'MultiTenant',
         channelId: TEAMS_TEST_CHANNEL,
         serviceUrl,
-        baseBackoffMs: 20,
-        maxBackoffMs: 400,
+        // A 429 without Retry-After waits 20-60 ms here, not Teams' 1-3 s.
+        throttleBackoffMs: 20,
         requestTimeoutMs: 5000,
         // Teams' real per-thread pacing is proven in its own test; here it would only slow the suite.
         threadLimits: [[1000, 100]],

@@ -1,8 +1,8 @@
 /**
  * A loopback Teams: the Bot Connector REST API the bridge calls (create a channel thread or a 1:1
  * chat, post, edit), answering with ids shaped like Teams', recording everything, and able to
- * misbehave (429 with Retry-After, 5xx before or after applying, slowness, Teams' per-thread limits,
- * the 40 KB message limit). It also plays the Teams client: it posts channel messages (with @mention
+ * misbehave (429 with Retry-After, 5xx before or after applying, an answer lost after applying,
+ * slowness, Teams' per-thread limits, the 40 KB message limit). It also plays the Teams client: it posts channel messages (with @mention
  * entities), `adaptiveCard/action` invokes and `Action.Submit` messages to the bot's
  * `/api/messages`, with `serviceUrl` pointing back at itself, and can sign Bot Framework tokens
  * with its own key (published at its OpenID metadata URL) for the authentication tests.
@@ -21,6 +21,7 @@ export interface RecordedRequest {
   method: string;
   path: string;
   body: unknown;
+  /** 0 when the connection was dropped without an answer. */
   status: number;
   authorization?: string;
   at: number;
@@ -39,7 +40,8 @@ export interface TeamsMessage {
 }
 
 export interface Fault {
-  status: number;
+  /** The answer's status (503 unless given); not used with `dropAnswer`. */
+  status?: number;
   /** Seconds, sent as `Retry-After`. */
   retryAfter?: number;
   /** How many matching requests fail (default 1). */
@@ -47,8 +49,12 @@ export interface Fault {
   method?: 'POST' | 'PUT';
   /** Only requests whose path contains this. */
   pathIncludes?: string;
+  /** Only requests whose JSON body contains this text (a message's words, a card's title). */
+  bodyIncludes?: string;
   /** For 5xx: Teams applied the request before failing (the ambiguous case). */
   applied?: boolean;
+  /** Teams applies the request, then the connection drops before any answer: the lost answer. */
+  dropAnswer?: boolean;
 }
 
 export interface InvokeResult {
@@ -153,9 +159,10 @@ export class BotConnectorEmulator {
       return this.answer(req, res, method, url.pathname, body, 413, { error: { code: 'MessageSizeTooBig', message: 'Message size too big' } });
     }
 
-    const fault = this.takeFault(method, url.pathname);
-    if (fault && !(fault.status >= 500 && fault.applied)) {
-      return this.answer(req, res, method, url.pathname, body, fault.status, { error: { code: fault.status === 429 ? 'Throttled' : 'ServiceError', message: 'Emulated failure' } }, fault.retryAfter);
+    const fault = this.takeFault(method, url.pathname, raw);
+    const faultStatus = fault?.status ?? 503;
+    if (fault && !fault.dropAnswer && !(faultStatus >= 500 && fault.applied)) {
+      return this.answer(req, res, method, url.pathname, body, faultStatus, { error: { code: faultCode(faultStatus), message: 'Emulated failure' } }, fault.retryAfter);
     }
     const throttleKey = route.conversationId ?? (body as { channelData?: { channel?: { id?: string } } })?.channelData?.channel?.id ?? 'new';
     if (this.enforceThreadLimits && this.overLimit(throttleKey)) {
@@ -163,7 +170,12 @@ export class BotConnectorEmulator {
     }
 
     const result = this.apply(route, body);
-    if (fault) return this.answer(req, res, method, url.pathname, body, fault.status, { error: { code: 'ServiceError', message: 'Emulated failure after applying' } });
+    if (fault?.dropAnswer) {
+      this.requests.push({ method, path: decodeURIComponent(url.pathname), body, status: 0, at: Date.now() });
+      res.socket?.destroy();
+      return;
+    }
+    if (fault) return this.answer(req, res, method, url.pathname, body, faultStatus, { error: { code: 'ServiceError', message: 'Emulated failure after applying' } });
     return this.answer(req, res, method, url.pathname, body, result.status, result.body);
   }
 
@@ -227,9 +239,11 @@ export class BotConnectorEmulator {
     json(res, status, out, headers);
   }
 
-  private takeFault(method: string, path: string): Fault | undefined {
+  private takeFault(method: string, path: string, raw: string): Fault | undefined {
     const decoded = decodeURIComponent(path);
-    const index = this.faults.findIndex((f) => (!f.method || f.method === method) && (!f.pathIncludes || decoded.includes(f.pathIncludes)));
+    const index = this.faults.findIndex(
+      (f) => (!f.method || f.method === method) && (!f.pathIncludes || decoded.includes(f.pathIncludes)) && (!f.bodyIncludes || raw.includes(f.bodyIncludes)),
+    );
     if (index < 0) return undefined;
     const fault = this.faults[index]!;
     fault.times = (fault.times ?? 1) - 1;
@@ -541,6 +555,12 @@ function matchRoute(method: string, pathname: string): Route | undefined {
   if (method === 'POST' && activityId) return { kind: 'reply', conversationId, activityId };
   if (method === 'PUT' && activityId) return { kind: 'update', conversationId, activityId };
   return undefined;
+}
+
+function faultCode(status: number): string {
+  if (status === 429) return 'Throttled';
+  if (status === 413) return 'MessageSizeTooBig';
+  return status >= 500 ? 'ServiceError' : 'BadArgument';
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

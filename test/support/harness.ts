@@ -46,6 +46,8 @@ export async function createTestBridge(
     workspaces?: Workspace[];
     store?: Store;
     bridgeOptions?: Partial<BridgeOptions>;
+    /** false: commit only, run no delivery workers (another instance does the work). */
+    startWorkers?: boolean;
   } = {},
 ): Promise<TestBridge> {
   const dir = mkdtempSync(join(tmpdir(), 'bridge-test-'));
@@ -61,7 +63,7 @@ export async function createTestBridge(
   });
   for (const channel of opts.channels ?? []) bridge.addChannel(channel);
   for (const workspace of opts.workspaces ?? []) bridge.addWorkspace(workspace);
-  bridge.start();
+  if (opts.startWorkers !== false) bridge.start();
   return {
     bridge,
     store,

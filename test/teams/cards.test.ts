@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cardText, parseCardAction, type AdaptiveCard } from '../../cards/teams/adaptive.ts';
-import { buildBriefingCard, buildSupersededBriefingCard, CARD_BUDGET_BYTES } from '../../cards/teams/briefing.ts';
+import { buildBriefingCard, buildBriefingFallbackText, buildSupersededBriefingCard, CARD_BUDGET_BYTES } from '../../cards/teams/briefing.ts';
 import { formatMirroredMessage } from '../../cards/teams/message.ts';
 import { buildRootCard } from '../../cards/teams/root.ts';
 import { escapeMessageText, utf16Bytes } from '../../cards/teams/text.ts';
@@ -92,6 +92,28 @@ describe('the Teams briefing card', () => {
       expect(text).toContain(part);
     }
     expect(card.body.some((e) => e.type === 'Input.Text' && e.id === 'note')).toBe(true);
+  });
+
+  it('puts the escalation it briefs on each option button, so a stale card cannot decide a newer escalation', () => {
+    const at = '2025-01-01T10:05:00.000Z';
+    const second = conversation({
+      history: [
+        ...conversation().history,
+        { from: 'waiting', to: 'agent', reason: 'decide', by: { kind: 'operator', operator: ALICE }, at, optionId: 'offer_credit' },
+        { from: 'agent', to: 'waiting', reason: 'escalate', by: { kind: 'agent' }, at, trigger: 'agent_tool' },
+      ],
+    });
+    const options = (c: Conversation) => buttons(buildBriefingCard(c)).filter((b) => b.verb === 'option');
+    expect(options(conversation()).map((b) => b.data.escalation)).toEqual([1, 1]);
+    expect(options(second).map((b) => b.data.escalation)).toEqual([2, 2]);
+    expect(buttons(buildBriefingCard(second)).find((b) => b.verb === 'claim')?.data.escalation).toBeUndefined();
+  });
+
+  it('has a text form for when Teams refuses the card: ticket, reason, pending question, options and how to act', () => {
+    const { text, textFormat } = buildBriefingFallbackText(conversation({ briefing: envelope({ pendingQuestion: 'Approve <b>this</b>?' }) }));
+    expect(textFormat).toBe('xml');
+    for (const part of ['HB-1042 needs a person', 'Refund over the limit', 'Approve &lt;b&gt;this&lt;/b&gt;?', 'Approve refund', 'Offer credit', "type 'claim' here"]) expect(text).toContain(part);
+    expect(text).not.toContain('<b>this</b>');
   });
 
   it('gives every Action.Execute an Action.Submit fallback with the same data', () => {
@@ -246,6 +268,7 @@ describe('card actions coming back from Teams', () => {
     const data = { handoff: 1, conversationId: 'conv_1', action: 'option', optionId: 'offer_credit', note: '  she agreed  ' };
     expect(parseCardAction({ action: { type: 'Action.Execute', verb: 'option', data }, trigger: 'manual' })).toEqual({ conversationId: 'conv_1', action: 'option', optionId: 'offer_credit', note: 'she agreed' });
     expect(parseCardAction(data)).toEqual({ conversationId: 'conv_1', action: 'option', optionId: 'offer_credit', note: 'she agreed' });
+    expect(parseCardAction({ ...data, escalation: 2 })).toMatchObject({ optionId: 'offer_credit', escalation: 2 });
   });
 
   it("ignores other apps' submits and malformed data", () => {
@@ -253,5 +276,6 @@ describe('card actions coming back from Teams', () => {
     expect(parseCardAction({ handoff: 1, conversationId: 'c', action: 'option' })).toBeUndefined();
     expect(parseCardAction({ handoff: 1, conversationId: 'c', action: 'delete_everything' })).toBeUndefined();
     expect(parseCardAction('claim')).toBeUndefined();
+    expect(parseCardAction({ handoff: 1, conversationId: 'c', action: 'option', optionId: 'x', escalation: '2' })).toBeUndefined();
   });
 });

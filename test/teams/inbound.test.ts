@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { channelForQueue, teamsConfigFromEnv } from '../../adapters/teams/config.ts';
 import { attachmentsFromActivity, isFromBot, messageText, parseThreadCommand, type TeamsActivity } from '../../adapters/teams/inbound.ts';
 import { threadIdFor, threadKey } from '../../adapters/teams/state.ts';
-import { backoffDelay, delayUntilAllowed, parseRetryAfter, TEAMS_THREAD_LIMITS } from '../../adapters/teams/throttle.ts';
+import { delayUntilAllowed, parseRetryAfter, TEAMS_THREAD_LIMITS, ThreadPacer, throttledDelay } from '../../adapters/teams/throttle.ts';
+import { RetryLaterError } from '../../src/delivery/outcome.ts';
 import { ConfigError } from '../../src/errors.ts';
 
 const BOT = { id: '28:bot', name: 'Handoff Bridge' };
@@ -93,12 +94,26 @@ describe('pacing and back-off', () => {
     expect(delayUntilAllowed(eight, now, TEAMS_THREAD_LIMITS)).toBe(100);
   });
 
-  it('never retries sooner than Retry-After, and spreads retries with jitter', () => {
-    expect(backoffDelay(1, 3000, { baseMs: 500, maxMs: 30_000 }, () => 0)).toBe(3000);
-    expect(backoffDelay(1, 3000, { baseMs: 500, maxMs: 30_000 }, () => 1)).toBeGreaterThan(3000);
-    expect(backoffDelay(3, undefined, { baseMs: 500, maxMs: 30_000 }, () => 0)).toBe(1000);
-    expect(backoffDelay(3, undefined, { baseMs: 500, maxMs: 30_000 }, () => 1)).toBe(2000);
-    expect(backoffDelay(30, undefined, { baseMs: 500, maxMs: 30_000 }, () => 1)).toBe(30_000);
+  it('after a 429 never comes back sooner than Retry-After; without one, waits a jittered 1-3 s', () => {
+    expect(throttledDelay(3000, 1000, () => 0)).toBe(3000);
+    expect(throttledDelay(3000, 1000, () => 1)).toBeGreaterThan(3000);
+    expect(throttledDelay(3000, 1000, () => 1)).toBeLessThanOrEqual(3250);
+    expect(throttledDelay(undefined, 1000, () => 0)).toBe(1000);
+    expect(throttledDelay(undefined, 1000, () => 1)).toBe(3000);
+  });
+
+  it('sleeps a short pacing wait inline but hands a long one back to the delivery worker', async () => {
+    let now = 100_000;
+    const pacer = new ThreadPacer([[1_000, 2], [60_000, 3]], () => now, 0, 3_000);
+    await pacer.reserve('t');
+    await pacer.reserve('t');
+    now += 1_000; // the 1 s window has room again; the minute window has one slot left
+    await pacer.reserve('t');
+    const error = await pacer.reserve('t').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetryLaterError);
+    expect((error as RetryLaterError).retryAfterMs).toBe(59_000);
+    // Another thread is not held by this one's limit.
+    await expect(pacer.reserve('other')).resolves.toBeUndefined();
   });
 
   it('reads Retry-After as seconds or as a date', () => {

@@ -3,6 +3,7 @@
  * on a loopback port, the web chat on it, and a recording workspace standing in for Slack/Teams.
  * `VisitorSocket` is a real `ws` client that keeps every frame it receives.
  */
+import type { Store } from '../../src/store/store.ts';
 import { WebSocket } from 'ws';
 import { createWebChat, type WebChat, type WebChatConfig } from '../../adapters/webchat/index.ts';
 import type { ServerFrame, ServerMessageFrame } from '../../adapters/webchat/frames.ts';
@@ -31,9 +32,9 @@ export interface WebChatRig {
   close(): Promise<void>;
 }
 
-export async function startWebChat(options: { config?: Partial<WebChatConfig>; agent?: Agent } = {}): Promise<WebChatRig> {
+export async function startWebChat(options: { config?: Partial<WebChatConfig>; agent?: Agent; store?: Store; startWorkers?: boolean } = {}): Promise<WebChatRig> {
   const workspace = new MemoryWorkspace('test');
-  const harness = await createTestBridge({ workspaces: [workspace], ...(options.agent ? { agent: options.agent } : {}) });
+  const harness = await createTestBridge({ workspaces: [workspace], ...(options.agent ? { agent: options.agent } : {}), ...(options.store ? { store: options.store } : {}), ...(options.startWorkers === false ? { startWorkers: false } : {}) });
   const http = new HttpServer(silentLogger());
   let now = Date.now();
   const webchat = createWebChat({
