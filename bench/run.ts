@@ -25,7 +25,8 @@ import { silentLogger } from '../src/log.ts';
 import type { Conversation, Message, Operator } from '../src/model.ts';
 import { DEFAULT_POLICY, type Policy } from '../src/policy.ts';
 import type { CustomerChannel } from '../src/ports.ts';
-import { openRedisStore, openSqliteStore } from '../src/store/keyv-store.ts';
+import { openRedisStore } from '../src/store/redis.ts';
+import { openSqliteStore } from '../src/store/sqlite.ts';
 import type { Store } from '../src/store/store.ts';
 import { startRedis, type RedisProcess } from '../test/support/redis-process.ts';
 
@@ -137,6 +138,8 @@ async function exchange(bridge: Bridge, channel: WaitingChannel, conversationId:
 function newBridge(store: Store, channel?: CustomerChannel): Bridge {
   const bridge = new Bridge({ store, agent: new OfflineAgent(FAQ), policy: BENCH_POLICY, logger: silentLogger() });
   if (channel) bridge.addChannel(channel);
+  bridge.start();
+  cleanups.push(() => bridge.stop(1000));
   return bridge;
 }
 
@@ -297,7 +300,8 @@ function maximalConversation(): Conversation {
     briefing: envelope,
     decisions: [],
     agentTurns: 5,
-    approvedTools: [],
+    approvals: [],
+    version: 0,
     createdAt: at(0),
     updatedAt: at(40),
     channelData: {},
@@ -321,8 +325,8 @@ function cardRate(label: string, build: () => unknown, budgetMs: number): void {
 // ---- (d) memory ----------------------------------------------------------------------------------
 
 async function memory(opts: { conversations: number; messages: number; concurrency: number; budgetMs: number }): Promise<void> {
-  // An in-memory SQLite database: the durable file costs an fsync per write, which (a) measures; here
-  // only the bridge's own heap matters, and 20,000 exchanges must fit the time budget.
+  // A throwaway SQLite store: only the bridge's own heap matters here, and 20,000 exchanges must fit
+  // the time budget.
   const store = await openSqliteStore(':memory:');
   cleanups.push(() => store.close());
   const channel = new WaitingChannel();

@@ -108,8 +108,9 @@ export class EmailChannel implements CustomerChannel, Service {
    * refusal (5xx on the recipient or content, no address) in the conversation's thread.
    *
    * The Message-ID comes from the transcript message id, so every attempt sends the same email:
-   * when an earlier attempt's outcome is unknown (a crash after the server accepted it, or an
-   * answer lost on the wire), the resend is a copy with the same Message-ID, which clients collapse.
+   * an email goes out twice only when an earlier attempt's outcome is unknown (a crash after the
+   * server accepted it, an answer lost on the wire, a stalled instance's lease taken over), and
+   * then with the same Message-ID.
    */
   async deliver(conversation: Conversation, message: Message, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
     if (message.visibility !== 'public') return;

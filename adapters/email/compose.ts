@@ -19,7 +19,7 @@ export interface EmailThread {
   messageIds: string[];
 }
 
-/** One outbound email, JSON-safe so it can wait in the durable outbox. */
+/** One outbound email. */
 export interface OutboundMail {
   messageId: string;
   from: { name: string; address: string };
@@ -37,7 +37,7 @@ export interface ComposeInput {
   conversation: Pick<Conversation, 'ticket'>;
   message: Pick<Message, 'author' | 'text' | 'notice' | 'attachments'>;
   thread: EmailThread;
-  /** The Message-ID this email will carry (fixed when it is queued). */
+  /** The Message-ID this email carries (derived from the transcript message id: every attempt uses the same). */
   messageId: string;
   /** Our support address. */
   address: string;

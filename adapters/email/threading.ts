@@ -61,9 +61,8 @@ export function parseMessageIdList(value: string | string[] | undefined): string
 }
 
 /**
- * The Message-ID of one outbound message, fixed when it is queued so a retried send carries the
- * same id (mail clients collapse duplicates by Message-ID). Built from the bridge message id,
- * unique across the store.
+ * The Message-ID of one outbound message, derived from the bridge message id (unique across the
+ * store), so every attempt to send it carries the same id and a resend is the same email.
  */
 export function outboundMessageId(bridgeMessageId: string, domain: string): string {
   const safe = bridgeMessageId.replace(/[^A-Za-z0-9._-]/g, '_');

@@ -1,18 +1,20 @@
 /**
  * Operator actions from Slack, turned into bridge commands: thread replies (relay or internal
  * note), Claim, option buttons, Return / Close (button + modal, `/return` and `/close-ticket`, message
- * shortcuts), and Take over. Every listener acks first and does the slow work afterwards; Slack
- * events are handled once per `event_id`. Anything the bridge refuses is told to the operator privately.
+ * shortcuts), and Take over. Clicks and commands ack first and do the work afterwards. A thread
+ * reply is committed with the Slack message as its idempotency key before Slack gets its answer
+ * (see `receiver.ts`): a redelivery is recognised, and a reply that could not be recorded fails the
+ * request so Slack delivers it again. Anything the bridge refuses is told to the operator privately.
  */
 import { randomUUID } from 'node:crypto';
 import type { App, types } from '@slack/bolt';
-import type { Bridge } from '../../src/bridge.ts';
-import { AlreadyClaimedError, BridgeError } from '../../src/errors.ts';
+import { AlreadyClaimedError, BridgeError, LockTimeoutError, StoreUnavailableError, VersionConflictError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
-import type { Conversation, Message, Operator } from '../../src/model.ts';
+import type { Conversation, Operator } from '../../src/model.ts';
 import { transition } from '../../src/ownership.ts';
+import type { BridgePort } from '../../src/ports.ts';
 import type { KeyValue } from '../../src/store/store.ts';
-import { BRIEFING_ACTIONS } from '../../cards/slack/briefing.ts';
+import { BRIEFING_ACTIONS, parseBriefingButtonValue } from '../../cards/slack/briefing.ts';
 import { NOTE_MODAL, noteModal, notices, parseNoteModalMetadata, parsePickerValue, PICKER_ACTIONS, pickerMessage, type HandBack } from '../../cards/slack/operator.ts';
 import { slackToPlain } from '../../cards/slack/text.ts';
 import type { SlackDirectory } from './directory.ts';
@@ -25,21 +27,32 @@ export const COMMANDS = { return: '/return', close: '/close-ticket' } as const;
 /** Message shortcut callback ids (see manifest/slack.yaml). */
 export const SHORTCUTS = { return: 'handoff_return', close: 'handoff_close' } as const;
 
-/** How long a Slack event id is remembered for deduplication (Slack retries within minutes). */
-const EVENT_DEDUPE_MS = 24 * 3600 * 1000;
+/** Slack's last redelivery of an event is its third retry (about 5 minutes after the first try). */
+const LAST_SLACK_RETRY = 3;
+
+/**
+ * An operator's thread reply could not be recorded (the store is unavailable): the request fails
+ * so that Slack delivers the event again.
+ */
+export class ReplyNotRecordedError extends Error {
+  /** Bolt passes errors with a `code` to the app's error handler as they are. */
+  readonly code = 'slack_reply_not_recorded';
+  constructor(override readonly cause: unknown) {
+    super(`The Slack reply could not be recorded yet: ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = 'ReplyNotRecordedError';
+  }
+}
 
 export interface ListenerDeps {
-  bridge: Bridge;
+  bridge: BridgePort;
   logger: Logger;
   directory: SlackDirectory;
   operators: SlackOperators;
   kv: KeyValue;
   /** Default channel for private notices that have no better place. */
   channelId: string;
-  tell(target: { channel: string; user: string; threadTs?: string }, text: string): Promise<void>;
+  tell(target: { channel: string; user: string; threadTs?: string }, text: string): Promise<unknown>;
   openModal(triggerId: string, view: types.ModalView): Promise<void>;
-  /** Mirror an operator message into the conversation's main thread (when it was typed elsewhere). */
-  mirrorCopy(conversation: Conversation, message: Message): Promise<void>;
   /** A customer-openable link for a Slack file. */
   fileLink?(file: SlackFile): string | undefined;
 }
@@ -57,35 +70,29 @@ type Loose = Record<string, any>; // Slack payloads are validated field by field
 export function registerListeners(app: App, deps: ListenerDeps): void {
   const { bridge, logger } = deps;
 
-  // Slack delivers events at least once; the event_id is stable across retries.
-  app.use(async ({ body, next }) => {
-    const eventId = (body as Loose).event_id;
-    if (typeof eventId === 'string' && !(await bridge.store.once(`slack:event:${eventId}`, EVENT_DEDUPE_MS))) {
-      logger.debug({ eventId }, 'duplicate slack event ignored');
-      return;
-    }
-    await next();
-  });
-
-  app.event('message', async ({ event }) => {
-    await onThreadReply(deps, event as unknown as Loose);
+  // Slack delivers events at least once. A thread reply is recognised by its message (the commit's
+  // idempotency key), which a redelivery keeps whatever its event_id.
+  app.event('message', async ({ event, context }) => {
+    await onThreadReply(deps, event as unknown as Loose, context.retryNum);
   });
 
   app.action(BRIEFING_ACTIONS.claim, async ({ ack, body, action }) => {
     await ack();
     const origin = clickOrigin(body as Loose);
-    const conversationId = (action as Loose).value as string;
+    const button = parseBriefingButtonValue((action as Loose).value);
+    if (!button) return;
     await guarded(deps, origin, async () => {
-      const operator = await deps.operators.operator(origin.user, origin.userName);
-      await bridge.claim({ conversationId, operator, idempotencyKey: `slack:claim:${conversationId}:${origin.user}:${(action as Loose).action_ts ?? ''}` });
+      await bridge.claim({ conversationId: button.conversationId, operator: await deps.operators.operator(origin.user, origin.userName) });
     });
   });
 
   app.action(BRIEFING_ACTIONS.takeOver, async ({ ack, body, action }) => {
     await ack();
     const origin = clickOrigin(body as Loose);
+    const button = parseBriefingButtonValue((action as Loose).value);
+    if (!button) return;
     await guarded(deps, origin, async () => {
-      await bridge.takeOver({ conversationId: (action as Loose).value as string, operator: await deps.operators.operator(origin.user, origin.userName) });
+      await bridge.takeOver({ conversationId: button.conversationId, operator: await deps.operators.operator(origin.user, origin.userName) });
     });
   });
 
@@ -94,8 +101,16 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     const origin = clickOrigin(body as Loose);
     const a = action as Loose;
     const optionId = String(a.action_id).slice(BRIEFING_ACTIONS.optionPrefix.length);
+    const button = parseBriefingButtonValue(a.value);
+    if (!button) return;
+    // The card's escalation: a click on an older briefing decides nothing (StaleBriefingError, told privately).
     await guarded(deps, origin, async () => {
-      await bridge.decide({ conversationId: a.value as string, operator: await deps.operators.operator(origin.user, origin.userName), optionId });
+      await bridge.decide({
+        conversationId: button.conversationId,
+        operator: await deps.operators.operator(origin.user, origin.userName),
+        optionId,
+        ...(button.escalation !== undefined ? { escalation: button.escalation } : {}),
+      });
     });
   });
 
@@ -106,7 +121,9 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     app.action(actionId, async ({ ack, body, action }) => {
       await ack();
       const b = body as Loose;
-      await openNoteModal(deps, kind, (action as Loose).value as string, b.trigger_id as string, clickOrigin(b));
+      const button = parseBriefingButtonValue((action as Loose).value);
+      if (!button) return;
+      await openNoteModal(deps, kind, button.conversationId, b.trigger_id as string, clickOrigin(b));
     });
   }
 
@@ -200,32 +217,53 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   }
 }
 
-/** A human reply in a conversation's thread goes to the bridge, which decides: customer or internal note. */
-async function onThreadReply(deps: ListenerDeps, event: Loose): Promise<void> {
+/**
+ * A human reply in a conversation's thread goes to the bridge, which decides: customer or internal
+ * note. It is committed with the Slack message (channel + ts) as its idempotency key, so Slack's
+ * redeliveries of the event are recognised. If it cannot be recorded (the store is unavailable),
+ * the operator is told privately and `ReplyNotRecordedError` fails the request: Slack delivers it
+ * again (up to three retries over about five minutes).
+ */
+async function onThreadReply(deps: ListenerDeps, event: Loose, retryNum: number | undefined): Promise<void> {
   const parsed = threadReplyOf(event);
   if ('ignore' in parsed) return;
   const reply = parsed.reply;
-  const conversationId = await deps.directory.conversationAt(reply.channel, reply.threadTs);
-  if (!conversationId) return;
-  const operator = await deps.operators.operator(reply.user);
-  for (const mentioned of mentionedUsers(reply.text).slice(0, 10)) await deps.operators.name(mentioned);
-  const text = slackToPlain(reply.text, (id) => deps.operators.knownName(id));
-  const attachments = filesToAttachments(reply.files, deps.fileLink);
-  if (!text.trim() && attachments.length === 0) return;
   const origin: Origin = { user: reply.user, channel: reply.channel, threadTs: reply.threadTs };
-  await guarded(deps, origin, async () => {
-    const result = await deps.bridge.operatorMessage({
+  try {
+    const conversationId = await deps.directory.conversationAt(reply.channel, reply.threadTs);
+    if (!conversationId) return;
+    const operator = await deps.operators.operator(reply.user);
+    for (const mentioned of mentionedUsers(reply.text).slice(0, 10)) await deps.operators.name(mentioned);
+    const text = slackToPlain(reply.text, (id) => deps.operators.knownName(id));
+    const attachments = filesToAttachments(reply.files, deps.fileLink);
+    if (!text.trim() && attachments.length === 0) return;
+    // Typed in the conversation's own thread, it is there already. Typed under a briefing copy in a
+    // queue channel, it has no source, so the bridge mirrors it into the thread like any message.
+    const root = await deps.directory.thread(conversationId);
+    const inThread = root !== undefined && root.channel === reply.channel && root.ts === reply.threadTs;
+    await deps.bridge.operatorMessage({
       conversationId,
       operator,
       text,
       ...(attachments.length ? { attachments } : {}),
       idempotencyKey: `slack:${reply.channel}:${reply.ts}`,
-      source: { workspace: 'slack', externalId: reply.ts },
+      ...(inThread ? { source: { workspace: 'slack', externalId: reply.ts } } : {}),
     });
-    // Typed under a briefing copy in a queue channel: keep the conversation's own thread complete.
-    const root = await deps.directory.thread(conversationId);
-    if (result.message && root && (root.channel !== reply.channel || root.ts !== reply.threadTs)) await deps.mirrorCopy(result.conversation, result.message);
-  });
+  } catch (err) {
+    if (err instanceof BridgeError && !isTransient(err)) {
+      await deps.tell(origin, notices.failed(err.message));
+      return;
+    }
+    deps.logger.error({ err: (err as Error)?.message ?? String(err), channel: reply.channel, ts: reply.ts, retryNum }, 'an operator reply could not be recorded; slack will deliver it again');
+    if (!retryNum) await deps.tell(origin, notices.notRecordedYet());
+    else if (retryNum >= LAST_SLACK_RETRY) await deps.tell(origin, notices.notRecorded());
+    throw new ReplyNotRecordedError(err);
+  }
+}
+
+/** Failures that may pass: the store, a lock, a race. Other bridge errors are answers (too long, unknown...). */
+function isTransient(err: BridgeError): boolean {
+  return err instanceof StoreUnavailableError || err instanceof LockTimeoutError || err instanceof VersionConflictError || err.code === 'duplicate_in_flight';
 }
 
 /** Opens the note modal for Return / Close, or says privately why it cannot be done. */

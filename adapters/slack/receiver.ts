@@ -1,11 +1,18 @@
 /**
  * A Bolt receiver on the bridge's shared HTTP server: one route for Events API callbacks,
  * interactivity (`payload=` forms) and slash commands. It verifies the signature before anything
- * else (forged or stale: 401, nothing happens), answers Slack as soon as the listener acks, and
- * answers anyway before Slack's 3-second deadline if a listener forgets to.
+ * else (forged or stale: 401, nothing happens).
+ *
+ * - Events API callbacks are answered after the listener finished (Bolt's `processBeforeResponse`):
+ *   200 once the event is committed, 500 if it failed or is still running at the deadline, so
+ *   Slack delivers it again. A redelivery of a committed event is recognised by the bridge.
+ * - Clicks, modals and commands are answered as soon as the listener acks (the work follows), or
+ *   with an empty 200 before Slack's 3-second deadline if a listener forgets to.
+ *
+ * `commitBeforeAck` gives a Socket Mode receiver the same rule for events.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { App, Receiver, ReceiverEvent } from '@slack/bolt';
+import type { App, Receiver, ReceiverEvent, SocketModeReceiver } from '@slack/bolt';
 import { readBody, type HttpServer } from '../../src/http.ts';
 import type { Logger } from '../../src/log.ts';
 import { verifySlackSignature } from './signature.ts';
@@ -15,7 +22,10 @@ export interface HttpReceiverOptions {
   signingSecret: string;
   logger: Logger;
   path?: string;
-  /** Answer Slack with an empty 200 if no listener acked by then (Slack gives up at 3 s). */
+  /**
+   * Slack gives up at 3 s. By then a click or command without an ack gets an empty 200; an event
+   * still being processed gets a 500 (Slack retries it; the bridge recognises it if it landed).
+   */
   ackDeadlineMs?: number;
   /** Largest request body accepted. */
   bodyLimit?: number;
@@ -104,18 +114,27 @@ export class SlackHttpReceiver implements Receiver {
       return;
     }
 
-    let acked = false;
-    const respond = (status: number, payload: unknown) => {
-      if (res.headersSent) return;
+    // Events: the answer waits for the listener (the commit). Everything else: the answer is the ack.
+    const beforeResponse = body.type === 'event_callback';
+    let answered = false;
+    let ackPayload: unknown;
+    const answer = (status: number, payload: unknown) => {
+      if (answered || res.headersSent) return;
+      answered = true;
+      clearTimeout(deadline);
       if (payload === undefined || payload === '') res.writeHead(status).end();
       else if (typeof payload === 'string') res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(payload);
       else res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
     };
     const deadline = setTimeout(() => {
-      if (acked) return;
-      acked = true;
-      log.warn({ type: body.type }, 'slack request not acknowledged in time; answered with an empty 200');
-      respond(200, undefined);
+      if (answered) return;
+      if (beforeResponse) {
+        log.warn({ type: body.type }, 'slack event still being processed at the deadline; answered 500 so Slack delivers it again');
+        answer(500, 'still processing');
+      } else {
+        log.warn({ type: body.type }, 'slack request not acknowledged in time; answered with an empty 200');
+        answer(200, undefined);
+      }
     }, this.ackDeadlineMs);
     const retryNum = Number(header(req, 'x-slack-retry-num'));
     const retryReason = header(req, 'x-slack-retry-reason');
@@ -124,27 +143,59 @@ export class SlackHttpReceiver implements Receiver {
       ...(Number.isFinite(retryNum) && retryNum > 0 ? { retryNum } : {}),
       ...(retryReason ? { retryReason } : {}),
       ack: async (response?: unknown) => {
-        if (acked) return;
-        acked = true;
-        clearTimeout(deadline);
-        respond(200, response);
+        if (beforeResponse) ackPayload = response;
+        else answer(200, response);
       },
     };
-    const work = this.app
-      .processEvent(event)
-      .catch((err: unknown) => {
-        log.error({ err, type: body.type }, 'slack listener failed');
-        if (!acked) {
-          acked = true;
-          clearTimeout(deadline);
-          respond(500, 'listener failed');
-        }
-      })
-      .finally(() => clearTimeout(deadline));
+    const work = this.app.processEvent(event).then(
+      () => {
+        if (beforeResponse) answer(200, ackPayload);
+      },
+      (err: unknown) => {
+        log.error({ err: (err as Error)?.message ?? String(err), type: body.type }, 'slack listener failed');
+        answer(500, 'listener failed');
+      },
+    );
     this.inFlight.add(work);
-    // The response goes out at ack (or at the deadline); the listener's slow work continues here.
-    void work.finally(() => this.inFlight.delete(work));
+    void work.finally(() => {
+      clearTimeout(deadline);
+      this.inFlight.delete(work);
+    });
   }
+}
+
+/**
+ * Socket Mode with the HTTP receiver's rule for events: an `events_api` envelope is acked only
+ * after the listener finished without error, so an event that could not be committed is delivered
+ * again by Slack. Other envelopes (clicks, commands) keep Bolt's handling: acked when the listener acks.
+ */
+export function commitBeforeAck(receiver: SocketModeReceiver): void {
+  type SlackEventArgs = { type: string; body: Record<string, unknown>; ack: (response?: unknown) => Promise<void>; retry_num?: number; retry_reason?: string };
+  const client = receiver.client;
+  const bolts = client.listeners('slack_event') as Array<(args: SlackEventArgs) => Promise<void>>;
+  client.removeAllListeners('slack_event');
+  client.on('slack_event', async (args: SlackEventArgs) => {
+    if (args.type !== 'events_api') {
+      for (const listener of bolts) await listener(args);
+      return;
+    }
+    const app = (receiver as unknown as { app?: App }).app;
+    if (!app) return;
+    let payload: unknown;
+    try {
+      await app.processEvent({
+        body: args.body,
+        ack: async (response?: unknown) => {
+          payload = response;
+        },
+        ...(args.retry_num ? { retryNum: args.retry_num } : {}),
+        ...(args.retry_reason ? { retryReason: args.retry_reason } : {}),
+      });
+    } catch {
+      return; // not acked: Slack delivers the event again
+    }
+    await args.ack(payload);
+  });
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -1,41 +1,42 @@
 /**
  * The Slack workspace: mirrors each conversation into a thread, posts and refreshes the briefing,
  * and tells operators things privately. Inbound operator actions are wired in `listeners.ts`.
- * Outbound work for one conversation runs on its own lane, in order, with 429s honoured per lane.
- * That queue is in memory; the thread heals itself from the durable transcript on the next mirror
- * (or briefing) if a crash or a failed post left messages out.
+ *
+ * The bridge's delivery workers call the Workspace port for one conversation at a time, in order,
+ * at least once. Nothing here queues, sleeps or retries: a failure goes back to the worker, which
+ * tries this conversation again later (a 429 after its Retry-After). Every post carries a key
+ * derived from the work (`root:<conversation>`, `msg:<message>`,
+ * `briefing:<conversation>:<escalation>:thread|queue`), so a repeat after an uncertain outcome
+ * finds the earlier post instead of posting twice (`SlackApi.post`). A message Slack refuses for
+ * its content is replaced by a smaller one rather than dropped.
  */
 import { App, SocketModeReceiver, type webApi } from '@slack/bolt';
-import type { Bridge } from '../../src/bridge.ts';
+import { PermanentDeliveryError, RetryLaterError } from '../../src/delivery/outcome.ts';
 import type { HttpServer } from '../../src/http.ts';
-import type { Logger } from '../../src/log.ts';
-import { conversationLogger } from '../../src/log.ts';
+import { conversationLogger, type Logger } from '../../src/log.ts';
 import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
-import type { Service, Workspace } from '../../src/ports.ts';
-import { briefingCard, supersededBriefingCard } from '../../cards/slack/briefing.ts';
+import { FIRST_ATTEMPT, type BridgePort, type DeliveryAttempt, type Service, type Workspace } from '../../src/ports.ts';
+import { briefingCard, briefingFallbacks, supersededBriefingCard } from '../../cards/slack/briefing.ts';
 import type { SlackMessage } from '../../cards/slack/limits.ts';
-import { threadMessage, threadRoot } from '../../cards/slack/thread.ts';
+import { escalationNumber } from '../../cards/slack/status.ts';
 import { escapeMrkdwn } from '../../cards/slack/text.ts';
+import { bridgeLine, threadMessage, threadRoot } from '../../cards/slack/thread.ts';
+import { CONTENT_REFUSALS, describe, SlackApi, SlackRefusedError, SlackUnavailableError, type PostArgs, type PostedRef } from './api.ts';
 import { boltLogger } from './bolt-logger.ts';
 import { normalizeApiUrl, type SlackConfig } from './config.ts';
-import { SlackDirectory, type BriefingCopy } from './directory.ts';
+import { SlackDirectory } from './directory.ts';
 import { SlackFiles } from './files.ts';
-import { registerListeners } from './listeners.ts';
+import { registerListeners, ReplyNotRecordedError } from './listeners.ts';
 import { SlackOperators, slackUserId } from './operators.ts';
-import { classifyFailure, describe, Lanes, PostOutcomeUnknownError, SenderStoppedError, SlackSender, type PostedRef } from './outbox.ts';
-import { SlackHttpReceiver } from './receiver.ts';
+import { commitBeforeAck, SlackHttpReceiver } from './receiver.ts';
 
 export interface SlackWorkspaceOptions {
-  bridge: Bridge;
+  bridge: BridgePort;
   http: HttpServer;
   logger: Logger;
   config: SlackConfig;
   /** Public base URL of this server (e.g. https://bridge.example.com): enables signed links for files shared in threads. */
   publicUrl?: string;
-  /** How long `stop()` waits for queued Slack work before abandoning it. */
-  stopGraceMs?: number;
-  /** Overrides for the sender's retry policy (tests use a fast backoff). */
-  retry?: { maxAttempts?: number; backoffMs?: (attempt: number) => number; maxRetryAfterSeconds?: number };
 }
 
 /** Where a private notice goes: a user, in a channel, optionally inside a thread. */
@@ -45,6 +46,9 @@ export interface PrivateTarget {
   threadTs?: string;
 }
 
+/** Longest wait a private notice from a listener sits through before it is given up (logged). */
+const TELL_MAX_WAIT_MS = 5000;
+
 export class SlackWorkspace implements Workspace, Service {
   readonly name = 'slack';
   /** The Bolt app (listeners, WebClient). */
@@ -53,8 +57,7 @@ export class SlackWorkspace implements Workspace, Service {
   readonly operators: SlackOperators;
   readonly mode: 'http' | 'socket';
   private readonly client: webApi.WebClient;
-  private readonly sender: SlackSender;
-  private readonly lanes = new Lanes();
+  private readonly api: SlackApi;
   private readonly receiver?: SlackHttpReceiver;
   private readonly files?: SlackFiles;
   private readonly logger: Logger;
@@ -67,7 +70,7 @@ export class SlackWorkspace implements Workspace, Service {
     const slackApiUrl = normalizeApiUrl(config.apiUrl);
     const clientOptions: webApi.WebClientOptions = {
       slackApiUrl,
-      // Our lanes handle 429 (Retry-After, per thread) and retries; the client must not pause or retry globally.
+      // The delivery workers retry (per conversation, after Retry-After): the client must not pause or retry.
       retryConfig: { retries: 0 },
       rejectRateLimitedCalls: true,
       timeout: 15_000,
@@ -75,19 +78,22 @@ export class SlackWorkspace implements Workspace, Service {
     const logger = boltLogger(this.logger);
     if (config.appToken) {
       const receiver = new SocketModeReceiver({ appToken: config.appToken, logger, installerOptions: { clientOptions: { slackApiUrl } } });
+      commitBeforeAck(receiver);
       this.app = new App({ token: config.botToken, receiver, logger, clientOptions, deferInitialization: true, convoStore: false });
     } else {
       this.receiver = new SlackHttpReceiver({ http: options.http, signingSecret: config.signingSecret, logger: this.logger, ...(config.eventsPath ? { path: config.eventsPath } : {}) });
       this.app = new App({ token: config.botToken, receiver: this.receiver, logger, clientOptions, deferInitialization: true, convoStore: false });
     }
     this.app.error(async (err) => {
+      // Not recorded: fail the request, so Slack delivers the event again.
+      if (err instanceof ReplyNotRecordedError) throw err;
       this.logger.error({ err: describe(err), message: err.message }, 'slack listener error');
     });
     this.client = this.app.client;
     const kv = bridge.store.kv('slack');
-    this.sender = new SlackSender({ client: this.client, kv, logger: this.logger, ...options.retry });
+    this.api = new SlackApi(this.client, this.logger);
     this.directory = new SlackDirectory(kv);
-    this.operators = new SlackOperators((user) => this.sender.call('users.info', { user }), kv, this.logger);
+    this.operators = new SlackOperators((user) => this.api.call('users.info', { user }), kv, this.logger);
     if (options.publicUrl) {
       this.files = new SlackFiles({
         http: options.http,
@@ -95,7 +101,7 @@ export class SlackWorkspace implements Workspace, Service {
         secret: config.signingSecret,
         botToken: config.botToken,
         apiUrl: slackApiUrl,
-        fileInfo: (file) => this.sender.call('files.info', { file }),
+        fileInfo: (file) => this.api.call('files.info', { file }),
         logger: this.logger,
       });
     }
@@ -108,10 +114,9 @@ export class SlackWorkspace implements Workspace, Service {
       channelId: config.channelId,
       tell: (target, text) => this.tell(target, text),
       openModal: async (triggerId, view) => {
-        // Not on a lane and not retried: a trigger_id expires in 3 seconds.
+        // Once, at once: a trigger_id expires in 3 seconds.
         await this.client.views.open({ trigger_id: triggerId, view });
       },
-      mirrorCopy: (conversation, message) => this.mirror(conversation, message),
       ...(this.files ? { fileLink: (file) => this.files!.link(file) } : {}),
     });
   }
@@ -128,179 +133,159 @@ export class SlackWorkspace implements Workspace, Service {
     this.logger.info({ mode: this.mode }, 'slack workspace started');
   }
 
-  /** Stops taking requests, finishes queued Slack work (up to the grace period), then abandons the rest. */
+  /** Stops taking Slack requests and lets those in progress finish. Outbound work stays with the bridge's workers. */
   async stop(): Promise<void> {
     if (this.started) await this.app.stop().catch((err: unknown) => this.logger.warn({ err }, 'slack receiver did not stop cleanly'));
     this.started = false;
-    const grace = this.options.stopGraceMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), grace);
-      timer.unref();
-    });
-    const outcome = await Promise.race([this.settle().then(() => 'done' as const), timedOut]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') {
-      this.logger.warn({ graceMs: grace }, 'slack work still queued at shutdown; abandoning it');
-      this.sender.abort();
-      await this.settle();
-    }
   }
 
-  /** Resolves when no Slack request is being handled and nothing is queued for Slack. */
+  /** Resolves when no Slack request is being handled (HTTP mode). */
   async settle(): Promise<void> {
-    for (let i = 0; i < 3; i++) {
-      await this.receiver?.idle();
-      await this.lanes.idle();
-    }
+    await this.receiver?.idle();
   }
 
   // ---- the Workspace port ---------------------------------------------------------------
 
+  /** Posts one transcript message into the conversation's thread, opening the thread on first use. */
+  async mirror(conversation: Conversation, message: Message, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
+    const log = conversationLogger(this.logger, conversation);
+    const root = await this.ensureThread(conversation, attempt);
+    const fallback = bridgeLine(`A ${message.author.role} message could not be shown in Slack; it is in the conversation's transcript in the bridge.`);
+    await this.postFirstAccepted(`msg:${message.id}`, { channel: root.channel, thread_ts: root.ts }, [threadMessage(message), fallback], attempt, log);
+  }
+
   /**
-   * Posts `message` into the conversation's thread, after first posting any earlier transcript
-   * message that belongs there but was never posted (work still queued when a process died, or a
-   * mirror that failed), oldest first. Posts are keyed by message id, so nothing appears twice.
+   * Posts the current escalation's briefing in the thread (broadcast to the channel) and, when its
+   * queue maps to another channel, there too; earlier briefings lose their buttons. Each copy is
+   * recorded as soon as it is posted, so a retry posts only what is missing.
    */
-  async mirror(conversation: Conversation, message: Message): Promise<void> {
-    await this.lanes.run(conversation.id, async () => {
-      const root = await this.ensureThread(conversation);
-      const at = lastIndexOf(conversation.messages, message.id);
-      if (at < 0) return void (await this.postMirror(root, message));
-      const done = await this.heal(conversation, root, at);
-      await this.postMirror(root, message);
-      if (at === done + 1) await this.directory.setMirroredUpTo(conversation.id, { index: at, id: message.id });
-    });
-  }
-
-  async postBriefing(conversation: Conversation): Promise<void> {
-    await this.lanes.run(conversation.id, async () => {
-      const log = conversationLogger(this.logger, conversation);
-      const root = await this.ensureThread(conversation);
-      // Every message of this snapshot was handed to `mirror` before the briefing: fill any gap above the card.
-      await this.heal(conversation, root, conversation.messages.length).catch((err: unknown) => {
-        if (err instanceof SenderStoppedError) throw err;
-        log.warn({ err: describe(err) }, 'could not complete the slack thread before the briefing');
-      });
-      const escalation = conversation.history.filter((h) => h.reason === 'escalate').length;
-      const copies = await this.directory.briefings(conversation.id);
-      for (const copy of copies) {
-        if (copy.escalation >= escalation || copy.superseded) continue;
-        if (await this.update(copy, supersededBriefingCard(conversation), log)) copy.superseded = true;
-      }
-      const card = this.render(briefingCard(conversation));
-      const has = (place: BriefingCopy['place']) => copies.some((c) => c.escalation === escalation && c.place === place);
-      if (!has('thread')) {
-        // A broadcast reply: in the thread, and shown in the channel too.
-        const ref = await this.sender.postOnce(`briefing:${conversation.id}:${escalation}:thread`, { channel: root.channel, thread_ts: root.ts, reply_broadcast: true, ...card });
-        copies.push({ ...ref, escalation, place: 'thread' });
-        await this.directory.setBriefings(conversation.id, copies);
-      }
-      const queueChannel = this.options.config.queueChannels?.[conversation.briefing?.queue ?? conversation.queue];
-      if (queueChannel && queueChannel !== root.channel && !has('queue')) {
-        const ref = await this.sender.postOnce(`briefing:${conversation.id}:${escalation}:queue`, { channel: queueChannel, ...card });
-        await this.directory.link(ref, conversation.id);
-        copies.push({ ...ref, escalation, place: 'queue' });
-      }
+  async postBriefing(conversation: Conversation, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
+    const log = conversationLogger(this.logger, conversation);
+    const root = await this.ensureThread(conversation, attempt);
+    const escalation = escalationNumber(conversation);
+    let copies = await this.directory.briefings(conversation.id);
+    for (const copy of copies) {
+      if (copy.escalation >= escalation || copy.superseded) continue;
+      await this.update(copy, [supersededBriefingCard(conversation)], log);
+      copies = copies.map((c) => (c === copy ? { ...c, superseded: true } : c));
       await this.directory.setBriefings(conversation.id, copies);
-    });
+    }
+    const cards = [briefingCard(conversation), ...briefingFallbacks(conversation)];
+    const has = (place: 'thread' | 'queue') => copies.some((c) => c.escalation === escalation && c.place === place);
+    if (!has('thread')) {
+      const where = { channel: root.channel, thread_ts: root.ts, reply_broadcast: true };
+      const ref = await this.postFirstAccepted(`briefing:${conversation.id}:${escalation}:thread`, where, cards, attempt, log);
+      copies = [...copies, { ...ref, escalation, place: 'thread' }];
+      await this.directory.setBriefings(conversation.id, copies);
+    }
+    const queueChannel = this.options.config.queueChannels?.[conversation.briefing?.queue ?? conversation.queue];
+    if (queueChannel && queueChannel !== root.channel && !has('queue')) {
+      const ref = await this.postFirstAccepted(`briefing:${conversation.id}:${escalation}:queue`, { channel: queueChannel }, cards, attempt, log);
+      await this.directory.link(ref, conversation.id);
+      copies = [...copies, { ...ref, escalation, place: 'queue' }];
+      await this.directory.setBriefings(conversation.id, copies);
+    }
   }
 
-  async ownershipChanged(conversation: Conversation, _change: HistoryEntry): Promise<void> {
-    await this.lanes.run(conversation.id, async () => {
-      const log = conversationLogger(this.logger, conversation);
-      const root = await this.directory.thread(conversation.id);
-      if (root) await this.update(root, threadRoot(conversation), log);
-      for (const copy of await this.directory.briefings(conversation.id)) {
-        if (!copy.superseded) await this.update(copy, briefingCard(conversation), log);
-      }
-    });
+  /** Refreshes the thread root and every current briefing copy (chat.update is safe to repeat). */
+  async ownershipChanged(conversation: Conversation, _change: HistoryEntry, _attempt?: DeliveryAttempt): Promise<void> {
+    const log = conversationLogger(this.logger, conversation);
+    const root = await this.directory.thread(conversation.id);
+    if (root) {
+      const card = threadRoot(conversation);
+      await this.update(root, [card, { text: card.text }], log);
+    }
+    for (const copy of await this.directory.briefings(conversation.id)) {
+      if (!copy.superseded) await this.update(copy, [briefingCard(conversation), ...briefingFallbacks(conversation)], log);
+    }
   }
 
+  /** An ephemeral notice; a 429 or an outage is thrown back to the worker, a refusal is logged. */
   async notifyOperator(operator: Operator, text: string, conversation?: Conversation): Promise<void> {
     const user = slackUserId(operator);
     if (!user) return;
     const root = conversation ? await this.directory.thread(conversation.id) : undefined;
-    await this.tell({ channel: root?.channel ?? this.options.config.channelId, user, ...(root ? { threadTs: root.ts } : {}) }, escapeMrkdwn(text));
+    try {
+      await this.api.call('chat.postEphemeral', { channel: root?.channel ?? this.options.config.channelId, user, text: escapeMrkdwn(text), ...(root ? { thread_ts: root.ts } : {}) });
+    } catch (err) {
+      if (!(err instanceof SlackRefusedError)) throw err;
+      this.logger.warn({ user, err: describe(err) }, 'slack refused a private notice');
+    }
   }
 
   // ---- helpers --------------------------------------------------------------------------
 
-  /** Sends an ephemeral message (already mrkdwn) to one user; per-user order, 429-aware, never throws. */
-  async tell(target: PrivateTarget, text: string): Promise<void> {
-    await this.lanes
-      .run(`private:${target.user}`, () =>
-        this.sender.call('chat.postEphemeral', { channel: target.channel, user: target.user, text, ...(target.threadTs ? { thread_ts: target.threadTs } : {}) }),
-      )
-      .catch((err: unknown) => this.logger.warn({ user: target.user, err: describe(err) }, 'could not tell the operator privately'));
+  /**
+   * Sends an ephemeral message (already mrkdwn) to one user, for listeners answering a click or a
+   * reply: a short 429 or an outage is waited out a couple of times, then it is logged. Never throws.
+   */
+  async tell(target: PrivateTarget, text: string): Promise<boolean> {
+    const args = { channel: target.channel, user: target.user, text, ...(target.threadTs ? { thread_ts: target.threadTs } : {}) };
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.api.call('chat.postEphemeral', args);
+        return true;
+      } catch (err) {
+        const wait = err instanceof RetryLaterError ? err.retryAfterMs : err instanceof SlackUnavailableError ? 250 * tries : undefined;
+        if (wait === undefined || tries >= 3 || wait > TELL_MAX_WAIT_MS) {
+          this.logger.warn({ user: target.user, err: describe(err) }, 'could not tell the operator privately');
+          return false;
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
   }
 
-  /** The conversation's thread, opened (root posted once) on first use. Runs on the conversation's lane. */
-  private async ensureThread(conversation: Conversation): Promise<PostedRef> {
+  /** The conversation's thread, opened (root posted, then recorded) on first use. */
+  private async ensureThread(conversation: Conversation, attempt: DeliveryAttempt): Promise<PostedRef> {
     const existing = await this.directory.thread(conversation.id);
     if (existing) return existing;
     const channel = this.options.config.queueChannels?.[conversation.queue] ?? this.options.config.channelId;
-    const root = await this.sender.postOnce(`root:${conversation.id}`, { channel, ...this.render(threadRoot(conversation)) });
+    const card = threadRoot(conversation);
+    const root = await this.postFirstAccepted(`root:${conversation.id}`, { channel }, [card, { text: card.text }], attempt, conversationLogger(this.logger, conversation));
     await this.directory.setThread(conversation.id, root);
     return root;
   }
 
   /**
-   * Posts, oldest first, the messages before index `end` that the bridge mirrors to Slack (all but
-   * those typed in Slack) and that have no posted record, then records how far the thread is
-   * complete. Only messages after the recorded mark are looked at, so a healthy thread costs one
-   * read. A message Slack refuses for good is skipped (as a live mirror would have dropped it); any
-   * other failure stops here, keeping the thread in transcript order, and throws: the next mirror
-   * tries again. Returns the index up to which the thread is complete. Runs on the conversation's lane.
+   * Posts the first of `messages` that Slack accepts, all under one key (only one of them can be in
+   * Slack). A refusal of the content moves on to the next, smaller message; any other refusal, or
+   * the last message refused, is permanent. Outages and 429s are thrown to the worker.
    */
-  private async heal(conversation: Conversation, root: PostedRef, end: number): Promise<number> {
-    const start = await this.directory.mirroredUpTo(conversation.id, conversation.messages);
-    let done = start;
-    const record = async () => {
-      if (done > start) await this.directory.setMirroredUpTo(conversation.id, { index: done, id: conversation.messages[done]!.id });
-    };
-    for (let i = start + 1; i < end; i++) {
-      const message = conversation.messages[i]!;
-      if (message.source?.workspace !== this.name) {
-        try {
-          await this.postMirror(root, message);
-        } catch (err) {
-          if (err instanceof SenderStoppedError || err instanceof PostOutcomeUnknownError || classifyFailure(err).kind !== 'permanent') {
-            await record();
-            throw err;
-          }
-          conversationLogger(this.logger, conversation).warn({ messageId: message.id, err: describe(err) }, 'slack refused a missing thread message; skipping it');
-        }
+  private async postFirstAccepted(key: string, where: Omit<PostArgs, 'text' | 'blocks'>, messages: SlackMessage[], attempt: DeliveryAttempt, log: Logger): Promise<PostedRef> {
+    let refusal: SlackRefusedError | undefined;
+    for (const message of messages) {
+      try {
+        return await this.api.post(key, { ...where, ...render(message) }, attempt);
+      } catch (err) {
+        if (!(err instanceof SlackRefusedError)) throw err;
+        refusal = err;
+        if (!CONTENT_REFUSALS.has(err.code)) break;
+        log.warn({ key, error: err.code }, 'slack refused this message for its content; trying a smaller one');
       }
-      done = i;
     }
-    await record();
-    return done;
+    throw new PermanentDeliveryError(`Slack refused ${key}: ${refusal?.code ?? 'nothing to post'}`, refusal);
   }
 
-  /** Posts one transcript message into the thread, at most once (keyed by the message id). */
-  private async postMirror(root: PostedRef, message: Message): Promise<PostedRef> {
-    return this.sender.postOnce(`msg:${message.id}`, { channel: root.channel, thread_ts: root.ts, ...this.render(threadMessage(message)) });
-  }
-
-  /** chat.update one message; a message that is gone is logged, not retried forever. */
-  private async update(ref: PostedRef, message: SlackMessage, log: Logger): Promise<boolean> {
-    try {
-      await this.sender.call('chat.update', { channel: ref.channel, ts: ref.ts, ...this.render(message) });
-      return true;
-    } catch (err) {
-      log.warn({ channel: ref.channel, ts: ref.ts, err: describe(err) }, 'could not update a slack message');
-      return false;
+  /**
+   * chat.update with the first of `messages` Slack accepts. A message that is gone (or can no
+   * longer be edited) is logged and left; outages and 429s are thrown to the worker.
+   */
+  private async update(ref: PostedRef, messages: SlackMessage[], log: Logger): Promise<void> {
+    for (const [i, message] of messages.entries()) {
+      try {
+        await this.api.call('chat.update', { channel: ref.channel, ts: ref.ts, ...render(message) });
+        return;
+      } catch (err) {
+        if (!(err instanceof SlackRefusedError)) throw err;
+        if (CONTENT_REFUSALS.has(err.code) && i < messages.length - 1) continue;
+        log.warn({ channel: ref.channel, ts: ref.ts, error: err.code }, 'slack refused to update a message; leaving it as it is');
+        return;
+      }
     }
-  }
-
-  private render(message: SlackMessage): { text: string; blocks?: unknown[] } {
-    return message.blocks ? { text: message.text, blocks: message.blocks } : { text: message.text };
   }
 }
 
-/** Where message `id` sits in the transcript (searched from the end: mirrored messages are usually recent); -1 if absent. */
-function lastIndexOf(messages: readonly Message[], id: string): number {
-  for (let i = messages.length - 1; i >= 0; i--) if (messages[i]!.id === id) return i;
-  return -1;
+function render(message: SlackMessage): { text: string; blocks?: unknown[] } {
+  return message.blocks ? { text: message.text, blocks: message.blocks } : { text: message.text };
 }

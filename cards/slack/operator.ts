@@ -139,5 +139,7 @@ export const notices = {
   done: (kind: HandBack, ticket: string) =>
     kind === 'return' ? `:leftwards_arrow_with_hook: *${escapeMrkdwn(ticket)}* is back with the agent.` : `:lock: *${escapeMrkdwn(ticket)}* is closed.`,
   failed: (message: string) => `:warning: ${mrkdwn(message, 2000)}`,
+  notRecordedYet: () => ':hourglass_flowing_sand: Your reply could not be recorded yet, so the customer does not have it. Slack will deliver it to the bridge again in a moment; no need to resend.',
+  notRecorded: () => ':warning: Your reply could not be recorded and did not reach the customer. Please send it again.',
   state: (conversation: Conversation) => `*${escapeMrkdwn(conversation.ticket)}*: ${ownerLabel(conversation)}`,
 } as const;

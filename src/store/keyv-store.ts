@@ -1,13 +1,13 @@
 /**
- * Adapters' own data on keyv: namespaced keys, idempotency marks, counters and locks. The
- * conversation itself and its work are not here: `sqlite.ts` and `redis.ts` commit those with
- * real transactions, and compose this for the rest.
+ * Adapters' own data on Redis, through keyv: namespaced keys, idempotency marks, counters and
+ * locks. The conversation itself and its work are not here: `redis.ts` commits those with its own
+ * scripts and composes this for the rest. (SQLite keeps adapter data in its own tables, on the
+ * store's single writer, so no second connection contends for the write lock.)
  */
 import Keyv from 'keyv';
-import KeyvSqlite from '@keyv/sqlite';
 import KeyvRedis, { createClient } from '@keyv/redis';
 import { StoreUnavailableError } from '../errors.ts';
-import { InProcessLocks, RedisLocks, type Locks, type RedisCommandClient } from './locks.ts';
+import { RedisLocks, type Locks, type RedisCommandClient } from './locks.ts';
 import type { KeyValue, Store } from './store.ts';
 
 /** The part of the store that keyv serves. */
@@ -76,34 +76,6 @@ export class AdapterData implements AdapterDataPort {
       throw new StoreUnavailableError(`Store (${this.backend}) unavailable: could not ${what}: ${(err as Error).message}`, err);
     }
   }
-}
-
-/** Adapter data in the SQLite file (its own keyv table). Locks and counters are in-process: one instance. */
-export async function sqliteAdapterData(path: string): Promise<AdapterData> {
-  const adapter = new KeyvSqlite({ uri: `sqlite://${path}`, busyTimeout: 5000 });
-  const keyv = new Keyv({ store: adapter, namespace: 'bridge', throwOnErrors: true });
-  keyv.on('error', () => {}); // surfaced through throwOnErrors instead
-  const locks = new InProcessLocks();
-  const atomics: Atomics = {
-    // In-process lock makes read-then-write atomic for the single instance SQLite serves.
-    setIfAbsent: (key, ttlMs) =>
-      locks.withLock(`atomic:${key}`, async () => {
-        if ((await keyv.get(key)) !== undefined) return false;
-        await keyv.set(key, 1, ttlMs);
-        return true;
-      }),
-    increment: (key) =>
-      locks.withLock(`atomic:${key}`, async () => {
-        const next = ((await keyv.get<number>(key)) ?? 0) + 1;
-        await keyv.set(key, next);
-        return next;
-      }),
-  };
-  // Touch the database so a bad path fails at start-up, not on the first customer.
-  await keyv.get('probe');
-  return new AdapterData('sqlite', keyv, locks, atomics, async () => {
-    await keyv.disconnect();
-  });
 }
 
 /** Adapter data in Redis, on a connected node-redis client the caller owns (and closes). */

@@ -16,8 +16,8 @@ import { dirname, join } from 'node:path';
 import sqlite3 from 'sqlite3';
 import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionConflictError } from '../errors.ts';
 import type { Conversation, Message } from '../model.ts';
-import { sqliteAdapterData, type AdapterData } from './keyv-store.ts';
-import type { ChangeNotice, Commit, Cursor, Lease, Store, WorkItem, WorkQueue } from './store.ts';
+import { InProcessLocks } from './locks.ts';
+import type { ChangeNotice, Commit, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, version INTEGER NOT NULL, header TEXT NOT NULL) WITHOUT ROWID;
@@ -31,7 +31,11 @@ CREATE INDEX IF NOT EXISTS work_due ON work_state (destination, due_at) WHERE du
 CREATE TABLE IF NOT EXISTS index_values (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS index_members (key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (key, member)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbound (key TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS adapter_data (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 `;
+
+const DAY = 24 * 60 * 60 * 1000;
 
 /** A promise face on one sqlite3 connection. */
 class Connection {
@@ -253,12 +257,12 @@ export class SqliteStore implements Store {
   readonly work: WorkQueue;
   private readonly writer: GroupWriter;
   private readonly changes = new EventEmitter();
+  private readonly locks = new InProcessLocks();
   private cleanup?: () => void;
 
   private constructor(
     private readonly tx: Connection,
     private readonly reader: Connection,
-    private readonly data: AdapterData,
     private readonly now: () => number,
   ) {
     this.writer = new GroupWriter(tx);
@@ -279,8 +283,7 @@ export class SqliteStore implements Store {
       await tx.exec(SCHEMA);
       const reader = await Connection.open(file, mode);
       await reader.exec('PRAGMA busy_timeout = 5000;');
-      const data = await sqliteAdapterData(file);
-      const store = new SqliteStore(tx, reader, data, options.now ?? Date.now);
+      const store = new SqliteStore(tx, reader, options.now ?? Date.now);
       if (throwaway) store.cleanup = () => rmSync(throwaway, { recursive: true, force: true });
       return store;
     } catch (err) {
@@ -398,29 +401,57 @@ export class SqliteStore implements Store {
     return () => this.changes.off('change', listener);
   }
 
+  // Adapters' own data lives in the same file and goes through the same writer, so no second
+  // connection ever waits on the first for the write lock.
+
+  /** One instance serves a SQLite file, so an in-process lock is store-wide. */
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    return this.data.withLock(key, fn);
+    return this.locks.withLock(key, fn);
   }
 
-  once(key: string, ttlMs?: number): Promise<boolean> {
-    return this.data.once(key, ttlMs);
+  async once(key: string, ttlMs = DAY): Promise<boolean> {
+    const { changes } = await this.writer.write(async (tx) => {
+      const now = this.now();
+      await tx.run('DELETE FROM adapter_data WHERE key = ? AND expires_at <= ?', [`once:${key}`, now]);
+      return tx.run('INSERT OR IGNORE INTO adapter_data (key, value, expires_at) VALUES (?, ?, ?)', [`once:${key}`, '1', now + ttlMs]);
+    });
+    return changes > 0;
   }
 
-  forget(key: string): Promise<void> {
-    return this.data.forget(key);
+  async forget(key: string): Promise<void> {
+    await this.writer.write((tx) => tx.run('DELETE FROM adapter_data WHERE key = ?', [`once:${key}`]));
   }
 
   increment(counter: string): Promise<number> {
-    return this.data.increment(counter);
+    return this.writer.write(async (tx) => {
+      await tx.run('INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1', [counter]);
+      const row = await tx.get<{ value: number }>('SELECT value FROM counters WHERE name = ?', [counter]);
+      return row!.value;
+    });
   }
 
-  kv(namespace: string) {
-    return this.data.kv(namespace);
+  kv(namespace: string): KeyValue {
+    const prefix = `kv:${namespace}:`;
+    return {
+      get: async <T>(key: string) => {
+        try {
+          const row = await this.reader.get<{ value: string }>('SELECT value FROM adapter_data WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)', [prefix + key, this.now()]);
+          return row ? (JSON.parse(row.value) as T) : undefined;
+        } catch (err) {
+          throw unavailable(`read ${namespace}`, err);
+        }
+      },
+      set: async <T>(key: string, value: T, ttlMs?: number) => {
+        await this.writer.write((tx) => tx.run('INSERT OR REPLACE INTO adapter_data (key, value, expires_at) VALUES (?, ?, ?)', [prefix + key, JSON.stringify(value), ttlMs ? this.now() + ttlMs : null]));
+      },
+      delete: async (key: string) => {
+        await this.writer.write((tx) => tx.run('DELETE FROM adapter_data WHERE key = ?', [prefix + key]));
+      },
+    };
   }
 
   async close(): Promise<void> {
     this.changes.removeAllListeners();
-    await this.data.close();
     await this.reader.close();
     await this.tx.close();
     this.cleanup?.();

@@ -55,6 +55,8 @@ export interface Fault {
   applied?: boolean;
   /** Teams applies the request, then the connection drops before any answer: the lost answer. */
   dropAnswer?: boolean;
+  /** Answer this much later; without `status` or `dropAnswer` the request then succeeds as usual. */
+  slowMs?: number;
 }
 
 export interface InvokeResult {
@@ -131,6 +133,11 @@ export class BotConnectorEmulator {
     this.faults.push({ times: 1, ...fault });
   }
 
+  /** Teams is healthy again: every pending fault is dropped. */
+  clearFaults(): void {
+    this.faults = [];
+  }
+
   // ---- the Bot Connector API --------------------------------------------------------------
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -159,7 +166,11 @@ export class BotConnectorEmulator {
       return this.answer(req, res, method, url.pathname, body, 413, { error: { code: 'MessageSizeTooBig', message: 'Message size too big' } });
     }
 
-    const fault = this.takeFault(method, url.pathname, raw);
+    let fault = this.takeFault(method, url.pathname, raw);
+    if (fault?.slowMs) {
+      await new Promise((r) => setTimeout(r, fault!.slowMs));
+      if (fault.status === undefined && !fault.dropAnswer) fault = undefined;
+    }
     const faultStatus = fault?.status ?? 503;
     if (fault && !fault.dropAnswer && !(faultStatus >= 500 && fault.applied)) {
       return this.answer(req, res, method, url.pathname, body, faultStatus, { error: { code: faultCode(faultStatus), message: 'Emulated failure' } }, fault.retryAfter);

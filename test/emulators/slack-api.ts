@@ -5,7 +5,10 @@
  * Slack does (form or JSON bodies, bearer token, `ok`/`error`, `ts`, `channel`, `message`), keeps the
  * channel history (so threads, updates and metadata can be inspected), records every call, and can
  * misbehave on demand: 429 with Retry-After, 500, a lost answer (processed, then the connection drops)
- * and slowness. It also serves `response_url`s and private file downloads.
+ * and slowness, one fault at a time (`fault`) or at random (`chaos`). Like Slack it refuses blocks
+ * over their limits, including `msg_blocks_too_long` when the text of all blocks together passes
+ * `blocksTextLimit`, and pages `conversations.replies` / `conversations.history` by `limit` and
+ * `cursor`. It also serves `response_url`s and private file downloads.
  *
  * `SlackEventsClient` plays Slack's side of inbound traffic: signed Events API callbacks,
  * interactivity (`payload=` forms) and slash commands, sent to the app's `/slack/events`.
@@ -21,6 +24,8 @@ export interface RecordedCall {
   status: number;
   /** The `error` of an `ok: false` answer. */
   error?: string;
+  /** When it arrived (epoch ms). */
+  at: number;
 }
 
 export interface StoredMessage {
@@ -50,6 +55,19 @@ export interface Fault {
   delayMs?: number;
 }
 
+/** Random misbehaviour: each matching call fails with probability `rate`, as a 429, a 500 or a lost answer. */
+export interface Chaos {
+  rate: number;
+  /** Methods it applies to (default: posts, updates and the reads used to look for posts). */
+  methods?: RegExp;
+  /** Retry-After of its 429s (default 1 s). */
+  retryAfterSeconds?: number;
+  /** Which faults it picks from (default all three). */
+  kinds?: Array<'rate_limit' | 'server_error' | 'lost_answer'>;
+  /** Seed of its random choices: the same seed gives the same faults for the same calls. */
+  seed?: number;
+}
+
 export interface EmulatedUser {
   id: string;
   name: string;
@@ -75,6 +93,9 @@ export class SlackApiEmulator {
   readonly channels = new Map<string, { id: string; name: string }>();
   readonly files = new Map<string, { file: Record<string, any>; content: Buffer }>();
   private readonly faults: Fault[] = [];
+  private chaotic?: { chaos: Chaos; random: () => number };
+  /** Slack refuses a message whose blocks hold more text than this in total (`msg_blocks_too_long`). */
+  blocksTextLimit = 12_000;
   private readonly responseOwners = new Map<string, string>();
   private server?: Server;
   private readonly sockets = new WebSocketServer({ noServer: true });
@@ -196,6 +217,12 @@ export class SlackApiEmulator {
 
   clearFaults(): void {
     this.faults.length = 0;
+    this.chaotic = undefined;
+  }
+
+  /** Misbehave at random from now on (until `clearFaults`). */
+  chaos(chaos: Chaos): void {
+    this.chaotic = { chaos, random: mulberry32(chaos.seed ?? 1) };
   }
 
   /** Calls of one method, in order. */
@@ -432,10 +459,10 @@ export class SlackApiEmulator {
 
     const method = url.pathname.slice('/api/'.length);
     const args = parseArgs(raw, req.headers['content-type']);
-    const record: RecordedCall = { method, args, status: 200 };
+    const record: RecordedCall = { method, args, status: 200, at: Date.now() };
     this.calls.push(record);
 
-    const fault = this.takeFault(method, args);
+    const fault = this.takeFault(method, args) ?? this.randomFault(method);
     if (fault?.kind === 'delay') await new Promise((r) => setTimeout(r, fault.delayMs ?? 200));
     if (fault?.kind === 'rate_limit') {
       record.status = 429;
@@ -478,6 +505,16 @@ export class SlackApiEmulator {
     return fault;
   }
 
+  private randomFault(method: string): Fault | undefined {
+    if (!this.chaotic) return undefined;
+    const { chaos, random } = this.chaotic;
+    if (!(chaos.methods ?? /^(chat\.postMessage|chat\.update|conversations\.replies|conversations\.history)$/).test(method)) return undefined;
+    if (random() >= chaos.rate) return undefined;
+    const kinds = chaos.kinds ?? ['rate_limit', 'server_error', 'lost_answer'];
+    const kind = kinds[Math.floor(random() * kinds.length)]!;
+    return { kind, times: 1, retryAfterSeconds: chaos.retryAfterSeconds ?? 1 };
+  }
+
   private answer(method: string, args: Record<string, any>): Record<string, any> {
     switch (method) {
       case 'auth.test':
@@ -517,13 +554,15 @@ export class SlackApiEmulator {
         const root = this.message(args.channel, args.ts);
         if (!root) return { ok: false, error: 'thread_not_found' };
         const oldest = Number(args.oldest ?? 0);
-        const thread = [root, ...this.replies(args.channel, args.ts)].filter((m, i) => i === 0 || Number(m.ts) >= oldest);
-        return { ok: true, messages: thread.map((m) => this.wire(m, args.include_all_metadata)), has_more: false };
+        // Oldest first, the parent on every page, as Slack does.
+        const replies = this.replies(args.channel, args.ts).filter((m) => Number(m.ts) > oldest);
+        return this.page([root], replies, args);
       }
       case 'conversations.history': {
         const oldest = Number(args.oldest ?? 0);
-        const top = this.messages.filter((m) => m.channel === args.channel && (!m.thread_ts || m.thread_ts === m.ts || m.reply_broadcast) && Number(m.ts) >= oldest);
-        return { ok: true, messages: top.reverse().map((m) => this.wire(m, args.include_all_metadata)), has_more: false };
+        const top = this.messages.filter((m) => m.channel === args.channel && (!m.thread_ts || m.thread_ts === m.ts || m.reply_broadcast) && Number(m.ts) > oldest);
+        // Newest first.
+        return this.page([], top.reverse(), args);
       }
       case 'files.info': {
         const file = this.files.get(args.file);
@@ -534,12 +573,26 @@ export class SlackApiEmulator {
     }
   }
 
+  /** One page of `messages` (after `head`), by `limit` and an opaque `cursor`. */
+  private page(head: StoredMessage[], messages: StoredMessage[], args: Record<string, any>): Record<string, any> {
+    const limit = Math.max(1, Math.min(1000, Number(args.limit ?? 100) || 100));
+    const offset = args.cursor ? Number(Buffer.from(String(args.cursor), 'base64url').toString('utf8').replace(/^offset:/, '')) || 0 : 0;
+    const slice = messages.slice(offset, offset + limit);
+    const more = offset + limit < messages.length;
+    return {
+      ok: true,
+      messages: [...head, ...slice].map((m) => this.wire(m, args.include_all_metadata)),
+      has_more: more,
+      response_metadata: { next_cursor: more ? Buffer.from(`offset:${offset + limit}`).toString('base64url') : '' },
+    };
+  }
+
   private postMessage(args: Record<string, any>): Record<string, any> {
     if (!args.channel) return { ok: false, error: 'channel_not_found' };
     const blocks = parseJsonArg(args.blocks);
     const text = typeof args.text === 'string' ? args.text : '';
     if (!text && !blocks) return { ok: false, error: 'no_text' };
-    const invalid = blockProblems(blocks, text);
+    const invalid = blockProblems(blocks, text, this.blocksTextLimit);
     if (invalid) return { ok: false, error: invalid };
     if (args.thread_ts && !this.message(args.channel, args.thread_ts)) return { ok: false, error: 'thread_not_found' };
     const metadata = parseJsonArg(args.metadata);
@@ -566,7 +619,7 @@ export class SlackApiEmulator {
     if (message.bot_id !== this.botId) return { ok: false, error: 'cant_update_message' };
     const blocks = parseJsonArg(args.blocks);
     const text = typeof args.text === 'string' ? args.text : message.text;
-    const invalid = blockProblems(blocks, text);
+    const invalid = blockProblems(blocks, text, this.blocksTextLimit);
     if (invalid) return { ok: false, error: invalid };
     message.text = text;
     if (blocks) message.blocks = blocks;
@@ -604,11 +657,21 @@ function parseJsonArg(value: unknown): any {
   }
 }
 
+/** Every string `text` in the blocks, counted together. */
+function totalBlocksText(node: unknown): number {
+  if (Array.isArray(node)) return node.reduce((sum: number, item) => sum + totalBlocksText(item), 0);
+  if (!node || typeof node !== 'object') return 0;
+  let sum = 0;
+  for (const [key, value] of Object.entries(node)) sum += key === 'text' && typeof value === 'string' ? value.length : totalBlocksText(value);
+  return sum;
+}
+
 /** The error Slack gives for blocks (or text) over its limits, or undefined. */
-function blockProblems(blocks: any[] | undefined, text: string): string | undefined {
+function blockProblems(blocks: any[] | undefined, text: string, blocksTextLimit: number): string | undefined {
   if (text.length > PLAIN_LIMITS.text) return 'msg_too_long';
   if (!blocks) return undefined;
   if (!Array.isArray(blocks) || blocks.length > PLAIN_LIMITS.blocks) return 'invalid_blocks';
+  if (totalBlocksText(blocks) > blocksTextLimit) return 'msg_blocks_too_long';
   for (const block of blocks) {
     if (block.type === 'header' && !(block.text?.text?.length > 0 && block.text.text.length <= PLAIN_LIMITS.header)) return 'invalid_blocks';
     if (block.type === 'section') {
@@ -627,6 +690,18 @@ function blockProblems(blocks: any[] | undefined, text: string): string | undefi
     }
   }
   return undefined;
+}
+
+/** A small seeded PRNG (mulberry32): reproducible chaos. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /** What the app answered to one signed request. */

@@ -1,6 +1,6 @@
 /**
  * Boots the whole Slack side for a test: the loopback Slack Web API emulator, a real bridge
- * (SQLite, in a temp dir), the shared HTTP server with the Slack workspace mounted, a recording
+ * (SQLite in a temp dir, or the store the test brings), the shared HTTP server with the Slack workspace mounted, a recording
  * customer channel, and a client that sends signed Slack requests to `/slack/events`.
  */
 import type { Agent } from '../../src/agent/agent.ts';
@@ -10,7 +10,8 @@ import { silentLogger } from '../../src/log.ts';
 import type { Conversation } from '../../src/model.ts';
 import { createSlackWorkspace, type SlackWorkspace } from '../../adapters/slack/index.ts';
 import type { BriefingCopy } from '../../adapters/slack/directory.ts';
-import type { PostedRef } from '../../adapters/slack/outbox.ts';
+import type { PostedRef } from '../../adapters/slack/api.ts';
+import type { Store } from '../../src/store/store.ts';
 import { SlackApiEmulator, SlackEventsClient, type StoredMessage } from '../emulators/slack-api.ts';
 import { MemoryChannel } from '../support/memory-ports.ts';
 import { createTestBridge, waitFor, type TestBridge } from '../support/harness.ts';
@@ -31,7 +32,7 @@ export interface SlackFixture {
   events: SlackEventsClient;
   http: HttpServer;
   port: number;
-  /** Waits until the bridge and the Slack workspace have nothing in flight. */
+  /** Waits until the bridge has no work left and no Slack request is in flight. */
   settle(): Promise<void>;
   /** The conversation's thread root in Slack. */
   root(conversationId: string): Promise<PostedRef>;
@@ -48,14 +49,14 @@ export interface SlackFixture {
   close(): Promise<void>;
 }
 
-export async function startSlackFixture(options: { agent?: Agent; queueChannels?: Record<string, string>; publicUrl?: boolean } = {}): Promise<SlackFixture> {
+export async function startSlackFixture(options: { agent?: Agent; queueChannels?: Record<string, string>; publicUrl?: boolean; store?: Store } = {}): Promise<SlackFixture> {
   const emulator = await new SlackApiEmulator().start();
   emulator.addUser({ id: DANA.userId, name: 'dana', displayName: DANA.name, realName: 'Dana Scully' });
   emulator.addUser({ id: SAM.userId, name: 'sam', displayName: SAM.name, realName: 'Sam Vimes' });
   emulator.addChannel(CHANNEL, 'support');
   emulator.addChannel(BILLING_CHANNEL, 'billing');
   const customer = new MemoryChannel('webchat');
-  const test = await createTestBridge({ channels: [customer], ...(options.agent ? { agent: options.agent } : {}) });
+  const test = await createTestBridge({ channels: [customer], ...(options.agent ? { agent: options.agent } : {}), ...(options.store ? { store: options.store } : {}) });
   const bridge = test.bridge;
   const http = new HttpServer(silentLogger());
   const port = await http.listen(0, '127.0.0.1');
@@ -71,8 +72,6 @@ export async function startSlackFixture(options: { agent?: Agent; queueChannels?
       ...(options.queueChannels ? { queueChannels: options.queueChannels } : {}),
     },
     ...(options.publicUrl ? { publicUrl: `http://127.0.0.1:${port}` } : {}),
-    retry: { backoffMs: () => 20 },
-    stopGraceMs: 2000,
   });
   bridge.addWorkspace(slack);
   await slack.start();

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import { slackConfigFromEnv, normalizeApiUrl } from '../../adapters/slack/config.ts';
-import { classifyFailure } from '../../adapters/slack/outbox.ts';
+import { SlackRefusedError, SlackUnavailableError, translateError } from '../../adapters/slack/api.ts';
+import { RetryLaterError } from '../../src/delivery/outcome.ts';
 import { filesToAttachments, mentionedUsers, parseHandBackText, threadReplyOf } from '../../adapters/slack/parse.ts';
 import { parseSlackBody } from '../../adapters/slack/receiver.ts';
 import { signSlackBody, verifySlackSignature } from '../../adapters/slack/signature.ts';
@@ -112,13 +113,20 @@ describe('Slack configuration', () => {
 });
 
 describe('what a failed Slack call means', () => {
-  it('waits on 429, retries ambiguous failures after checking, gives up on request errors', () => {
-    expect(classifyFailure({ code: 'slack_webapi_rate_limited_error', retryAfter: 7 })).toEqual({ kind: 'rate_limited', retryAfterSeconds: 7 });
-    expect(classifyFailure({ code: 'slack_webapi_http_error', statusCode: 503 })).toEqual({ kind: 'transient', ambiguous: true });
-    expect(classifyFailure({ code: 'slack_webapi_http_error', statusCode: 400 })).toEqual({ kind: 'permanent' });
-    expect(classifyFailure({ code: 'slack_webapi_request_error' })).toEqual({ kind: 'transient', ambiguous: true });
-    expect(classifyFailure({ code: 'slack_webapi_platform_error', data: { error: 'ratelimited' } })).toEqual({ kind: 'transient', ambiguous: false });
-    expect(classifyFailure({ code: 'slack_webapi_platform_error', data: { error: 'channel_not_found' } })).toEqual({ kind: 'permanent' });
-    expect(classifyFailure(new Error('boom'))).toEqual({ kind: 'permanent' });
+  it('a 429 waits for Retry-After, an outage or a setup problem is retried, a refusal is final', () => {
+    const rateLimited = translateError('chat.postMessage', { code: 'slack_webapi_rate_limited_error', retryAfter: 7 });
+    expect(rateLimited).toBeInstanceOf(RetryLaterError);
+    expect((rateLimited as RetryLaterError).retryAfterMs).toBe(7000);
+    expect(translateError('chat.postMessage', { code: 'slack_webapi_http_error', statusCode: 503 })).toBeInstanceOf(SlackUnavailableError);
+    expect(translateError('chat.postMessage', { code: 'slack_webapi_request_error', message: 'socket hang up' })).toBeInstanceOf(SlackUnavailableError);
+    expect(translateError('chat.postMessage', { code: 'slack_webapi_platform_error', data: { error: 'internal_error' } })).toBeInstanceOf(SlackUnavailableError);
+    // An admin can fix these (invite the bot, renew the token): the thread waits for it.
+    expect(translateError('chat.postMessage', { code: 'slack_webapi_platform_error', data: { error: 'not_in_channel' } })).toBeInstanceOf(SlackUnavailableError);
+    expect(translateError('chat.postMessage', { code: 'slack_webapi_platform_error', data: { error: 'invalid_auth' } })).toBeInstanceOf(SlackUnavailableError);
+    const refused = translateError('chat.postMessage', { code: 'slack_webapi_platform_error', data: { error: 'msg_blocks_too_long' } });
+    expect(refused).toBeInstanceOf(SlackRefusedError);
+    expect((refused as SlackRefusedError).code).toBe('msg_blocks_too_long');
+    expect(translateError('chat.update', { code: 'slack_webapi_http_error', statusCode: 400 })).toBeInstanceOf(SlackRefusedError);
+    expect(translateError('chat.postMessage', new Error('boom'))).toBeInstanceOf(SlackUnavailableError);
   });
 });
