@@ -34,7 +34,6 @@ describe('Slack over Socket Mode', () => {
       http,
       logger: silentLogger(),
       config: { botToken: emulator.botToken, signingSecret: SIGNING_SECRET, appToken: emulator.appToken, channelId: CHANNEL, apiUrl: emulator.url },
-      stopGraceMs: 1000,
     });
     test.bridge.addWorkspace(slack);
     expect(slack.mode).toBe('socket');
