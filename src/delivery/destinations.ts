@@ -31,7 +31,11 @@ export class CustomerDestination implements Destination {
     // Internal text never reaches a customer, whatever asked for it.
     if (!message || message.visibility !== 'public') return;
     const channel = this.channels().find((ch) => ch.origin === conversation.origin);
-    if (!channel) return; // API conversations are read over the API: nothing to push
+    if (!channel) {
+      if (conversation.origin === 'api') return; // API conversations are read over the API: nothing to push
+      // The channel is off on this instance (or not started yet): the work waits for one that has it.
+      throw new Error(`No ${conversation.origin} channel runs here to deliver to the customer.`);
+    }
     await channel.deliver(conversation, message, attemptOf(context));
   }
 }
