@@ -247,21 +247,21 @@ export class Bridge implements BridgePort {
 
   /** Waiting -> human. The first claim wins; a later one gets `AlreadyClaimedError` naming the holder. */
   async claim(input: { conversationId: string; operator: Operator; idempotencyKey?: string }): Promise<Conversation> {
-    return this.ownershipCommand(input.conversationId, { type: 'claim', operator: input.operator });
+    return this.ownershipCommand(input, { type: 'claim', operator: input.operator });
   }
 
   /** Agent -> human: an operator takes over proactively. */
-  async takeOver(input: { conversationId: string; operator: Operator }): Promise<Conversation> {
-    return this.ownershipCommand(input.conversationId, { type: 'take_over', operator: input.operator });
+  async takeOver(input: { conversationId: string; operator: Operator; idempotencyKey?: string }): Promise<Conversation> {
+    return this.ownershipCommand(input, { type: 'take_over', operator: input.operator });
   }
 
   /**
    * An operator picks a briefing option without taking over; the agent resumes with the decision.
    * `escalation` (carried by the card's buttons) must be the current one: a stale card decides nothing.
    */
-  async decide(input: { conversationId: string; operator: Operator; optionId: string; note?: string; escalation?: number }): Promise<Conversation> {
+  async decide(input: { conversationId: string; operator: Operator; optionId: string; note?: string; escalation?: number; idempotencyKey?: string }): Promise<Conversation> {
     return this.ownershipCommand(
-      input.conversationId,
+      input,
       { type: 'decide', operator: input.operator, optionId: input.optionId, ...(input.note ? { note: input.note } : {}) },
       (c) => {
         const current = escalationCount(c);
@@ -271,24 +271,24 @@ export class Bridge implements BridgePort {
   }
 
   /** Human (or waiting) -> agent, with the operator's note in the agent's context. */
-  async returnToAgent(input: { conversationId: string; operator: Operator; note?: string }): Promise<Conversation> {
+  async returnToAgent(input: { conversationId: string; operator: Operator; note?: string; idempotencyKey?: string }): Promise<Conversation> {
     const note = input.note?.trim() ? this.cleanText(input.note, 'note', false) : undefined;
-    return this.ownershipCommand(input.conversationId, { type: 'return', operator: input.operator, ...(note ? { note } : {}) });
+    return this.ownershipCommand(input, { type: 'return', operator: input.operator, ...(note ? { note } : {}) });
   }
 
   /** Human -> waiting: the owner puts it back in the queue. */
-  async release(input: { conversationId: string; operator: Operator }): Promise<Conversation> {
-    return this.ownershipCommand(input.conversationId, { type: 'release', operator: input.operator });
+  async release(input: { conversationId: string; operator: Operator; idempotencyKey?: string }): Promise<Conversation> {
+    return this.ownershipCommand(input, { type: 'release', operator: input.operator });
   }
 
   /** The owner hands the conversation to another operator. */
-  async transfer(input: { conversationId: string; operator: Operator; to: Operator }): Promise<Conversation> {
-    return this.ownershipCommand(input.conversationId, { type: 'transfer', operator: input.operator, to: input.to });
+  async transfer(input: { conversationId: string; operator: Operator; to: Operator; idempotencyKey?: string }): Promise<Conversation> {
+    return this.ownershipCommand(input, { type: 'transfer', operator: input.operator, to: input.to });
   }
 
-  async close(input: { conversationId: string; operator?: Operator; note?: string }): Promise<Conversation> {
+  async close(input: { conversationId: string; operator?: Operator; note?: string; idempotencyKey?: string }): Promise<Conversation> {
     const by: Actor = input.operator ? { kind: 'operator', operator: input.operator } : { kind: 'system' };
-    return this.ownershipCommand(input.conversationId, { type: 'close', by, ...(input.note ? { note: input.note } : {}) });
+    return this.ownershipCommand(input, { type: 'close', by, ...(input.note ? { note: input.note } : {}) });
   }
 
   /** Escalates from outside the agent (API callers, schedulers). */
@@ -335,18 +335,34 @@ export class Bridge implements BridgePort {
 
   // ---- ownership -------------------------------------------------------------------------
 
-  private async ownershipCommand(conversationId: string, command: OwnershipCommand, check?: (c: Conversation) => void): Promise<Conversation> {
+  /**
+   * Applies one ownership command. A request the platform sends again (same `idempotencyKey`) after
+   * it was committed changes nothing and answers with the conversation as it is.
+   */
+  private async ownershipCommand(input: { conversationId: string; idempotencyKey?: string }, command: OwnershipCommand, check?: (c: Conversation) => void): Promise<Conversation> {
+    const { conversationId } = input;
+    const inboundKey = input.idempotencyKey ? `command:${input.idempotencyKey}` : undefined;
+    if (inboundKey && (await this.store.inboundSeen(inboundKey))) return this.committer.require(conversationId);
     if (command.type === 'claim' || command.type === 'take_over') {
       // A committed claim is final until its holder lets go: losers need not race the commit.
       const current = await this.committer.require(conversationId);
       if (current.state === 'human' && current.owner) throw new AlreadyClaimedError(current.owner, current.ticket);
     }
-    const { conversation } = await this.committer.change(conversationId, (c, sink) => {
-      check?.(c);
-      const entry = this.rules.apply(c, command, sink);
-      this.rules.afterOwnershipChange(c, command, entry, sink);
-    });
-    return conversation;
+    try {
+      const { conversation } = await this.committer.change(
+        conversationId,
+        (c, sink) => {
+          check?.(c);
+          const entry = this.rules.apply(c, command, sink);
+          this.rules.afterOwnershipChange(c, command, entry, sink);
+        },
+        inboundKey ? { inbound: { key: inboundKey, ttlMs: INBOUND_TTL_MS } } : {},
+      );
+      return conversation;
+    } catch (err) {
+      if (err instanceof DuplicateInboundError) return this.committer.require(conversationId);
+      throw err;
+    }
   }
 
   /**

@@ -49,7 +49,7 @@ export interface Workspace {
   /** Ownership changed (claim, decide, return, close...): refresh the thread root and every briefing copy. */
   ownershipChanged(conversation: Conversation, change: HistoryEntry, attempt?: DeliveryAttempt): Promise<void>;
   /** Tell one operator something privately (ephemeral on Slack, a 1:1 or targeted message on Teams). */
-  notifyOperator(operator: Operator, text: string, conversation?: Conversation): Promise<void>;
+  notifyOperator(operator: Operator, text: string, conversation?: Conversation, attempt?: DeliveryAttempt): Promise<void>;
 }
 
 /** Something with a lifecycle that main.ts starts and stops (adapters, servers). */
@@ -61,7 +61,9 @@ export interface Service {
 }
 
 /**
- * The engine's inbound port: what adapters may ask of the bridge. Adapters depend on this, never
+ * The engine's inbound port: what adapters may ask of the bridge. Commands take the platform's id
+ * for the request (`idempotencyKey`): it is recorded in the same commit as the change, so a
+ * platform's retry after a crash goes through and a retry after the commit changes nothing. Adapters depend on this, never
  * on the `Bridge` class; `store` is narrowed to what adapters keep for themselves.
  */
 export interface BridgePort {
@@ -73,13 +75,13 @@ export interface BridgePort {
   customerMessage(input: import('./bridge.ts').CustomerMessageInput): Promise<{ conversation: Conversation; message: Message | undefined; duplicate: boolean }>;
   operatorMessage(input: import('./bridge.ts').OperatorMessageInput): Promise<{ conversation: Conversation; message: Message | undefined; delivered: boolean; duplicate: boolean }>;
   internalNote(input: { conversationId: string; text: string }): Promise<Message>;
-  claim(input: { conversationId: string; operator: Operator }): Promise<Conversation>;
-  takeOver(input: { conversationId: string; operator: Operator }): Promise<Conversation>;
-  decide(input: { conversationId: string; operator: Operator; optionId: string; note?: string; escalation?: number }): Promise<Conversation>;
-  returnToAgent(input: { conversationId: string; operator: Operator; note?: string }): Promise<Conversation>;
-  release(input: { conversationId: string; operator: Operator }): Promise<Conversation>;
-  transfer(input: { conversationId: string; operator: Operator; to: Operator }): Promise<Conversation>;
-  close(input: { conversationId: string; operator?: Operator; note?: string }): Promise<Conversation>;
+  claim(input: { conversationId: string; operator: Operator ; idempotencyKey?: string }): Promise<Conversation>;
+  takeOver(input: { conversationId: string; operator: Operator ; idempotencyKey?: string }): Promise<Conversation>;
+  decide(input: { conversationId: string; operator: Operator; optionId: string; note?: string; escalation?: number; idempotencyKey?: string }): Promise<Conversation>;
+  returnToAgent(input: { conversationId: string; operator: Operator; note?: string ; idempotencyKey?: string }): Promise<Conversation>;
+  release(input: { conversationId: string; operator: Operator ; idempotencyKey?: string }): Promise<Conversation>;
+  transfer(input: { conversationId: string; operator: Operator; to: Operator ; idempotencyKey?: string }): Promise<Conversation>;
+  close(input: { conversationId: string; operator?: Operator; note?: string ; idempotencyKey?: string }): Promise<Conversation>;
   getConversation(id: string): Promise<Conversation | undefined>;
   findByTicket(ticket: string): Promise<Conversation | undefined>;
   conversationsHeldBy(operatorId: string): Promise<Conversation[]>;

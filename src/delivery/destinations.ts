@@ -24,6 +24,11 @@ export class CustomerDestination implements Destination {
 
   constructor(private readonly channels: () => CustomerChannel[]) {}
 
+  /** A web chat frame shown twice is shown once (each socket remembers what it showed); email needs the record. */
+  recordsAttempts(_item: WorkItem, conversation: Conversation): boolean {
+    return conversation.origin !== 'webchat' && conversation.origin !== 'api';
+  }
+
   async handle(item: WorkItem, context: WorkContext): Promise<void> {
     if (item.payload.kind !== 'deliver') return;
     const { conversation } = context;
@@ -66,7 +71,7 @@ export class WorkspaceDestination implements Destination {
       case 'ownership':
         return this.workspace.ownershipChanged(conversation, payload.change, attempt);
       case 'notify':
-        return this.workspace.notifyOperator(payload.operator, payload.text, conversation);
+        return this.workspace.notifyOperator(payload.operator, payload.text, conversation, attempt);
       default:
         return;
     }

@@ -39,7 +39,13 @@ export interface Destination {
    * `PermanentDeliveryError`, or anything else for "transient, retry with backoff".
    */
   handle(item: WorkItem, context: WorkContext): Promise<void | 'committed'>;
-  /** Called once when an item has failed `stuckAfter` times in a row (tell people; keep retrying). */
+  /**
+   * Whether each attempt at this item is recorded before it starts (default true). Only a
+   * destination whose repeat is harmless without looking (a web chat frame, an agent turn that
+   * commits its own cursor) says no, and saves two writes per item.
+   */
+  recordsAttempts?(item: WorkItem, conversation: Conversation): boolean;
+  /** Called once when an item has failed `stuckAfter` times in a row (tell people; keep retrying), and when it was refused for good. */
   stuck?(item: WorkItem, context: WorkContext, error: unknown): Promise<void>;
 }
 
@@ -199,10 +205,11 @@ export class DeliveryWorker {
     try {
       for (;;) {
         if (controller.signal.aborted) return;
-        const { items } = await this.store.work.pending(this.name, lease.conversationId, 50);
+        const { cursor, items } = await this.store.work.pending(this.name, lease.conversationId, 50);
         if (items.length === 0 || !this.running) {
-          await this.store.work.release(lease);
-          return;
+          // Nothing addressed to us (or stopping): give the lease back, due now if work remains.
+          if (await this.store.work.finish(lease, undefined, this.running ? undefined : Date.now())) return;
+          continue;
         }
         let conversation = await this.store.getConversation(lease.conversationId);
         if (!conversation) {
@@ -210,22 +217,37 @@ export class DeliveryWorker {
           await this.store.work.advance(lease, items.at(-1)!.seq);
           continue;
         }
+        // Done but not yet written: items whose repeat is harmless are marked done together, at the end.
+        let unwritten: number | undefined;
         for (let i = 0; i < items.length; i++) {
           if (controller.signal.aborted) return;
           if (!this.running) break;
           const item = items[i]!;
-          const cursor = await this.store.work.begin(lease, item.seq);
-          const context: WorkContext = { conversation, attempt: cursor.attempt!, lease, later: items.slice(i + 1), signal: controller.signal };
+          const records = this.destination.recordsAttempts?.(item, conversation) ?? true;
+          const previous = cursor.attempt?.seq === item.seq ? cursor.attempt : undefined;
+          const attempt = records ? (await this.store.work.begin(lease, item.seq)).attempt! : { seq: item.seq, count: (previous?.count ?? 0) + 1, since: previous?.since ?? Date.now() };
+          const context: WorkContext = { conversation, attempt, lease, later: items.slice(i + 1), signal: controller.signal };
           const outcome = await this.attempt(item, context);
           if (outcome === 'lost') return;
-          if (outcome === 'retry') return;
+          if (outcome !== 'done' && outcome !== 'committed') {
+            // Failed: keep what was done, remember the attempt (for the backoff), come back at retryAt.
+            if (!records) await this.store.work.begin(lease, item.seq);
+            await this.store.work.finish(lease, unwritten, outcome.retryAt);
+            return;
+          }
           if (outcome === 'committed') {
-            // The destination changed the conversation itself: later items see the new state.
+            // The destination moved the cursor itself and changed the conversation: later items see the new state.
+            unwritten = undefined;
             conversation = (await this.store.getConversation(lease.conversationId)) ?? conversation;
+          } else if (records) {
+            // The next item's attempt record replaces this one's: mark this done first.
+            if (i < items.length - 1) await this.store.work.advance(lease, item.seq);
+            else unwritten = item.seq;
           } else {
-            await this.store.work.advance(lease, item.seq);
+            unwritten = item.seq;
           }
         }
+        if (await this.store.work.finish(lease, unwritten, this.running ? undefined : Date.now())) return;
       }
     } catch (err) {
       if (err instanceof LeaseLostError) return;
@@ -237,9 +259,9 @@ export class DeliveryWorker {
     }
   }
 
-  /** One attempt at one item: `done`, `committed`, `retry` (lease released with a due time) or `lost`. */
-  private async attempt(item: WorkItem, context: WorkContext): Promise<'done' | 'committed' | 'retry' | 'lost'> {
-    const { conversation, attempt, lease } = context;
+  /** One attempt at one item: `done`, `committed`, `lost`, or when to retry. */
+  private async attempt(item: WorkItem, context: WorkContext): Promise<'done' | 'committed' | 'lost' | { retryAt: number }> {
+    const { conversation, attempt } = context;
     const log = conversationLogger(this.logger, conversation);
     try {
       const result = await withConversationContext(conversation, () => this.destination.handle(item, context));
@@ -249,6 +271,8 @@ export class DeliveryWorker {
       if (err instanceof LeaseLostError || (context.signal.aborted && context.signal.reason instanceof LeaseLostError)) return 'lost';
       if (err instanceof PermanentDeliveryError) {
         log.error({ seq: item.seq, kind: item.payload.kind, err: err.message }, `${this.name} refused this for good; moving on`);
+        // A refusal is no reason to stay silent: the destination tells people what did not arrive.
+        await this.destination.stuck?.(item, context, err).catch((e: unknown) => log.error({ err: describeError(e) }, 'could not report refused work'));
         return 'done';
       }
       const retryInMs = err instanceof RetryLaterError ? err.retryAfterMs : backoffDelay(attempt.count, this.backoff);
@@ -258,8 +282,7 @@ export class DeliveryWorker {
       if (attempt.count === this.stuckAfter && this.destination.stuck) {
         await this.destination.stuck(item, context, err).catch((e: unknown) => log.error({ err: describeError(e) }, 'could not report stuck work'));
       }
-      await this.store.work.release(lease, Date.now() + retryInMs);
-      return 'retry';
+      return { retryAt: Date.now() + retryInMs };
     }
   }
 }

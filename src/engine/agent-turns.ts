@@ -57,6 +57,11 @@ export class AgentTurns implements Destination {
     this.unsubscribe();
   }
 
+  /** A turn commits its own cursor move with its answer; a repeat after a crash is simply the turn again. */
+  recordsAttempts(): boolean {
+    return false;
+  }
+
   async handle(item: WorkItem, context: WorkContext): Promise<void | 'committed'> {
     if (item.payload.kind !== 'turn') return;
     // Several unanswered messages get one answer, to the latest.

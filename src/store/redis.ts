@@ -227,6 +227,25 @@ return 1
 `;
 
 /**
+ * KEYS: lease, cursor, last, due. ARGV: id, token, done ('' = unchanged), retryAt ('' = none).
+ * Returns 0 (lease lost: nothing done), 1 (lease given back) or 2 (work left: lease kept).
+ */
+const FINISH = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] ~= '' then advanceCursor(KEYS[2], ARGV[1], tonumber(ARGV[3])) end
+local done = readCursor(KEYS[2], ARGV[1])
+local last = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+if last > done and ARGV[4] == '' then return 2 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if last > done then
+  redis.call('ZADD', KEYS[4], int(tonumber(ARGV[4])), ARGV[1])
+else
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
+return 1
+`;
+
+/**
  * KEYS: cursor, last, due, lease. ARGV: conversation ids. Makes each one with work after its
  * cursor due now, unless a worker holds an unexpired lease on it (its release makes it due).
  */
@@ -273,6 +292,7 @@ const SCRIPTS = {
   begin: new Script(BEGIN),
   advance: new Script(ADVANCE),
   release: new Script(RELEASE),
+  finish: new Script(FINISH),
   wake: new Script(WAKE),
 };
 
@@ -484,6 +504,15 @@ class RedisWorkQueue implements WorkQueue {
     await guard(`release the ${lease.destination} lease on ${lease.conversationId}`, () =>
       SCRIPTS.release.run(this.client, [k.lease, k.cursor, k.last, k.due], [lease.conversationId, lease.token, retryAt === undefined ? '' : String(Math.round(retryAt))]),
     );
+  }
+
+  async finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean> {
+    const k = this.keys(lease.destination);
+    const reply = await guard(`finish ${lease.destination} work of ${lease.conversationId}`, () =>
+      SCRIPTS.finish.run(this.client, [k.lease, k.cursor, k.last, k.due], [lease.conversationId, lease.token, done === undefined ? '' : String(done), retryAt === undefined ? '' : String(Math.round(retryAt))]),
+    );
+    if (Number(reply) === 0) throw new LeaseLostError(lease.destination, lease.conversationId);
+    return Number(reply) === 1;
   }
 
   async nextDue(destination: string): Promise<number | undefined> {

@@ -212,6 +212,17 @@ class SqliteWork implements WorkQueue {
     });
   }
 
+  finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean> {
+    return this.writer.write(async (tx) => {
+      const state = await this.held(tx, lease);
+      if (done !== undefined) await advanceCursor(tx, lease, done);
+      const left = state.last_seq > Math.max(state.done, done ?? 0);
+      if (left && retryAt === undefined) return false;
+      await tx.run('UPDATE work_state SET due_at = ?, lease_token = NULL WHERE destination = ? AND conversation_id = ?', [left ? retryAt : null, lease.destination, lease.conversationId]);
+      return true;
+    });
+  }
+
   async nextDue(destination: string): Promise<number | undefined> {
     try {
       const row = await this.reader.get<{ due: number | null }>('SELECT MIN(due_at) AS due FROM work_state WHERE destination = ? AND due_at IS NOT NULL', [destination]);

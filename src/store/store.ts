@@ -110,6 +110,12 @@ export interface WorkQueue {
    * `retryAt` (epoch ms) when given, else now. Otherwise it leaves the destination's due set.
    */
   release(lease: Lease, retryAt?: number): Promise<void>;
+  /**
+   * One write at the end of a batch: moves the cursor to `done` (when given), then gives the lease
+   * back if nothing is left after the cursor, or if `retryAt` is given (due again then). Returns
+   * false when work remains and the lease is kept. Throws `LeaseLostError` if the lease was lost.
+   */
+  finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean>;
   /** Epoch ms of the earliest due conversation for `destination` (leased ones count at expiry). */
   nextDue(destination: string): Promise<number | undefined>;
   /** Makes every conversation with work after its cursor due now (a destination that was added, or an operator's "retry now"). */

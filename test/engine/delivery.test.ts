@@ -119,3 +119,22 @@ it('delivery is independent per destination: a stuck customer channel does not h
   expect(channel.texts(conversation.id)).toHaveLength(1);
   await t.close();
 });
+
+it("a platform's retry of a committed command changes nothing, and a retry of one that never committed goes through", async () => {
+  const channel = new MemoryChannel('api');
+  const t = await createTestBridge({ channels: [channel] });
+  const dana = { id: 'test:dana', name: 'Dana', workspace: 'test' };
+  const { conversation } = await t.bridge.customerMessage({ origin: 'api', customer: { id: 'c' }, text: 'I want to talk to a person' });
+  await t.bridge.claim({ conversationId: conversation.id, operator: dana, idempotencyKey: 'evt-claim' });
+  const again = await t.bridge.claim({ conversationId: conversation.id, operator: dana, idempotencyKey: 'evt-claim' });
+  expect(again.owner?.id).toBe(dana.id);
+  await t.bridge.returnToAgent({ conversationId: conversation.id, operator: dana, note: 'done', idempotencyKey: 'evt-return' });
+  await t.bridge.returnToAgent({ conversationId: conversation.id, operator: dana, note: 'done', idempotencyKey: 'evt-return' });
+  await t.bridge.idle();
+  const c = (await t.bridge.getConversation(conversation.id))!;
+  expect(c.history.map((h) => h.reason)).toEqual(['escalate', 'claim', 'return']);
+  expect(channel.texts(conversation.id).filter((x) => x.includes('has joined'))).toHaveLength(1);
+  // A key whose command was refused (nothing committed) does not block a later, valid use.
+  await expect(t.bridge.returnToAgent({ conversationId: conversation.id, operator: dana, idempotencyKey: 'evt-x' })).rejects.toThrow();
+  await t.close();
+});

@@ -6,12 +6,15 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HandoffEnvelopeSchema, type HandoffEnvelopeInput } from '../../src/envelope.ts';
 import type { Conversation, Message } from '../../src/model.ts';
-import { briefingCard, supersededBriefingCard } from '../../cards/slack/briefing.ts';
-import { blockKitViolations, LIMITS } from '../../cards/slack/limits.ts';
+import { briefingButtonValue, briefingCard, briefingFallbacks, parseBriefingButtonValue, shareBudget, supersededBriefingCard } from '../../cards/slack/briefing.ts';
+import { blockKitViolations, blocksTextLength, LIMITS } from '../../cards/slack/limits.ts';
+import { escalationNumber } from '../../cards/slack/status.ts';
+import { escalationCount } from '../../src/engine/rules.ts';
 import { noteModal, parseNoteModalMetadata, parsePickerValue, pickerMessage } from '../../cards/slack/operator.ts';
 import { escapeMrkdwn, fit, mrkdwn, plain, slackToPlain } from '../../cards/slack/text.ts';
 import { threadMessage, threadRoot } from '../../cards/slack/thread.ts';
 import { conversationFixture } from '../support/conversations.ts';
+import { filler, maximalEnvelope } from './envelopes.ts';
 
 const DANA = { id: 'slack:UDANA', name: 'Dana', workspace: 'slack' };
 
@@ -197,6 +200,72 @@ describe('the briefing card', () => {
       blockKitViolations({ text: 'x', blocks: [{ type: 'actions', elements: [{ type: 'button', action_id: 'a'.repeat(256), text: { type: 'plain_text', text: 'x'.repeat(76) }, value: 'v'.repeat(2001) }] }] }),
     ).toHaveLength(3);
     expect(LIMITS.blocksPerMessage).toBe(50);
+  });
+});
+
+describe('the briefing as one message', () => {
+  const operator = { id: 'slack:U1', name: filler(200, 'Dana & '), workspace: 'slack' };
+  /** The largest briefing there can be: maximal envelope, a long customer name, a long history of notes. */
+  function maximal(): Conversation {
+    return conversationFixture({
+      customer: { id: 'v1', name: filler(2000), email: filler(300, 'a&b@example.com') },
+      state: 'waiting',
+      briefing: maximalEnvelope(),
+      history: [
+        { from: 'agent', to: 'waiting', reason: 'escalate', by: { kind: 'agent' }, at: '2025-01-01T10:00:00.000Z', trigger: 'agent_tool', note: filler(2000) },
+        ...Array.from({ length: 10 }, () => ({ from: 'waiting' as const, to: 'human' as const, reason: 'claim', by: { kind: 'operator' as const, operator }, at: '2025-01-01T11:00:00.000Z', note: filler(2000) })),
+      ],
+      decisions: Array.from({ length: 10 }, () => ({ optionId: 'option_1', label: filler(75), by: operator, at: '2025-01-01T11:00:00.000Z', note: filler(2000) })),
+    });
+  }
+
+  it('keeps the text of all blocks of a maximal briefing within the budget, in every state', () => {
+    for (const state of ['waiting', 'human', 'agent', 'closed'] as const) {
+      const card = briefingCard({ ...maximal(), state, ...(state === 'human' ? { owner: operator } : {}) });
+      // Each element alone is within its limit; together they would be over 20,000 characters uncut.
+      expect(blockKitViolations(card)).toEqual([]);
+      expect(blocksTextLength(card.blocks)).toBeLessThanOrEqual(LIMITS.messageBlocksText);
+      expect(blocksTextLength(card.blocks)).toBeGreaterThan(LIMITS.messageBlocksText - 500); // cut to the budget, not far below it
+    }
+  });
+
+  it('shortens the longest parts first and keeps the short ones whole', () => {
+    const card = briefingCard(maximal());
+    const json = JSON.stringify(card);
+    expect(json).toContain('Pending question');
+    expect(json).toContain('What the agent tried');
+    // Short parts survive whole; every option still has its button.
+    expect(json).toContain('*Channel*\\nwebchat');
+    expect(actionIds(card).filter((id) => id.startsWith('briefing_option:'))).toHaveLength(5);
+    expect(shareBudget([100, 5000, 3000], 4000)).toBe(1950);
+    expect(shareBudget([100, 200], 4000)).toBe(Number.POSITIVE_INFINITY);
+    expect(shareBudget([5000, 5000], 0)).toBe(0);
+  });
+
+  it('has smaller fallbacks that keep the ticket, the reason, the pending question and Claim', () => {
+    const c = conversation();
+    const [compact, textOnly] = briefingFallbacks(c);
+    expect(blockKitViolations(compact!)).toEqual([]);
+    expect(actionIds(compact!)).toEqual(['briefing_claim', 'briefing_return', 'briefing_close']);
+    for (const message of [compact!, textOnly!]) {
+      const json = JSON.stringify(message);
+      for (const part of ['HB-1042', 'Refund of 250 USD is over the 100 USD limit', 'Approve the 250 USD refund?', 'full briefing']) expect(json).toContain(part);
+    }
+    expect(textOnly!.blocks).toBeUndefined();
+    expect(blocksTextLength(briefingFallbacks(maximal())[0]!.blocks)).toBeLessThan(3000);
+  });
+
+  it('puts the escalation in every button, so a click on an older card is recognised', () => {
+    const c = conversation();
+    const values = (briefingCard(c).blocks as any[]).flatMap((b) => (b.type === 'actions' ? b.elements : [])).map((e: any) => e.value as string);
+    expect(new Set(values)).toEqual(new Set([briefingButtonValue('conv_123', 1)]));
+    expect(parseBriefingButtonValue(values[0])).toEqual({ conversationId: 'conv_123', escalation: 1 });
+    expect(parseBriefingButtonValue('conv_123')).toEqual({ conversationId: 'conv_123' }); // a card from before buttons carried it
+    expect(parseBriefingButtonValue(undefined)).toBeUndefined();
+    // The cards count escalations as the engine does.
+    const twice = conversation({ history: [...c.history, { ...c.history[0]! }] });
+    expect(escalationNumber(twice)).toBe(escalationCount(twice));
+    expect(escalationNumber(c)).toBe(escalationCount(c));
   });
 });
 
