@@ -15,6 +15,7 @@ import { conversationLogger, withConversationContext, type Logger } from '../log
 import type { Conversation } from '../model.ts';
 import type { Cursor, Lease, Store, WorkItem } from '../store/store.ts';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
+import { LeaseLoop } from './lease-loop.ts';
 import { PermanentDeliveryError, RetryLaterError } from './outcome.ts';
 
 /** What a destination knows while it does one item. */
@@ -69,139 +70,56 @@ export class DeliveryWorker {
   private readonly store: Store;
   private readonly destination: Destination;
   private readonly logger: Logger;
-  private readonly concurrency: number;
   private readonly leaseMs: number;
-  private readonly pollMs: number;
   private readonly backoff: BackoffPolicy;
   private readonly stuckAfter: number;
-  private readonly active = new Map<string, { drain: Promise<void>; controller: AbortController }>();
-  private running = false;
-  private loop?: Promise<void>;
-  private wakeUp?: () => void;
-  private dirty = false;
-  private unsubscribe?: () => void;
-  private idleWaiters: Array<() => void> = [];
+  private readonly loop: LeaseLoop;
 
   constructor(options: WorkerOptions) {
     this.store = options.store;
     this.destination = options.destination;
     this.name = options.destination.name;
     this.logger = options.logger.child({ destination: this.name });
-    this.concurrency = options.concurrency ?? 16;
     this.leaseMs = options.leaseMs ?? 30_000;
-    this.pollMs = options.pollMs ?? 1_000;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.stuckAfter = options.stuckAfter ?? 5;
+    this.loop = new LeaseLoop({
+      store: this.store,
+      destination: this.name,
+      logger: this.logger,
+      leaseMs: this.leaseMs,
+      backoff: this.backoff,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+      work: (lease, controller) => this.drain(lease, controller),
+    });
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.unsubscribe = this.store.onChange((notice) => {
-      if (notice.destinations.includes(this.name)) this.wake();
-    });
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Stops leasing, lets the items in progress finish (up to `graceMs`), then abandons the rest to lease expiry. */
-  async stop(graceMs = 10_000): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
-    this.unsubscribe?.();
-    this.wake();
-    await this.loop;
-    const drains = [...this.active.values()];
-    const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
-    if ((await Promise.race([Promise.allSettled(drains.map((d) => d.drain)), timer])) === 'timeout') {
-      this.logger.warn({ conversations: drains.length }, 'work still in progress at shutdown; leaving it to lease expiry');
-      for (const d of drains) d.controller.abort(new Error('worker stopping'));
-      await Promise.allSettled(drains.map((d) => d.drain));
-    }
-    for (const waiter of this.idleWaiters.splice(0)) waiter();
+  stop(graceMs = 10_000): Promise<void> {
+    return this.loop.stop(graceMs);
   }
 
   /** Look for due work now (new work was committed, or a destination came back). */
   wake(): void {
-    this.dirty = true;
-    const wake = this.wakeUp;
-    this.wakeUp = undefined;
-    wake?.();
+    this.loop.wake();
   }
 
-  /** Resolves when nothing is due or in progress for this destination (tests, shutdown). */
-  async idle(): Promise<void> {
-    for (;;) {
-      if (!this.running) return;
-      if (this.active.size === 0 && !this.dirty) {
-        const due = await this.store.work.nextDue(this.name).catch(() => Date.now());
-        if (due === undefined) return;
-      }
-      await new Promise<void>((resolve) => {
-        this.idleWaiters.push(resolve);
-        setTimeout(resolve, 20).unref();
-      });
-    }
+  /** Resolves when nothing is due or in progress for this destination (retries waiting on a backoff count as due). */
+  idle(): Promise<void> {
+    return this.loop.idle({ includeLater: true });
   }
 
-  private async run(): Promise<void> {
-    let failures = 0;
-    while (this.running) {
-      this.dirty = false;
-      let leased = 0;
-      let wait = this.pollMs;
-      const free = this.concurrency - this.active.size;
-      try {
-        if (free > 0) {
-          const leases = await this.store.work.lease(this.name, { limit: free, leaseMs: this.leaseMs });
-          leased = leases.length;
-          for (const lease of leases) this.startDrain(lease);
-        }
-        if (leased === 0 && free > 0) {
-          const due = await this.store.work.nextDue(this.name);
-          if (due !== undefined) wait = Math.max(0, Math.min(this.pollMs, due - Date.now()));
-        }
-        failures = 0;
-      } catch (err) {
-        failures += 1;
-        wait = backoffDelay(failures, this.backoff);
-        this.logger[failures > 3 ? 'error' : 'warn']({ err: String(err), retryInMs: wait }, 'could not look for work; the store is unavailable');
-      }
-      if (!this.running) break;
-      if (leased > 0 && leased === free) continue; // maybe more due: look again once a slot frees
-      if (this.dirty) continue;
-      if (this.active.size === 0) for (const waiter of this.idleWaiters.splice(0)) waiter();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.wakeUp = undefined;
-          resolve();
-        }, wait);
-        timer.unref();
-        this.wakeUp = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-
-  private startDrain(lease: Lease): void {
-    const controller = new AbortController();
-    const drain = this.drain(lease, controller).finally(() => {
-      this.active.delete(lease.conversationId);
-      this.wake(); // a slot is free
-    });
-    this.active.set(lease.conversationId, { drain, controller });
+  private get running(): boolean {
+    return this.loop.running;
   }
 
   /** Does the conversation's due work in order until it is done, fails, or the lease is lost. */
   private async drain(lease: Lease, controller: AbortController): Promise<void> {
-    const renew = setInterval(() => {
-      this.store.work.renew(lease, this.leaseMs).then(
-        (held) => held || controller.abort(new LeaseLostError(lease.destination, lease.conversationId)),
-        () => {}, // a store blip: the next renewal tries again; the lease outlives a few misses
-      );
-    }, Math.max(50, Math.floor(this.leaseMs / 3)));
-    renew.unref();
     try {
       for (;;) {
         if (controller.signal.aborted) return;
@@ -254,8 +172,6 @@ export class DeliveryWorker {
       // The store failed between items: the lease expires and the work is picked up again.
       this.logger.warn({ conversationId: lease.conversationId, err: String(err) }, 'work interrupted by a store error; it will resume');
       await this.store.work.release(lease, Date.now() + backoffDelay(1, this.backoff)).catch(() => {});
-    } finally {
-      clearInterval(renew);
     }
   }
 
