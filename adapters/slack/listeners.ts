@@ -1,7 +1,8 @@
 /**
  * Operator actions from Slack, turned into bridge commands: thread replies (relay or internal
  * note), Claim, option buttons, Return / Close (button + modal, `/return` and `/close-ticket`, message
- * shortcuts), and Take over. Clicks and commands ack first and do the work afterwards. A thread
+ * shortcuts), and Take over. Clicks and commands ack first and do the work afterwards, carrying
+ * the platform's id for the request (click, modal, command) into the commit. A thread
  * reply is committed with the Slack message as its idempotency key before Slack gets its answer
  * (see `receiver.ts`): a redelivery is recognised, and a reply that could not be recorded fails the
  * request so Slack delivers it again. Anything the bridge refuses is told to the operator privately.
@@ -82,7 +83,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     const button = parseBriefingButtonValue((action as Loose).value);
     if (!button) return;
     await guarded(deps, origin, async () => {
-      await bridge.claim({ conversationId: button.conversationId, operator: await deps.operators.operator(origin.user, origin.userName) });
+      await bridge.claim({ conversationId: button.conversationId, operator: await deps.operators.operator(origin.user, origin.userName), idempotencyKey: clickKey(body as Loose, action as Loose) });
     });
   });
 
@@ -92,7 +93,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     const button = parseBriefingButtonValue((action as Loose).value);
     if (!button) return;
     await guarded(deps, origin, async () => {
-      await bridge.takeOver({ conversationId: button.conversationId, operator: await deps.operators.operator(origin.user, origin.userName) });
+      await bridge.takeOver({ conversationId: button.conversationId, operator: await deps.operators.operator(origin.user, origin.userName), idempotencyKey: clickKey(body as Loose, action as Loose) });
     });
   });
 
@@ -110,6 +111,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
         operator: await deps.operators.operator(origin.user, origin.userName),
         optionId,
         ...(button.escalation !== undefined ? { escalation: button.escalation } : {}),
+        idempotencyKey: clickKey(body as Loose, a),
       });
     });
   });
@@ -123,7 +125,8 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       const b = body as Loose;
       const button = parseBriefingButtonValue((action as Loose).value);
       if (!button) return;
-      await openNoteModal(deps, kind, button.conversationId, b.trigger_id as string, clickOrigin(b));
+      const origin = clickOrigin(b);
+      await guarded(deps, origin, () => openNoteModal(deps, kind, button.conversationId, b.trigger_id as string, origin));
     });
   }
 
@@ -136,9 +139,11 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       const origin = clickOrigin(body as Loose);
       const picked = parsePickerValue((action as Loose).value as string | undefined);
       if (!picked) return;
-      const pick = await deps.kv.get<{ note?: string }>(`pick:${picked.pickId}`);
-      const operator = await deps.operators.operator(origin.user, origin.userName);
-      const outcome = await handBack(deps, kind, picked.conversationId, operator, pick?.note);
+      const outcome = await unlessUnavailable(deps, async () => {
+        const pick = await deps.kv.get<{ note?: string }>(`pick:${picked.pickId}`);
+        const operator = await deps.operators.operator(origin.user, origin.userName);
+        return handBack(deps, kind, picked.conversationId, operator, pick?.note, clickKey(body as Loose, action as Loose));
+      });
       await respond({ replace_original: true, text: outcome }).catch((err: unknown) => logger.warn({ err }, 'could not answer the picker'));
     });
   }
@@ -156,14 +161,17 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       }
       const note = (view.state.values[NOTE_MODAL.blockId]?.[NOTE_MODAL.actionId]?.value ?? '').trim();
       // Refuse inside the modal when we can already tell, so the operator sees why right there.
-      const blocked = await precheck(deps, kind, meta.conversationId, user);
+      const blocked = await precheck(deps, kind, meta.conversationId, user).catch((err: unknown) => {
+        deps.logger.warn({ err: (err as Error)?.message }, 'could not check a hand-back');
+        return 'The bridge cannot record this right now. Try again in a moment.';
+      });
       if (blocked) {
         await ack({ response_action: 'errors', errors: { [NOTE_MODAL.blockId]: blocked } });
         return;
       }
       await ack();
       const operator = await deps.operators.operator(user, (body as Loose).user?.name);
-      const outcome = await handBack(deps, kind, meta.conversationId, operator, note || undefined);
+      const outcome = await handBack(deps, kind, meta.conversationId, operator, note || undefined, `slack:view:${(view as Loose).id ?? ''}:${(view as Loose).hash ?? ''}`);
       if (outcome.startsWith(':warning:')) await deps.tell({ channel: meta.channel ?? deps.channelId, user, ...(meta.threadTs ? { threadTs: meta.threadTs } : {}) }, outcome);
     });
   }
@@ -179,22 +187,25 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
           logger.warn({ err }, 'could not answer the slash command'),
         );
       const { ticket, note } = parseHandBackText(cmd.text);
-      const operator = await deps.operators.operator(cmd.user_id, cmd.user_name);
-      let target: Conversation | undefined;
-      if (ticket) {
-        target = await bridge.findByTicket(ticket);
-        if (!target) return void (await reply(notices.unknownTicket(ticket)));
-      } else {
-        const held = await bridge.conversationsHeldBy(operator.id);
-        if (held.length === 0) return void (await reply(notices.holdsNothing(kind)));
-        if (held.length > 1) {
-          const pickId = randomUUID();
-          await deps.kv.set(`pick:${pickId}`, { ...(note ? { note } : {}) }, 3600 * 1000);
-          return void (await reply(pickerMessage(kind, held, pickId) as { text: string; blocks?: unknown[] }));
+      const answer = await unlessUnavailable(deps, async (): Promise<string | { text: string; blocks?: unknown[] }> => {
+        const operator = await deps.operators.operator(cmd.user_id, cmd.user_name);
+        let target: Conversation | undefined;
+        if (ticket) {
+          target = await bridge.findByTicket(ticket);
+          if (!target) return notices.unknownTicket(ticket);
+        } else {
+          const held = await bridge.conversationsHeldBy(operator.id);
+          if (held.length === 0) return notices.holdsNothing(kind);
+          if (held.length > 1) {
+            const pickId = randomUUID();
+            await deps.kv.set(`pick:${pickId}`, { ...(note ? { note } : {}) }, 3600 * 1000);
+            return pickerMessage(kind, held, pickId) as { text: string; blocks?: unknown[] };
+          }
+          target = held[0]!;
         }
-        target = held[0]!;
-      }
-      await reply(await handBack(deps, kind, target.id, operator, note));
+        return handBack(deps, kind, target.id, operator, note, `slack:command:${cmd.trigger_id}`);
+      });
+      await reply(answer);
     });
   }
 
@@ -209,10 +220,12 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       const user = s.user?.id as string;
       const threadTs = (s.message?.thread_ts ?? s.message?.ts ?? s.message_ts) as string | undefined;
       if (!channel || !user || !threadTs) return;
-      const conversationId = await deps.directory.conversationAt(channel, threadTs);
       const origin: Origin = { user, channel, threadTs, ...(s.user?.name ? { userName: s.user.name } : {}) };
-      if (!conversationId) return void (await deps.tell(origin, notices.notInThread()));
-      await openNoteModal(deps, kind, conversationId, s.trigger_id as string, origin);
+      await guarded(deps, origin, async () => {
+        const conversationId = await deps.directory.conversationAt(channel, threadTs);
+        if (!conversationId) return void (await deps.tell(origin, notices.notInThread()));
+        await openNoteModal(deps, kind, conversationId, s.trigger_id as string, origin);
+      });
     });
   }
 }
@@ -280,13 +293,23 @@ async function openNoteModal(deps: ListenerDeps, kind: HandBack, conversationId:
   }
 }
 
+/** Runs `work`; if the bridge cannot be reached (the store is down), says so to the operator instead. */
+async function unlessUnavailable<T>(deps: ListenerDeps, work: () => Promise<T>): Promise<T | string> {
+  try {
+    return await work();
+  } catch (err) {
+    deps.logger.error({ err: (err as Error)?.message ?? String(err) }, 'a slack command failed');
+    return notices.failed(`The bridge could not do that right now (${(err as Error)?.message ?? 'unavailable'}). Try again in a moment.`);
+  }
+}
+
 /** Returns or closes, and says how it went (mrkdwn for the operator). */
-async function handBack(deps: ListenerDeps, kind: HandBack, conversationId: string, operator: Operator, note: string | undefined): Promise<string> {
+async function handBack(deps: ListenerDeps, kind: HandBack, conversationId: string, operator: Operator, note: string | undefined, idempotencyKey: string): Promise<string> {
   try {
     const conversation =
       kind === 'return'
-        ? await deps.bridge.returnToAgent({ conversationId, operator, ...(note ? { note } : {}) })
-        : await deps.bridge.close({ conversationId, operator, ...(note ? { note } : {}) });
+        ? await deps.bridge.returnToAgent({ conversationId, operator, ...(note ? { note } : {}), idempotencyKey })
+        : await deps.bridge.close({ conversationId, operator, ...(note ? { note } : {}), idempotencyKey });
     return notices.done(kind, conversation.ticket);
   } catch (err) {
     if (!(err instanceof BridgeError)) deps.logger.error({ err, conversationId }, `slack ${kind} failed`);
@@ -323,6 +346,11 @@ async function guarded(deps: ListenerDeps, origin: Origin, work: () => Promise<v
       await deps.tell(origin, notices.failed(`Something went wrong (${(err as Error).message}). Try again.`));
     }
   }
+}
+
+/** The platform's id for one click (who, which button, when): the same request sent again is recognised. */
+function clickKey(body: Loose, action: Loose): string {
+  return `slack:click:${body.user?.id ?? ''}:${action.action_id ?? ''}:${action.action_ts ?? body.trigger_id ?? ''}`;
 }
 
 /** Who clicked, and where: the channel of the message, and its thread if it sits in one. */

@@ -24,7 +24,7 @@ import { bridgeLine, threadMessage, threadRoot } from '../../cards/slack/thread.
 import { CONTENT_REFUSALS, describe, SlackApi, SlackRefusedError, SlackUnavailableError, type PostArgs, type PostedRef } from './api.ts';
 import { boltLogger } from './bolt-logger.ts';
 import { normalizeApiUrl, type SlackConfig } from './config.ts';
-import { SlackDirectory } from './directory.ts';
+import { SlackDirectory, type BriefingCopy } from './directory.ts';
 import { SlackFiles } from './files.ts';
 import { registerListeners, ReplyNotRecordedError } from './listeners.ts';
 import { SlackOperators, slackUserId } from './operators.ts';
@@ -163,13 +163,7 @@ export class SlackWorkspace implements Workspace, Service {
     const log = conversationLogger(this.logger, conversation);
     const root = await this.ensureThread(conversation, attempt);
     const escalation = escalationNumber(conversation);
-    let copies = await this.directory.briefings(conversation.id);
-    for (const copy of copies) {
-      if (copy.escalation >= escalation || copy.superseded) continue;
-      await this.update(copy, [supersededBriefingCard(conversation)], log);
-      copies = copies.map((c) => (c === copy ? { ...c, superseded: true } : c));
-      await this.directory.setBriefings(conversation.id, copies);
-    }
+    let copies = await this.supersedeOlder(conversation, escalation, log);
     const cards = [briefingCard(conversation), ...briefingFallbacks(conversation)];
     const has = (place: 'thread' | 'queue') => copies.some((c) => c.escalation === escalation && c.place === place);
     if (!has('thread')) {
@@ -195,12 +189,16 @@ export class SlackWorkspace implements Workspace, Service {
       const card = threadRoot(conversation);
       await this.update(root, [card, { text: card.text }], log);
     }
-    for (const copy of await this.directory.briefings(conversation.id)) {
+    // A copy from an earlier escalation never shows the current one's buttons: it is superseded.
+    for (const copy of await this.supersedeOlder(conversation, escalationNumber(conversation), log)) {
       if (!copy.superseded) await this.update(copy, [briefingCard(conversation), ...briefingFallbacks(conversation)], log);
     }
   }
 
-  /** An ephemeral notice; a 429 or an outage is thrown back to the worker, a refusal is logged. */
+  /**
+   * An ephemeral notice; a 429 or an outage is thrown back to the worker, a refusal is logged.
+   * Ephemerals cannot be looked up, so after a lost answer the retry may show it twice.
+   */
   async notifyOperator(operator: Operator, text: string, conversation?: Conversation): Promise<void> {
     const user = slackUserId(operator);
     if (!user) return;
@@ -234,6 +232,18 @@ export class SlackWorkspace implements Workspace, Service {
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
+  }
+
+  /** Strips the buttons from briefing copies of escalations before `escalation`; returns the copies as recorded. */
+  private async supersedeOlder(conversation: Conversation, escalation: number, log: Logger): Promise<BriefingCopy[]> {
+    let copies = await this.directory.briefings(conversation.id);
+    for (const copy of copies) {
+      if (copy.escalation >= escalation || copy.superseded) continue;
+      await this.update(copy, [supersededBriefingCard(conversation)], log);
+      copies = copies.map((c) => (c === copy ? { ...c, superseded: true } : c));
+      await this.directory.setBriefings(conversation.id, copies);
+    }
+    return copies;
   }
 
   /** The conversation's thread, opened (root posted, then recorded) on first use. */

@@ -213,6 +213,47 @@ describe('Slack operator actions', () => {
     expect(tampered.status).toBe(404);
   });
 
+  it("mirrors a reply typed under the queue channel's copy into the conversation's thread, once", async () => {
+    const conversation = await escalated();
+    await f.click(conversation.id, DANA.userId, 'briefing_claim');
+    await f.settle();
+    const queueCopy = (await f.briefings(conversation.id)).find((c) => c.place === 'queue')!;
+    const event = f.emulator.postAsUser({ channel: queueCopy.channel, user: DANA.userId, text: 'Answered from the billing channel.', thread_ts: queueCopy.ts });
+    expect((await f.events.event(event)).status).toBe(200);
+    await f.events.event(event);
+    await f.settle();
+    expect(f.customer.texts(conversation.id).filter((t) => t === 'Answered from the billing channel.')).toHaveLength(1);
+    const message = (await f.bridge.getConversation(conversation.id))!.messages.find((m) => m.text === 'Answered from the billing channel.')!;
+    const root = await f.root(conversation.id);
+    const copies = f.emulator.replies(root.channel, root.ts).filter((m) => m.metadata?.event_payload.key === `msg:${message.id}`);
+    expect(copies).toHaveLength(1);
+    expect(copies[0]!.text).toContain('Answered from the billing channel.');
+  });
+
+  it('decides nothing from an older briefing, and tells the operator why', async () => {
+    const conversation = await escalated();
+    await f.click(conversation.id, SAM.userId, /^briefing_option:decline_refund$/);
+    await f.settle();
+    // A new escalation offering the same option: only its own card may decide it.
+    await f.bridge.escalate({ conversationId: conversation.id, trigger: 'explicit_request', reason: 'Customer asked again', request: { options: [{ id: 'offer_credit', label: 'Offer store credit instead', risk: 'low' }] } });
+    await f.settle();
+    expect((await f.bridge.getConversation(conversation.id))!.state).toBe('waiting');
+    // Dana's client still shows the first card with its options (it has not refreshed yet).
+    const first = (await f.briefings(conversation.id)).find((c) => c.escalation === 1 && c.place === 'thread')!;
+    const stale = f.emulator.blockActionPayload({ channel: first.channel, ts: first.ts, actionId: /^briefing_option:offer_credit$/, user: DANA.userId, stale: true });
+    expect(stale.actions[0].value).toBe(`${conversation.id}|1`);
+    expect((await f.events.interaction(stale)).status).toBe(200);
+    await f.settle();
+    const after = (await f.bridge.getConversation(conversation.id))!;
+    expect(after.state).toBe('waiting');
+    expect(after.decisions.map((d) => d.optionId)).toEqual(['decline_refund']);
+    expect(f.emulator.ephemerals.some((e) => e.user === DANA.userId && e.text.includes('earlier escalation'))).toBe(true);
+    // The current card decides.
+    expect(await f.click(conversation.id, DANA.userId, /^briefing_option:offer_credit$/)).toBe(200);
+    await f.settle();
+    expect((await f.bridge.getConversation(conversation.id))!.decisions.map((d) => d.optionId)).toEqual(['decline_refund', 'offer_credit']);
+  });
+
   it('does not post a second briefing copy on a new escalation without superseding the first', async () => {
     const conversation = await escalated();
     await f.click(conversation.id, DANA.userId, /^briefing_option:decline_refund$/);

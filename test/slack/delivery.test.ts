@@ -168,6 +168,8 @@ describe('Slack outbound delivery', () => {
     // From now on Slack answers a fifth of posts, updates and reads with a 429, a 500, or takes the
     // post and loses its answer.
     f.emulator.chaos({ rate: 0.2, seed: 20240611 });
+    // And at least one of each, whatever the dice say.
+    for (const kind of ['lost_answer', 'server_error', 'rate_limit'] as const) f.emulator.fault({ method: 'chat.postMessage', when: (args) => Boolean(args.thread_ts), times: 1, kind });
     for (let i = 1; i <= 10; i++) {
       for (const [k, conversation] of conversations.entries()) {
         await f.customerSays(`customer ${k} message ${i}`, conversation.id);
