@@ -65,6 +65,8 @@ export interface Message {
 
 export interface MessageSource {
   workspace: string;
+  /** False when it was typed elsewhere than the conversation's thread (a queue channel's copy): the thread still needs it. */
+  inThread?: boolean;
   /** The platform's id for it (Slack ts, Teams activity id). */
   externalId?: string;
 }

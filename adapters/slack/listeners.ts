@@ -251,7 +251,7 @@ async function onThreadReply(deps: ListenerDeps, event: Loose, retryNum: number 
     const attachments = filesToAttachments(reply.files, deps.fileLink);
     if (!text.trim() && attachments.length === 0) return;
     // Typed in the conversation's own thread, it is there already. Typed under a briefing copy in a
-    // queue channel, it has no source, so the bridge mirrors it into the thread like any message.
+    // queue channel, it is marked `inThread: false`, so the bridge still mirrors it into the thread.
     const root = await deps.directory.thread(conversationId);
     const inThread = root !== undefined && root.channel === reply.channel && root.ts === reply.threadTs;
     await deps.bridge.operatorMessage({
@@ -260,7 +260,7 @@ async function onThreadReply(deps: ListenerDeps, event: Loose, retryNum: number 
       text,
       ...(attachments.length ? { attachments } : {}),
       idempotencyKey: `slack:${reply.channel}:${reply.ts}`,
-      ...(inThread ? { source: { workspace: 'slack', externalId: reply.ts } } : {}),
+      source: { workspace: 'slack', externalId: reply.ts, ...(inThread ? {} : { inThread: false }) },
     });
   } catch (err) {
     if (err instanceof BridgeError && !isTransient(err)) {

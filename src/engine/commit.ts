@@ -110,7 +110,7 @@ export class Committer {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'mirror':
-          add(workspaces.filter((w) => w !== effect.message.source?.workspace), { kind: 'mirror', messageId: effect.message.id });
+          add(workspaces.filter((w) => w !== effect.message.source?.workspace || effect.message.source.inThread === false), { kind: 'mirror', messageId: effect.message.id });
           break;
         case 'deliver':
           // Internal text never reaches a customer, whatever asked for it.
