@@ -10,7 +10,9 @@ import { CustomerDestination, WorkspaceDestination } from './delivery/destinatio
 import { DeliveryWorker, type Destination } from './delivery/worker.ts';
 import { AgentTurns } from './engine/agent-turns.ts';
 import { Committer, type ChangeSink } from './engine/commit.ts';
-import { escalationCount, Rules } from './engine/rules.ts';
+import { isOpen, nextOpening, parseSupportHours, type SupportHours } from './engine/hours.ts';
+import { escalationCount, Rules, type Availability } from './engine/rules.ts';
+import { TimerWorker } from './engine/timer-worker.ts';
 import type { EscalateToolArgs } from './envelope.ts';
 import { AlreadyClaimedError, BridgeError, DuplicateInboundError, InputError, StaleBriefingError } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
@@ -82,6 +84,7 @@ export class Bridge implements BridgePort {
   private readonly committer: Committer;
   private readonly agentTurns: AgentTurns;
   private readonly workers = new Map<string, DeliveryWorker>();
+  private readonly timers: TimerWorker;
   private readonly delivery: NonNullable<BridgeOptions['delivery']>;
   private started = false;
 
@@ -95,7 +98,8 @@ export class Bridge implements BridgePort {
     this.maxMessageChars = options.maxMessageChars ?? 8000;
     this.now = options.now ?? (() => new Date());
     this.delivery = options.delivery ?? {};
-    this.rules = new Rules(this.policy, this.now);
+    const hours = this.policy.hours ? parseSupportHours(this.policy.hours.schedule, this.policy.hours.holidays, 'POLICY_FILE hours') : undefined;
+    this.rules = new Rules(this.policy, this.now, this.availability(hours));
     this.committer = new Committer(this.store, { workspaces: () => this.workspaces.map((w) => w.name) }, this.now, this.logger);
     this.agentTurns = new AgentTurns({
       store: this.store,
@@ -108,6 +112,28 @@ export class Bridge implements BridgePort {
       mayAgentSpeak: options.mayAgentSpeak ?? agentMaySpeak,
       clip: (text) => this.clip(text),
     });
+    this.timers = new TimerWorker({
+      store: this.store,
+      committer: this.committer,
+      rules: this.rules,
+      logger: this.logger,
+      leaseMs: this.delivery.leaseMs ?? 30_000,
+      backoff: this.delivery.backoff ?? { initialMs: 500, maxMs: 60_000, factor: 2, jitter: 0.25 },
+      ...(this.delivery.pollMs ? { pollMs: this.delivery.pollMs } : {}),
+    });
+  }
+
+  /** A person can answer when a workspace runs, the desk is open, and the queue's on-call switch is on. */
+  private availability(hours: SupportHours | undefined): Availability {
+    return (c, at) => {
+      if (this.workspaces.length === 0) return { open: false, why: 'no_workspace' };
+      if (!isOpen(hours, at)) {
+        const until = nextOpening(hours, at);
+        return { open: false, why: 'hours', ...(until ? { until } : {}), timeZone: hours!.timeZone };
+      }
+      if (this.policy.offDuty.includes(c.queue)) return { open: false, why: 'off_duty' };
+      return { open: true };
+    };
   }
 
   addChannel(channel: CustomerChannel): void {
@@ -116,7 +142,10 @@ export class Bridge implements BridgePort {
 
   addWorkspace(workspace: Workspace): void {
     this.workspaces.push(workspace);
-    if (this.started) this.startWorker(new WorkspaceDestination(workspace, (c, item, name) => this.briefingStuck(c, item, name)));
+    if (this.started) {
+      this.startWorker(new WorkspaceDestination(workspace, (c, item, name) => this.briefingStuck(c, item, name)));
+      void this.catchUp().catch((err: unknown) => this.logger.error({ err }, 'could not catch up waiting escalations'));
+    }
   }
 
   /**
@@ -129,6 +158,30 @@ export class Bridge implements BridgePort {
     this.startWorker(new CustomerDestination(() => this.channels));
     this.startWorker(this.agentTurns);
     for (const workspace of this.workspaces) this.startWorker(new WorkspaceDestination(workspace, (c, item, name) => this.briefingStuck(c, item, name)));
+    this.timers.start();
+    void this.catchUp().catch((err: unknown) => this.logger.error({ err }, 'could not catch up waiting escalations'));
+  }
+
+  /**
+   * Escalations that waited for someone to answer: a pending one is raised now if a person can
+   * answer, and a waiting one gets its thread and briefing in every workspace that never had it
+   * (Slack configured after the customer asked for a person).
+   */
+  async catchUp(): Promise<void> {
+    const ids = new Set([...(await this.store.indexMembers('pending-escalation')), ...(await this.store.indexMembers('state:waiting'))]);
+    for (const id of ids) {
+      const current = await this.store.getConversation(id);
+      const names = this.workspaces.map((w) => w.name);
+      const missing = (c: Conversation) => (c.state === 'waiting' ? names.filter((n) => !c.workspaces?.includes(n)) : []);
+      if (!current || (!current.pendingEscalation && missing(current).length === 0)) continue;
+      await this.committer.change(id, (c, sink) => {
+        if (this.rules.raisePending(c, sink)) return;
+        const only = missing(c);
+        if (only.length === 0) return;
+        for (const message of c.messages) sink.effects.push({ kind: 'mirror', message, only });
+        sink.effects.push({ kind: 'briefing', escalation: escalationCount(c), only });
+      });
+    }
   }
 
   private startWorker(destination: Destination): void {
@@ -176,6 +229,7 @@ export class Bridge implements BridgePort {
             ...(input.attachments?.length ? { attachments: input.attachments } : {}),
           });
           sink.effects.push({ kind: 'mirror', message });
+          this.rules.customerWaitsOnOwner(c);
           if (c.state === 'agent') {
             if (c.messages.filter((m) => m.author.role === 'customer').length === 1) c.queue = routeQueue(this.policy, text);
             const hit = evaluateCustomerTriggers(c, this.policy);
@@ -221,7 +275,10 @@ export class Bridge implements BridgePort {
             ...(input.source ? { source: input.source } : {}),
           });
           sink.effects.push({ kind: 'mirror', message });
-          if (delivered) sink.effects.push({ kind: 'deliver', message });
+          if (delivered) {
+            sink.effects.push({ kind: 'deliver', message });
+            this.rules.ownerAnswered(c);
+          }
           else if (!internal) {
             // Tell the writer privately why the customer did not get it.
             const why = c.state === 'human' ? `${c.owner!.name} holds ${c.ticket}` : `Nobody has claimed ${c.ticket} yet`;
@@ -324,12 +381,16 @@ export class Bridge implements BridgePort {
 
   /** Resolves when no committed work is due or in progress for any destination. */
   async idle(): Promise<void> {
-    for (let round = 0; round < 3; round++) for (const worker of this.workers.values()) await worker.idle();
+    for (let round = 0; round < 3; round++) {
+      for (const worker of this.workers.values()) await worker.idle();
+      await this.timers.idle();
+    }
   }
 
   /** Stops the workers: work in progress finishes (up to `timeoutMs`); the rest waits in the store. */
   async stop(timeoutMs = 25_000): Promise<void> {
     await Promise.all([...this.workers.values()].map((w) => w.stop(timeoutMs)));
+    await this.timers.stop(timeoutMs);
     this.agentTurns.close();
   }
 

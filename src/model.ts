@@ -35,7 +35,22 @@ export interface Customer {
 export type AuthorRole = 'customer' | 'agent' | 'operator' | 'system';
 
 /** Status notices the customer sees as the handoff moves. */
-export type NoticeKind = 'escalated' | 'joined' | 'returned' | 'closed' | 'reopened' | 'transferred' | 'released';
+export type NoticeKind =
+  | 'escalated'
+  | 'joined'
+  | 'returned'
+  | 'closed'
+  | 'reopened'
+  | 'transferred'
+  | 'released'
+  /** Outside hours or with no one to answer: when a person will, and that the agent keeps helping. */
+  | 'deferred'
+  /** Nobody claimed in time: the customer is told the truth and what happens next. */
+  | 'fallback'
+  /** Internal: an unclaimed escalation is still waiting (mentions the on-call group in the thread). */
+  | 'reminder'
+  /** Internal: the escalation went to the managers' channel. */
+  | 'managers';
 
 export interface Attachment {
   name: string;
@@ -96,6 +111,17 @@ export interface Decision {
   note?: string;
 }
 
+/** What a timer does when it fires (see `engine/timers.ts`). */
+export type TimerName = 'remind' | 'managers' | 'fallback' | 'owner_nudge' | 'owner_release' | 'hours_open';
+
+/** A durable timer: fires once at `at`, if what it was set for still holds. */
+export interface Timer {
+  name: TimerName;
+  at: string;
+  /** The escalation it belongs to (escalation timers). */
+  escalation?: number;
+}
+
 /** One approved call: the tool, the arguments shown (by hash), and the escalation it answered. */
 export interface Approval {
   id: string;
@@ -116,8 +142,10 @@ export interface Approval {
 
 /** The one structured message the agent gets when control comes back to it. */
 export interface HandbackContext {
-  kind: 'return' | 'decision';
-  by: Operator;
+  /** `fallback`: nobody claimed the escalation in time; no person is available. */
+  kind: 'return' | 'decision' | 'fallback';
+  /** The operator who handed back (absent for a fallback). */
+  by?: Operator;
   at: string;
   note?: string;
   decision?: Decision;
@@ -149,6 +177,15 @@ export interface Conversation {
   agentTurns: number;
   /** Calls an operator approved through a decision; each is used up by one tool run. */
   approvals: Approval[];
+  /** Pending timers: the escalation ladder, owner silence, support hours opening. */
+  timers?: Timer[];
+  /**
+   * An escalation that could not go to a person yet (outside support hours, or no workspace runs):
+   * the agent keeps helping, and it is raised when someone can answer.
+   */
+  pendingEscalation?: { trigger: string; reason: string; at: string };
+  /** Workspaces this conversation's thread was ever sent to, so one that comes online later catches up. */
+  workspaces?: string[];
   createdAt: string;
   updatedAt: string;
   /** Channel-private data (email Message-IDs, webchat session, ...), keyed by channel name. */

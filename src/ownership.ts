@@ -21,7 +21,11 @@ export type OwnershipCommand =
   | { type: 'decide'; operator: Operator; optionId: string; note?: string }
   | { type: 'return'; operator: Operator; note?: string }
   | { type: 'close'; by: Actor; note?: string }
-  | { type: 'reopen'; by: Actor };
+  | { type: 'reopen'; by: Actor }
+  /** Nobody claimed in time: the escalation falls back to the agent (the customer is told). */
+  | { type: 'fallback'; reason: string }
+  /** The owner kept the customer waiting too long: back to the queue. */
+  | { type: 'expire'; reason: string };
 
 export type TransitionResult =
   | { ok: true; next: Ownership; entry: HistoryEntry }
@@ -87,6 +91,14 @@ export function transition(current: Ownership, command: OwnershipCommand, at: st
     case 'reopen':
       if (state !== 'closed') return fail(new InvalidTransitionError('reopen', state));
       return move('agent', command.by);
+
+    case 'fallback':
+      if (state !== 'waiting') return fail(new InvalidTransitionError('fall back', state));
+      return move('agent', { kind: 'system' }, { note: command.reason });
+
+    case 'expire':
+      if (state !== 'human') return fail(new InvalidTransitionError('expire', state));
+      return move('waiting', { kind: 'system' }, { note: command.reason });
   }
 }
 

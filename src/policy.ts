@@ -10,6 +10,9 @@ import { ConfigError } from './errors.ts';
 export const ToolClassSchema = z.enum(['read', 'write', 'irreversible']);
 export type ToolClass = z.output<typeof ToolClassSchema>;
 
+/** A duration: seconds, or `90s`, `10m`, `1h`, `2d`. */
+const Duration = z.union([z.number().nonnegative(), z.string().regex(/^\s*\d+(\.\d+)?\s*[smhd]?\s*$/i, 'a duration such as 90s, 10m, 1h')]);
+
 export const PolicySchema = z.object({
   /** Queue routing: first rule whose regex matches the customer's text wins. */
   queues: z
@@ -45,6 +48,34 @@ export const PolicySchema = z.object({
       toolErrorLimit: z.number().int().min(1).default(1),
     })
     .default({ repeatThreshold: 3, turnCap: 12, toolErrorLimit: 1 }),
+  /** What happens while an escalation waits for a person, and while a person keeps the customer waiting. */
+  escalation: z
+    .object({
+      /** A reminder in the thread (mentioning the queue's on-call group) after this long unclaimed. */
+      remindAfter: Duration.default('5m'),
+      /** The escalation goes to the managers' channel after this long unclaimed. */
+      managersAfter: Duration.default('15m'),
+      /** The customer is told the truth and the fallback applies after this long unclaimed. */
+      fallbackAfter: Duration.default('30m'),
+      /** `agent`: the agent resumes knowing nobody is available; `email`: the conversation continues by email when the customer left an address. */
+      fallback: z.enum(['agent', 'email']).default('agent'),
+      /** The owner gets a private nudge when the customer has waited this long for their reply. */
+      ownerSilentAfter: Duration.default('10m'),
+      /** ...and the conversation goes back to the queue after this long. */
+      ownerReleaseAfter: Duration.default('30m'),
+    })
+    .default({ remindAfter: '5m', managersAfter: '15m', fallbackAfter: '30m', fallback: 'agent', ownerSilentAfter: '10m', ownerReleaseAfter: '30m' }),
+  /** When people answer. Absent: always. */
+  hours: z
+    .object({
+      /** e.g. "Mon-Fri 09:00-17:00 Europe/Berlin" (several ranges with ";"). */
+      schedule: z.string().min(1),
+      /** Local dates (YYYY-MM-DD) when nobody answers. */
+      holidays: z.array(z.string()).default([]),
+    })
+    .optional(),
+  /** Queues whose on-call switch is off: escalations there are deferred like outside hours. */
+  offDuty: z.array(z.string()).default([]),
 });
 
 export type Policy = z.output<typeof PolicySchema>;

@@ -48,6 +48,8 @@ export interface Workspace {
   postBriefing(conversation: Conversation, attempt?: DeliveryAttempt): Promise<void>;
   /** Ownership changed (claim, decide, return, close...): refresh the thread root and every briefing copy. */
   ownershipChanged(conversation: Conversation, change: HistoryEntry, attempt?: DeliveryAttempt): Promise<void>;
+  /** An unclaimed escalation waited too long: a short card in the managers' channel (ticket, wait, reason, link, Claim). Optional: a workspace without a managers' channel leaves it out. */
+  postToManagers?(conversation: Conversation, attempt?: DeliveryAttempt): Promise<void>;
   /** Tell one operator something privately (ephemeral on Slack, a 1:1 or targeted message on Teams). */
   notifyOperator(operator: Operator, text: string, conversation?: Conversation, attempt?: DeliveryAttempt): Promise<void>;
 }

@@ -51,6 +51,11 @@ function caseFacts(conversation: Conversation): string {
     const calls = open.map((a) => (a.args !== undefined ? `${a.tool}(${JSON.stringify(a.args)})` : a.amount !== undefined ? `${a.tool} for ${a.amount}` : a.tool));
     lines.push(`A person approved these calls for one use each, with exactly the arguments they were shown: ${[...new Set(calls)].join(', ')}.`);
   }
+  if (conversation.pendingEscalation) {
+    lines.push(
+      `A person was asked for (${conversation.pendingEscalation.reason}), but nobody from the support team can answer yet; the customer was told when one will. Keep helping meanwhile, and do not promise that a person is joining now.`,
+    );
+  }
   return lines.join('\n');
 }
 
@@ -76,8 +81,13 @@ function speaker(role: HandbackContext['humanStretch'][number]['role'], name: st
  * and what was said while a person held the conversation. Shared by every agent implementation.
  */
 export function formatHandback(handback: HandbackContext): string {
-  const by = handback.by.name;
+  const by = handback.by?.name ?? 'the support team';
   const lines: string[] = [];
+  if (handback.kind === 'fallback') {
+    lines.push(`Nobody from the support team was available to take this conversation (asked at ${handback.at}); it is yours again.`);
+    lines.push('The customer was told no person is free right now and their ticket stays open. Keep helping as well as you can; do not promise that a person will join soon.');
+    return lines.join('\n');
+  }
   if (handback.kind === 'decision') {
     lines.push(`${by} answered your escalation at ${handback.at}; the conversation is yours again.`);
   } else {

@@ -67,9 +67,11 @@ function pendingHandback(messages: readonly Message[]): HandbackContext | undefi
 }
 
 function acknowledge(handback: HandbackContext): string {
+  const by = handback.by?.name ?? 'our team';
+  if (handback.kind === 'fallback') return `I'm still here and happy to keep helping in the meantime. What else can I do for you?`;
   if (handback.decision) {
     const note = handback.decision.note ? ` ${handback.decision.note}` : '';
-    return `Good news: our team reviewed your request. ${handback.by.name} decided: ${handback.decision.label}.${note}`;
+    return `Good news: our team reviewed your request. ${by} decided: ${handback.decision.label}.${note}`;
   }
-  return handback.note ? `Picking up where ${handback.by.name} left off: ${handback.note}` : `Thanks for your patience. I'm back to help with anything else.`;
+  return handback.note ? `Picking up where ${by} left off: ${handback.note}` : `Thanks for your patience. I'm back to help with anything else.`;
 }

@@ -68,6 +68,8 @@ export class WorkspaceDestination implements Destination {
       }
       case 'briefing':
         return this.workspace.postBriefing(conversation, attempt);
+      case 'managers':
+        return this.workspace.postToManagers?.(conversation, attempt);
       case 'ownership':
         return this.workspace.ownershipChanged(conversation, payload.change, attempt);
       case 'notify':

@@ -9,18 +9,23 @@ import type { Conversation, HistoryEntry, Message, Operator } from '../model.ts'
 import { conversationLogger, type Logger } from '../log.ts';
 import { InProcessLocks } from '../store/locks.ts';
 import type { Commit, IndexWrite, Lease, Store, WorkPayload } from '../store/store.ts';
+import { Rules } from './rules.ts';
 
 /** The destination name of the customer's channel (whichever channel the conversation came from). */
 export const CUSTOMER = 'customer';
 /** The destination name of agent turns. */
 export const AGENT = 'agent';
+/** The destination name of timers: the conversation is due at its earliest timer. */
+export const TIMERS = 'timers';
 
 /** What one change asks for, collected while it is applied; turned into work items at commit. */
 export type Effect =
-  | { kind: 'mirror'; message: Message }
+  /** `only`: just these workspaces (one that comes online catches up); default every workspace but the message's own. */
+  | { kind: 'mirror'; message: Message; only?: string[] }
   | { kind: 'deliver'; message: Message }
   | { kind: 'ownership'; change: HistoryEntry }
-  | { kind: 'briefing'; escalation: number }
+  | { kind: 'briefing'; escalation: number; only?: string[] }
+  | { kind: 'managers'; escalation: number }
   | { kind: 'notify'; operator: Operator; text: string }
   | { kind: 'turn' };
 
@@ -37,6 +42,8 @@ export interface ChangeOptions {
   inbound?: { key: string; ttlMs: number };
   /** A worker's cursor moved by the same commit. */
   cursor?: { lease: Lease; seq: number };
+  /** Rewrite the timers' schedule even if the timers look unchanged (the timer worker's own commits). */
+  reschedule?: boolean;
 }
 
 /** Maps effects to the destinations that exist in this process's configuration. */
@@ -68,14 +75,17 @@ export class Committer {
         const sink: ChangeSink = { effects: [], indexes: [] };
         const result = change(c, sink);
         c.updatedAt = this.now().toISOString();
+        const nextTimer = Rules.nextTimer(c);
         const commit: Commit = {
           conversation: c,
           expectedVersion: before.version,
           appended: c.messages.slice(before.messages.length),
           work: this.route(c, sink.effects),
-          indexes: sink.indexes,
+          indexes: [...sink.indexes, ...this.stateIndexes(before, c)],
           ...(options.inbound ? { inbound: options.inbound } : {}),
           ...(options.cursor ? { cursor: options.cursor } : {}),
+          // The timers' schedule follows the conversation's earliest timer (always rewritten when timers fired).
+          ...(options.reschedule || nextTimer !== Rules.nextTimer(before) ? { schedule: { destination: TIMERS, at: nextTimer } } : {}),
         };
         try {
           c.version = await this.store.commit(commit);
@@ -110,7 +120,10 @@ export class Committer {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'mirror':
-          add(workspaces.filter((w) => w !== effect.message.source?.workspace || effect.message.source.inThread === false), { kind: 'mirror', messageId: effect.message.id });
+          add(
+            workspaces.filter((w) => (effect.only ? effect.only.includes(w) : w !== effect.message.source?.workspace || effect.message.source.inThread === false)),
+            { kind: 'mirror', messageId: effect.message.id },
+          );
           break;
         case 'deliver':
           // Internal text never reaches a customer, whatever asked for it.
@@ -120,7 +133,10 @@ export class Committer {
           add(workspaces, { kind: 'ownership', change: effect.change });
           break;
         case 'briefing':
-          add(workspaces, { kind: 'briefing', escalation: effect.escalation });
+          add(effect.only ? workspaces.filter((w) => effect.only!.includes(w)) : workspaces, { kind: 'briefing', escalation: effect.escalation });
+          break;
+        case 'managers':
+          add(workspaces, { kind: 'managers', escalation: effect.escalation });
           break;
         case 'notify':
           add(workspaces.filter((w) => w === effect.operator.workspace), { kind: 'notify', operator: effect.operator, text: effect.text });
@@ -130,6 +146,22 @@ export class Committer {
           break;
       }
     }
+    // Remember which workspaces have this conversation's thread, so one added later can catch up.
+    const reached = new Set(work.flatMap((w) => w.to).filter((d) => workspaces.includes(d)));
+    if ([...reached].some((w) => !c.workspaces?.includes(w))) c.workspaces = [...new Set([...(c.workspaces ?? []), ...reached])];
     return work;
+  }
+
+  /** Index entries that follow the conversation's state: who is waiting, which escalations are pending. */
+  private stateIndexes(before: Conversation, c: Conversation): IndexWrite[] {
+    const writes: IndexWrite[] = [];
+    if (before.state !== c.state || before.version === 0) {
+      if (before.version !== 0) writes.push({ op: 'remove', key: `state:${before.state}`, member: c.id });
+      writes.push({ op: 'add', key: `state:${c.state}`, member: c.id });
+    }
+    if (Boolean(before.pendingEscalation) !== Boolean(c.pendingEscalation)) {
+      writes.push({ op: c.pendingEscalation ? 'add' : 'remove', key: 'pending-escalation', member: c.id });
+    }
+    return writes;
   }
 }

@@ -6,12 +6,20 @@
 import { randomUUID } from 'node:crypto';
 import type { EscalateToolArgs } from '../envelope.ts';
 import { UnknownOptionError } from '../errors.ts';
-import type { Actor, Conversation, Decision, HandbackContext, HistoryEntry, Message, NoticeKind, Operator } from '../model.ts';
+import type { Actor, Conversation, Decision, HandbackContext, HistoryEntry, Message, NoticeKind, Operator, Timer, TimerName } from '../model.ts';
 import { transition, type OwnershipCommand } from '../ownership.ts';
 import type { Policy } from '../policy.ts';
 import { buildEnvelope, type EscalationCause } from '../summarizer.ts';
 import type { ChangeSink } from './commit.ts';
 import { approvalFor } from './approvals.ts';
+import { parseDuration } from './hours.ts';
+
+/** Whether a person can answer a conversation now; when not, why, and when one can (if known). */
+export type Availability = (c: Conversation, at: Date) => { open: true } | { open: false; why: 'hours' | 'no_workspace' | 'off_duty'; until?: Date; timeZone?: string };
+
+const ALWAYS_OPEN: Availability = () => ({ open: true });
+const LADDER: TimerName[] = ['remind', 'managers', 'fallback'];
+const OWNER: TimerName[] = ['owner_nudge', 'owner_release'];
 
 const CUSTOMER_NOTICES: Partial<Record<NoticeKind, (c: Conversation, by?: Operator) => string>> = {
   escalated: (c) => `I'm connecting you with a person from our team. Your ticket reference is ${c.ticket}; they'll reply right here.`,
@@ -22,16 +30,38 @@ const CUSTOMER_NOTICES: Partial<Record<NoticeKind, (c: Conversation, by?: Operat
   closed: (c) => `This conversation (${c.ticket}) is now closed. Reply any time to reopen it.`,
 };
 
+/** "Mon 09:00 CET" in the desk's time zone. */
+function opening(until: Date, timeZone = 'UTC'): string {
+  return new Intl.DateTimeFormat('en-US', { weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone, timeZoneName: 'short' }).format(until);
+}
+
+function minutes(ms: number): string {
+  const m = Math.round(ms / 60_000);
+  return m < 1 ? 'under a minute' : m === 1 ? '1 min' : `${m} min`;
+}
+
 /** How many escalations a conversation has had: the current briefing is the n-th. */
 export function escalationCount(c: Conversation): number {
   return c.history.filter((h) => h.reason === 'escalate').length;
 }
 
 export class Rules {
+  private readonly durations: Record<'remind' | 'managers' | 'fallback' | 'ownerSilent' | 'ownerRelease', number>;
+
   constructor(
     private readonly policy: Policy,
     private readonly now: () => Date,
-  ) {}
+    private readonly availability: Availability = ALWAYS_OPEN,
+  ) {
+    const e = policy.escalation;
+    this.durations = {
+      remind: parseDuration(e.remindAfter, 'escalation.remindAfter'),
+      managers: parseDuration(e.managersAfter, 'escalation.managersAfter'),
+      fallback: parseDuration(e.fallbackAfter, 'escalation.fallbackAfter'),
+      ownerSilent: parseDuration(e.ownerSilentAfter, 'escalation.ownerSilentAfter'),
+      ownerRelease: parseDuration(e.ownerReleaseAfter, 'escalation.ownerReleaseAfter'),
+    };
+  }
 
   /** Appends a transcript message, keeping it ordered even if the clock steps back. */
   append(c: Conversation, fields: Omit<Message, 'id' | 'at'>): Message {
@@ -84,6 +114,7 @@ export class Rules {
     switch (command.type) {
       case 'claim':
       case 'take_over':
+        this.clearTimers(c, LADDER);
         this.appendSystem(c, sink, {
           text: `${command.operator.name} ${entry.reason === 'take_over' ? 'took over from the agent' : 'claimed the conversation'}.`,
           visibility: 'internal',
@@ -91,14 +122,27 @@ export class Rules {
         this.noticeCustomer(c, sink, 'joined', command.operator);
         break;
       case 'release':
+        this.clearTimers(c, OWNER);
+        this.startLadder(c);
         this.appendSystem(c, sink, { text: `${command.operator.name} released the conversation back to the queue.`, visibility: 'internal' });
         this.noticeCustomer(c, sink, 'released');
+        break;
+      case 'expire':
+        this.clearTimers(c, OWNER);
+        this.startLadder(c);
+        this.appendSystem(c, sink, { text: `Back in the queue: ${command.reason}.`, visibility: 'internal' });
+        this.noticeCustomer(c, sink, 'released');
+        break;
+      case 'fallback':
+        this.clearTimers(c, [...LADDER, ...OWNER]);
+        this.fallBack(c, command.reason, entry.at, sink);
         break;
       case 'transfer':
         this.appendSystem(c, sink, { text: `${command.operator.name} transferred the conversation to ${command.to.name}.`, visibility: 'internal' });
         this.noticeCustomer(c, sink, 'transferred', command.to);
         break;
       case 'decide': {
+        this.clearTimers(c, [...LADDER, ...OWNER]);
         const option = c.briefing?.options.find((o) => o.id === command.optionId);
         if (!option) throw new UnknownOptionError(command.optionId, c.briefing?.options.map((o) => o.id) ?? []);
         const decision: Decision = { optionId: option.id, label: option.label, by: command.operator, at, ...(command.note ? { note: command.note } : {}) };
@@ -116,6 +160,7 @@ export class Rules {
         break;
       }
       case 'return': {
+        this.clearTimers(c, [...LADDER, ...OWNER]);
         c.agentTurns = 0;
         const handback = this.handbackContext(c, 'return', command.operator, at, command.note);
         this.appendSystem(c, sink, {
@@ -130,6 +175,8 @@ export class Rules {
         break;
       }
       case 'close':
+        this.clearTimers(c, [...LADDER, ...OWNER, 'hours_open']);
+        delete c.pendingEscalation;
         this.appendSystem(c, sink, {
           text: `Closed by ${command.by.kind === 'operator' ? command.by.operator.name : command.by.kind}${command.note ? `: ${command.note}` : '.'}`,
           visibility: 'internal',
@@ -142,14 +189,174 @@ export class Rules {
     }
   }
 
-  /** Agent (or anyone) -> waiting, with a fresh briefing, the customer told, and the card posted. */
+  /**
+   * Agent (or anyone) -> waiting, with a fresh briefing, the customer told, the card posted and the
+   * ladder (remind, managers, fallback) started. When nobody can answer now (outside hours, no
+   * workspace, queue off duty) the customer is never promised a person: the escalation stays
+   * pending, the customer is told when one will answer, and the agent keeps helping.
+   */
   escalate(c: Conversation, cause: EscalationCause, by: Actor, sink: ChangeSink, request?: Partial<EscalateToolArgs>): void {
+    const at = this.now();
+    const briefing = buildEnvelope(c, cause, this.policy, request);
+    const available = this.availability({ ...c, queue: briefing.queue || c.queue }, at);
+    if (!available.open) {
+      if (c.pendingEscalation) {
+        // Already pending: the customer knows when a person can answer; the agent keeps helping.
+        if (by.kind !== 'agent' && c.state === 'agent') sink.effects.push({ kind: 'turn' });
+        return;
+      }
+      c.briefing = briefing;
+      if (briefing.queue) c.queue = briefing.queue;
+      c.pendingEscalation = { trigger: cause.trigger, reason: cause.reason, at: at.toISOString() };
+      const when = available.until ? `; raised at ${opening(available.until, available.timeZone)}` : '; raised as soon as a workspace runs';
+      this.appendSystem(c, sink, { text: `Escalation pending (${cause.trigger}): ${cause.reason}. Nobody can answer now (${available.why})${when}.`, visibility: 'internal' });
+      const text = available.until
+        ? `Our team is offline right now; a person can reply from ${opening(available.until, available.timeZone)}. Until then I'll keep helping you here. Your ticket reference is ${c.ticket}.`
+        : `No one from our team can join right now. I'll keep helping you here, and a person will follow up in this conversation as soon as one is available. Your ticket reference is ${c.ticket}.`;
+      const message = this.appendSystem(c, sink, { text, visibility: 'public', notice: 'deferred' });
+      sink.effects.push({ kind: 'deliver', message });
+      if (available.until) this.setTimer(c, { name: 'hours_open', at: available.until.toISOString() });
+      // The customer's message still deserves an answer; an agent that escalated itself is not asked again.
+      if (by.kind !== 'agent' && c.state === 'agent') sink.effects.push({ kind: 'turn' });
+      return;
+    }
+    delete c.pendingEscalation;
+    this.clearTimers(c, ['hours_open']);
     this.apply(c, { type: 'escalate', by, trigger: cause.trigger, reason: cause.reason }, sink);
-    c.briefing = buildEnvelope(c, cause, this.policy, request);
+    c.briefing = briefing;
     if (c.briefing.queue) c.queue = c.briefing.queue;
     this.appendSystem(c, sink, { text: `Escalated (${cause.trigger}): ${cause.reason}`, visibility: 'internal' });
     this.noticeCustomer(c, sink, 'escalated');
     sink.effects.push({ kind: 'briefing', escalation: escalationCount(c) });
+    this.startLadder(c);
+  }
+
+  /** A pending escalation goes to a person now, if one can answer. True when it did. */
+  raisePending(c: Conversation, sink: ChangeSink): boolean {
+    const pending = c.pendingEscalation;
+    if (!pending || c.state !== 'agent' || !this.availability(c, this.now()).open) return false;
+    this.escalate(c, { trigger: pending.trigger, reason: pending.reason }, { kind: 'system' }, sink);
+    return true;
+  }
+
+  // ---- timers ------------------------------------------------------------------------------
+
+  /** The customer wrote while a person holds the conversation: the owner's silence clock starts (once). */
+  customerWaitsOnOwner(c: Conversation): void {
+    if (c.state !== 'human' || (c.timers ?? []).some((t) => t.name === 'owner_nudge' || t.name === 'owner_release')) return;
+    const now = this.now().getTime();
+    if (this.durations.ownerSilent > 0) this.setTimer(c, { name: 'owner_nudge', at: new Date(now + this.durations.ownerSilent).toISOString() });
+    if (this.durations.ownerRelease > 0) this.setTimer(c, { name: 'owner_release', at: new Date(now + this.durations.ownerRelease).toISOString() });
+  }
+
+  /** The owner answered the customer: the silence clock stops. */
+  ownerAnswered(c: Conversation): void {
+    this.clearTimers(c, OWNER);
+  }
+
+  /** Fires every timer that is due, if what it was set for still holds. Each fires once: the commit is compare-and-set. */
+  fireTimers(c: Conversation, sink: ChangeSink): void {
+    const now = this.now();
+    const due = (c.timers ?? []).filter((t) => Date.parse(t.at) <= now.getTime());
+    if (due.length === 0) return;
+    c.timers = (c.timers ?? []).filter((t) => !due.includes(t));
+    const escalation = escalationCount(c);
+    const waited = (since: string | undefined) => minutes(now.getTime() - Date.parse(since ?? now.toISOString()));
+    const escalatedAt = [...c.history].reverse().find((h) => h.reason === 'escalate' || h.reason === 'release' || h.reason === 'expire')?.at;
+    for (const timer of due.sort((a, b) => a.at.localeCompare(b.at))) {
+      const current = timer.escalation === undefined || timer.escalation === escalation;
+      switch (timer.name) {
+        case 'remind':
+          if (c.state !== 'waiting' || !current) break;
+          this.record(c, 'remind', `Unclaimed for ${waited(escalatedAt)}`);
+          this.appendSystem(c, sink, { text: `Reminder: ${c.ticket} has waited ${waited(escalatedAt)} for a person (${c.queue} queue).`, visibility: 'internal', notice: 'reminder' });
+          break;
+        case 'managers':
+          if (c.state !== 'waiting' || !current) break;
+          this.record(c, 'managers', `Unclaimed for ${waited(escalatedAt)}`);
+          this.appendSystem(c, sink, { text: `Sent to the managers' channel: unclaimed for ${waited(escalatedAt)}.`, visibility: 'internal', notice: 'managers' });
+          sink.effects.push({ kind: 'managers', escalation });
+          break;
+        case 'fallback':
+          if (c.state !== 'waiting' || !current) break;
+          this.apply(c, { type: 'fallback', reason: `Unclaimed for ${waited(escalatedAt)}` }, sink);
+          this.afterOwnershipChange(c, { type: 'fallback', reason: `Unclaimed for ${waited(escalatedAt)}` }, c.history.at(-1)!, sink);
+          break;
+        case 'owner_nudge':
+          if (c.state !== 'human' || !c.owner) break;
+          this.record(c, 'nudge', 'The customer is waiting for the owner');
+          sink.effects.push({ kind: 'notify', operator: c.owner, text: `${c.ticket}: the customer has waited ${minutes(this.durations.ownerSilent)} for your reply.` });
+          break;
+        case 'owner_release': {
+          if (c.state !== 'human' || !c.owner) break;
+          const reason = `${c.owner.name} did not answer the customer for ${minutes(this.durations.ownerRelease)}`;
+          this.apply(c, { type: 'expire', reason }, sink);
+          this.afterOwnershipChange(c, { type: 'expire', reason }, c.history.at(-1)!, sink);
+          break;
+        }
+        case 'hours_open':
+          if (!this.raisePending(c, sink) && c.pendingEscalation && c.state === 'agent') {
+            // Still nobody (an on-call switch, no workspace yet): try again at the next opening.
+            const available = this.availability(c, now);
+            if (!available.open && available.until) this.setTimer(c, { name: 'hours_open', at: available.until.toISOString() });
+          }
+          break;
+      }
+    }
+  }
+
+  /** The earliest pending timer, epoch ms, or null. */
+  static nextTimer(c: Conversation): number | null {
+    const times = (c.timers ?? []).map((t) => Date.parse(t.at));
+    return times.length ? Math.min(...times) : null;
+  }
+
+  /** Nobody claimed in time: the customer hears the truth, and the agent or email takes it from here. */
+  private fallBack(c: Conversation, reason: string, at: string, sink: ChangeSink): void {
+    const email = c.customer.email;
+    if (this.policy.escalation.fallback === 'email' && email && c.origin !== 'email') {
+      this.appendSystem(c, sink, { text: `Fallback: ${reason}. The conversation continues by email to ${email}.`, visibility: 'internal' });
+      const message = this.appendSystem(c, sink, {
+        text: `I'm sorry: no one from our team is free right now. We'll answer by email at ${email}; your ticket reference is ${c.ticket}.`,
+        visibility: 'public',
+        notice: 'fallback',
+      });
+      sink.effects.push({ kind: 'deliver', message });
+      c.origin = 'email';
+    } else {
+      const message = this.appendSystem(c, sink, {
+        text: `I'm sorry: no one from our team is free right now. I'll keep helping you here, and your ticket ${c.ticket} stays open for our team.`,
+        visibility: 'public',
+        notice: 'fallback',
+      });
+      sink.effects.push({ kind: 'deliver', message });
+    }
+    c.agentTurns = 0;
+    const handback: HandbackContext = { kind: 'fallback', at, note: reason, humanStretch: [] };
+    this.appendSystem(c, sink, { text: `Fallback: ${reason}. The agent resumes knowing nobody is available.`, visibility: 'internal', handback });
+  }
+
+  /** A step of the ladder in the handoff history (ownership unchanged). */
+  private record(c: Conversation, reason: string, note: string): void {
+    c.history.push({ from: c.state, to: c.state, reason, by: { kind: 'system' }, at: this.now().toISOString(), note });
+  }
+
+  private startLadder(c: Conversation): void {
+    const now = this.now().getTime();
+    const escalation = escalationCount(c);
+    this.clearTimers(c, LADDER);
+    // A duration of 0 turns that step off.
+    if (this.durations.remind > 0) this.setTimer(c, { name: 'remind', at: new Date(now + this.durations.remind).toISOString(), escalation });
+    if (this.durations.managers > 0) this.setTimer(c, { name: 'managers', at: new Date(now + this.durations.managers).toISOString(), escalation });
+    if (this.durations.fallback > 0) this.setTimer(c, { name: 'fallback', at: new Date(now + this.durations.fallback).toISOString(), escalation });
+  }
+
+  private setTimer(c: Conversation, timer: Timer): void {
+    c.timers = [...(c.timers ?? []).filter((t) => t.name !== timer.name), timer];
+  }
+
+  private clearTimers(c: Conversation, names: TimerName[]): void {
+    if (c.timers?.some((t) => names.includes(t.name))) c.timers = c.timers.filter((t) => !names.includes(t.name));
   }
 
   /** The one structured message the agent gets when control comes back. */

@@ -129,6 +129,13 @@ end
 if a.inbound then
   redis.call('SET', p .. 'inbound:' .. a.inbound.key, a.id, 'PX', int(a.inbound.ttl))
 end
+if a.schedule then
+  if a.schedule.at == cjson.null then
+    redis.call('ZREM', p .. 'due:' .. a.schedule.dest, a.id)
+  else
+    redis.call('ZADD', p .. 'due:' .. a.schedule.dest, int(a.schedule.at), a.id)
+  end
+end
 if a.cursor then
   advanceCursor(p .. 'cursor:' .. a.cursor.dest, a.id, a.cursor.seq)
 end
@@ -342,7 +349,7 @@ export class RedisStore implements Store {
     }
     const { messages: _messages, version: _version, ...header } = conversation;
     const work = commit.work ?? [];
-    const destinations = [...new Set(work.flatMap((w) => w.to))];
+    const destinations = [...new Set([...work.flatMap((w) => w.to), ...(commit.schedule ? [commit.schedule.destination] : [])])];
     const notice: ChangeNotice = { conversationId: id, version: expectedVersion + 1, ownershipVersion: conversation.ownershipVersion, destinations };
     const arg = {
       p: this.p,
@@ -354,6 +361,7 @@ export class RedisStore implements Store {
       indexes: (commit.indexes ?? []).map((x) => (x.op === 'set' && x.ttlMs !== undefined ? { op: x.op, key: x.key, value: x.value, ttl: ttl(x.ttlMs) } : x.op === 'set' ? { op: x.op, key: x.key, value: x.value } : x)),
       ...(commit.inbound ? { inbound: { key: commit.inbound.key, ttl: ttl(commit.inbound.ttlMs) } } : {}),
       ...(commit.cursor ? { cursor: { dest: commit.cursor.lease.destination, token: commit.cursor.lease.token, seq: commit.cursor.seq } } : {}),
+      ...(commit.schedule ? { schedule: { dest: commit.schedule.destination, at: commit.schedule.at === null ? null : Math.round(commit.schedule.at) } } : {}),
       notice: JSON.stringify(notice),
     };
     const reply = (await guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], [JSON.stringify(arg)]))) as unknown[];

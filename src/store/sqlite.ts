@@ -359,6 +359,15 @@ export class SqliteStore implements Store {
         }
         notice.destinations = [...lastFor.keys()];
       }
+      if (commit.schedule) {
+        const { destination, at } = commit.schedule;
+        await tx.run(
+          `INSERT INTO work_state (destination, conversation_id, due_at) VALUES (?1, ?2, ?3)
+           ON CONFLICT (destination, conversation_id) DO UPDATE SET due_at = ?3`,
+          [destination, c.id, at],
+        );
+        notice.destinations = [...new Set([...notice.destinations, destination])];
+      }
       for (const write of commit.indexes ?? []) {
         switch (write.op) {
           case 'set':

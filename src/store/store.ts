@@ -27,6 +27,8 @@ export type WorkPayload =
   | { kind: 'ownership'; change: HistoryEntry }
   /** A new escalation (the n-th of this conversation): post its briefing. */
   | { kind: 'briefing'; escalation: number }
+  /** The escalation waited too long unclaimed: show it in the managers' channel. */
+  | { kind: 'managers'; escalation: number }
   /** Tell one operator something privately. */
   | { kind: 'notify'; operator: Operator; text: string }
   /** The agent owes the customer an answer. */
@@ -65,6 +67,12 @@ export interface Commit {
   inbound?: { key: string; ttlMs: number };
   /** A worker's cursor moving in the same commit (an agent turn's answer and its `turn` work). */
   cursor?: { lease: Lease; seq: number };
+  /**
+   * When the conversation is next due for `destination` regardless of work items: the earliest of
+   * its timers (epoch ms), or null for none. Written as is (no compare): firing is made safe by the
+   * compare-and-set of the commit that fires, not by the schedule.
+   */
+  schedule?: { destination: string; at: number | null };
 }
 
 /** A worker's exclusive, expiring right to run one conversation's work for one destination. */

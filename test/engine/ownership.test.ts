@@ -13,7 +13,7 @@ const DANA: Operator = { id: 'slack:U1', name: 'Dana', workspace: 'slack' };
 const SAM: Operator = { id: 'teams:29:sam', name: 'Sam', workspace: 'teams' };
 const AT = '2025-01-02T03:04:05.000Z';
 const STATES: OwnershipState[] = ['agent', 'waiting', 'human', 'closed'];
-const COMMAND_TYPES: OwnershipCommand['type'][] = ['escalate', 'claim', 'take_over', 'release', 'transfer', 'decide', 'return', 'close', 'reopen'];
+const COMMAND_TYPES: OwnershipCommand['type'][] = ['escalate', 'claim', 'take_over', 'release', 'transfer', 'decide', 'return', 'close', 'reopen', 'fallback', 'expire'];
 
 const op = (operator: Operator): Actor => ({ kind: 'operator', operator });
 const SYSTEM: Actor = { kind: 'system' };
@@ -47,6 +47,8 @@ const COMMANDS = {
   'close by Sam': { type: 'close', by: op(SAM) },
   'close by customer': { type: 'close', by: CUSTOMER },
   'reopen by customer': { type: 'reopen', by: CUSTOMER },
+  'fallback by timer': { type: 'fallback', reason: 'Unclaimed for 30 min' },
+  'expire by timer': { type: 'expire', reason: 'The customer waited 30 min for the owner' },
 } satisfies Record<string, OwnershipCommand>;
 type CommandName = keyof typeof COMMANDS;
 
@@ -85,6 +87,8 @@ const TABLE: Record<OwnershipState, Record<CommandName, Expected>> = {
     'close by Sam': { to: 'closed', reason: 'close', by: op(SAM) },
     'close by customer': { to: 'closed', reason: 'close', by: CUSTOMER },
     'reopen by customer': invalid('reopen', 'Cannot reopen a conversation that is with the agent.'),
+    'fallback by timer': invalid('fall back', 'Cannot fall back a conversation that is with the agent.'),
+    'expire by timer': invalid('expire', 'Cannot expire a conversation that is with the agent.'),
   },
   waiting: {
     'escalate by system': invalid('escalate', 'Cannot escalate a conversation that is waiting for a person.'),
@@ -110,6 +114,9 @@ const TABLE: Record<OwnershipState, Record<CommandName, Expected>> = {
     'close by Sam': { to: 'closed', reason: 'close', by: op(SAM) },
     'close by customer': { to: 'closed', reason: 'close', by: CUSTOMER },
     'reopen by customer': invalid('reopen'),
+    // Nobody claimed in time: back to the agent, which knows nobody is available.
+    'fallback by timer': { to: 'agent', reason: 'fallback', by: SYSTEM, extra: { note: 'Unclaimed for 30 min' } },
+    'expire by timer': invalid('expire'),
   },
   human: {
     'escalate by system': invalid('escalate', 'Cannot escalate a conversation that is held by an operator.'),
@@ -134,6 +141,9 @@ const TABLE: Record<OwnershipState, Record<CommandName, Expected>> = {
     // Non-operator actors (timeouts, the customer ending the chat) may close a held conversation.
     'close by customer': { to: 'closed', reason: 'close', by: CUSTOMER },
     'reopen by customer': invalid('reopen', 'Cannot reopen a conversation that is held by an operator.'),
+    'fallback by timer': invalid('fall back'),
+    // The owner kept the customer waiting too long: back to the queue, nobody holds it.
+    'expire by timer': { to: 'waiting', reason: 'expire', by: SYSTEM, extra: { note: 'The customer waited 30 min for the owner' } },
   },
   closed: {
     'escalate by system': invalid('escalate', 'Cannot escalate a conversation that is closed.'),
@@ -157,6 +167,8 @@ const TABLE: Record<OwnershipState, Record<CommandName, Expected>> = {
     'close by Sam': invalid('close'),
     'close by customer': invalid('close'),
     'reopen by customer': { to: 'agent', reason: 'reopen', by: CUSTOMER },
+    'fallback by timer': invalid('fall back'),
+    'expire by timer': invalid('expire'),
   },
 };
 

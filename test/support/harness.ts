@@ -11,6 +11,7 @@ import { Bridge, type BridgeOptions } from '../../src/bridge.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Policy } from '../../src/policy.ts';
 import type { CustomerChannel, Workspace } from '../../src/ports.ts';
+import { MemoryWorkspace } from './memory-ports.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { Store } from '../../src/store/store.ts';
 
@@ -62,7 +63,8 @@ export async function createTestBridge(
     ...opts.bridgeOptions,
   });
   for (const channel of opts.channels ?? []) bridge.addChannel(channel);
-  for (const workspace of opts.workspaces ?? []) bridge.addWorkspace(workspace);
+  // A workspace runs unless the test says otherwise: with none, nobody is ever promised a person.
+  for (const workspace of opts.workspaces ?? [new MemoryWorkspace('test')]) bridge.addWorkspace(workspace);
   if (opts.startWorkers !== false) bridge.start();
   return {
     bridge,
