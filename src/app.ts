@@ -14,7 +14,8 @@ import { Bridge } from './bridge.ts';
 import { parseCoreConfig, type CoreConfig } from './config.ts';
 import { HttpServer } from './http.ts';
 import { createLogger, type Logger } from './log.ts';
-import { loadPolicy } from './policy.ts';
+import { applyPolicyEnv, loadPolicy } from './policy.ts';
+import { parseSupportHours } from './engine/hours.ts';
 import type { Service } from './ports.ts';
 import { openStore } from './store/index.ts';
 import type { Store } from './store/store.ts';
@@ -40,7 +41,8 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
   const config = parseCoreConfig(env);
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
   // Read every setting before opening anything, so a wrong value stops start-up with nothing half-open.
-  const policy = loadPolicy(config.POLICY_FILE);
+  const policy = applyPolicyEnv(loadPolicy(config.POLICY_FILE), env);
+  if (policy.hours) parseSupportHours(policy.hours.schedule, policy.hours.holidays, env.SUPPORT_HOURS ? 'SUPPORT_HOURS' : 'POLICY_FILE');
   const openai = openAIAgentFromEnv(env, { logger });
   const agent: Agent = openai ?? new OfflineAgent(loadFaq(config.FAQ_FILE));
   const slackConfig = slackConfigured(env) ? slackConfigFromEnv(env) : undefined;

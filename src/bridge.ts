@@ -175,11 +175,13 @@ export class Bridge implements BridgePort {
       const missing = (c: Conversation) => (c.state === 'waiting' ? names.filter((n) => !c.workspaces?.includes(n)) : []);
       if (!current || (!current.pendingEscalation && missing(current).length === 0)) continue;
       await this.committer.change(id, (c, sink) => {
-        if (this.rules.raisePending(c, sink)) return;
-        const only = missing(c);
-        if (only.length === 0) return;
-        for (const message of c.messages) sink.effects.push({ kind: 'mirror', message, only });
-        sink.effects.push({ kind: 'briefing', escalation: escalationCount(c), only });
+        const only = names.filter((n) => !c.workspaces?.includes(n));
+        const earlier = [...c.messages];
+        const raised = this.rules.raisePending(c, sink);
+        if (!raised && c.state !== 'waiting') return;
+        // The thread starts with what was said before, then what the escalation adds.
+        if (only.length > 0) sink.effects.unshift(...earlier.map((message) => ({ kind: 'mirror' as const, message, only })));
+        if (!raised && only.length > 0) sink.effects.push({ kind: 'briefing', escalation: escalationCount(c), only });
       });
     }
   }

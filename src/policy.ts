@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { Approval } from './model.ts';
 import { ConfigError } from './errors.ts';
+import { parseSupportHours } from './engine/hours.ts';
 
 export const ToolClassSchema = z.enum(['read', 'write', 'irreversible']);
 export type ToolClass = z.output<typeof ToolClassSchema>;
@@ -107,6 +108,7 @@ export function loadPolicy(path: string | undefined): Policy {
     const issue = parsed.error.issues[0]!;
     throw new ConfigError('POLICY_FILE', `${path}: ${issue.path.join('.') || '(root)'}: ${oneLine(issue.message)}`);
   }
+  if (parsed.data.hours) parseSupportHours(parsed.data.hours.schedule, parsed.data.hours.holidays, 'POLICY_FILE');
   for (const rule of parsed.data.queues.rules) {
     try {
       new RegExp(rule.match, 'i');
@@ -115,6 +117,37 @@ export function loadPolicy(path: string | undefined): Policy {
     }
   }
   return parsed.data;
+}
+
+/**
+ * Environment overrides of the policy file: `ESCALATION_REMIND_AFTER`, `ESCALATION_MANAGERS_AFTER`,
+ * `ESCALATION_FALLBACK_AFTER` (seconds or `90s`, `10m`, `1h`), `ESCALATION_FALLBACK` (agent | email),
+ * `SUPPORT_HOURS` ("Mon-Fri 09:00-17:00 Europe/Berlin") with `SUPPORT_HOLIDAYS` (comma-separated dates),
+ * `OFF_DUTY_QUEUES` (comma-separated queues whose on-call switch is off).
+ */
+export function applyPolicyEnv(policy: Policy, env: Record<string, string | undefined>): Policy {
+  const escalation = { ...policy.escalation };
+  const duration = (variable: string, key: 'remindAfter' | 'managersAfter' | 'fallbackAfter' | 'ownerSilentAfter' | 'ownerReleaseAfter') => {
+    const raw = env[variable]?.trim();
+    if (!raw) return;
+    if (!/^\d+(\.\d+)?\s*[smhd]?$/i.test(raw)) throw new ConfigError(variable, `a duration such as 90s, 10m or 1h, or seconds (got "${raw}")`);
+    escalation[key] = raw;
+  };
+  duration('ESCALATION_REMIND_AFTER', 'remindAfter');
+  duration('ESCALATION_MANAGERS_AFTER', 'managersAfter');
+  duration('ESCALATION_FALLBACK_AFTER', 'fallbackAfter');
+  duration('OWNER_SILENT_AFTER', 'ownerSilentAfter');
+  duration('OWNER_RELEASE_AFTER', 'ownerReleaseAfter');
+  const fallback = env.ESCALATION_FALLBACK?.trim();
+  if (fallback) {
+    if (fallback !== 'agent' && fallback !== 'email') throw new ConfigError('ESCALATION_FALLBACK', `agent or email (got "${fallback}")`);
+    escalation.fallback = fallback;
+  }
+  const list = (raw: string | undefined) => raw?.split(',').map((x) => x.trim()).filter(Boolean);
+  const schedule = env.SUPPORT_HOURS?.trim();
+  const hours = schedule ? { schedule, holidays: list(env.SUPPORT_HOLIDAYS) ?? policy.hours?.holidays ?? [] } : policy.hours;
+  const offDuty = list(env.OFF_DUTY_QUEUES) ?? policy.offDuty;
+  return { ...policy, escalation, ...(hours ? { hours } : {}), offDuty };
 }
 
 /** Start-up errors are one line: JSON.parse quotes the file's text, newlines and all. */

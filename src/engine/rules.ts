@@ -334,6 +334,9 @@ export class Rules {
     c.agentTurns = 0;
     const handback: HandbackContext = { kind: 'fallback', at, note: reason, humanStretch: [] };
     this.appendSystem(c, sink, { text: `Fallback: ${reason}. The agent resumes knowing nobody is available.`, visibility: 'internal', handback });
+    // A customer still waiting on an answer gets one from the agent now.
+    const lastPublic = c.messages.filter((m) => m.visibility === 'public' && !m.notice).at(-1);
+    if (c.state === 'agent' && c.origin !== 'email' && lastPublic?.author.role === 'customer') sink.effects.push({ kind: 'turn' });
   }
 
   /** A step of the ladder in the handoff history (ownership unchanged). */
