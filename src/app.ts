@@ -13,6 +13,7 @@ import { openAIAgentFromEnv } from './agent/openai-agent.ts';
 import { Bridge } from './bridge.ts';
 import { parseCoreConfig, type CoreConfig } from './config.ts';
 import { HttpServer } from './http.ts';
+import { BridgeMetrics } from './metrics.ts';
 import { createLogger, type Logger } from './log.ts';
 import { applyPolicyEnv, loadPolicy } from './policy.ts';
 import { parseSupportHours } from './engine/hours.ts';
@@ -54,6 +55,7 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
   const services: Service[] = [];
   const http = new HttpServer(logger);
   let bridge: Bridge | undefined;
+  const metrics = new BridgeMetrics(store, () => bridge?.destinations() ?? []);
   try {
     bridge = new Bridge({
       store,
@@ -65,6 +67,11 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
       maxMessageChars: config.MAX_MESSAGE_CHARS,
       agentTimeoutMs: config.AGENT_TIMEOUT_MS,
       delivery: { leaseMs: config.DELIVERY_LEASE_MS, concurrency: config.DELIVERY_CONCURRENCY },
+      metrics,
+    });
+    http.route('GET', '/metrics', async (_req, res) => {
+      const { contentType, body } = await metrics.text();
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
     });
 
     if (!webchatOff) {

@@ -13,6 +13,8 @@ import { Committer, type ChangeSink } from './engine/commit.ts';
 import { isOpen, nextOpening, parseSupportHours, type SupportHours } from './engine/hours.ts';
 import { escalationCount, Rules, type Availability } from './engine/rules.ts';
 import { TimerWorker } from './engine/timer-worker.ts';
+import type { Observation } from './engine/stats.ts';
+import type { BridgeMetrics } from './metrics.ts';
 import type { EscalateToolArgs } from './envelope.ts';
 import { AlreadyClaimedError, BridgeError, DuplicateInboundError, InputError, StaleBriefingError } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
@@ -39,6 +41,8 @@ export interface BridgeOptions {
   /** The mute rule. Only tests replace it, to prove the property tests catch a broken rule. */
   mayAgentSpeak?: typeof agentMaySpeak;
   now?: () => Date;
+  /** Prometheus metrics this instance records (GET /metrics). */
+  metrics?: BridgeMetrics;
   /** Delivery workers' settings (tests shorten leases and backoff). */
   delivery?: { leaseMs?: number; pollMs?: number; concurrency?: number; backoff?: { initialMs: number; maxMs: number; factor: number; jitter: number }; stuckAfter?: number };
 }
@@ -100,7 +104,13 @@ export class Bridge implements BridgePort {
     this.delivery = options.delivery ?? {};
     const hours = this.policy.hours ? parseSupportHours(this.policy.hours.schedule, this.policy.hours.holidays, 'POLICY_FILE hours') : undefined;
     this.rules = new Rules(this.policy, this.now, this.availability(hours));
-    this.committer = new Committer(this.store, { workspaces: () => this.workspaces.map((w) => w.name) }, this.now, this.logger);
+    const metrics = options.metrics;
+    this.committer = new Committer(
+      this.store,
+      { workspaces: () => this.workspaces.map((w) => w.name), ...(metrics ? { observed: (o: Observation[]) => metrics.record(o) } : {}) },
+      this.now,
+      this.logger,
+    );
     this.agentTurns = new AgentTurns({
       store: this.store,
       committer: this.committer,
@@ -379,6 +389,11 @@ export class Bridge implements BridgePort {
       c.channelData = { ...c.channelData, [channel]: { ...((c.channelData[channel] as Record<string, unknown>) ?? {}), ...data } };
     });
     return conversation;
+  }
+
+  /** Destination names this instance runs workers for (customer, agent, each workspace, timers). */
+  destinations(): string[] {
+    return [...this.workers.keys(), 'timers'];
   }
 
   /** Resolves when no committed work is due or in progress for any destination. */

@@ -10,6 +10,7 @@ import { conversationLogger, type Logger } from '../log.ts';
 import { InProcessLocks } from '../store/locks.ts';
 import type { Commit, IndexWrite, Lease, Store, WorkPayload } from '../store/store.ts';
 import { Rules } from './rules.ts';
+import { dayIndexes, observe, type Observation } from './stats.ts';
 
 /** The destination name of the customer's channel (whichever channel the conversation came from). */
 export const CUSTOMER = 'customer';
@@ -50,6 +51,8 @@ export interface ChangeOptions {
 export interface Routing {
   /** Workspace names, e.g. `['slack', 'teams']`. */
   workspaces(): string[];
+  /** Told what each successful commit meant (metrics). */
+  observed?(observations: Observation[]): void;
 }
 
 export class Committer {
@@ -76,12 +79,13 @@ export class Committer {
         const result = change(c, sink);
         c.updatedAt = this.now().toISOString();
         const nextTimer = Rules.nextTimer(c);
+        const observations = observe(before, c);
         const commit: Commit = {
           conversation: c,
           expectedVersion: before.version,
           appended: c.messages.slice(before.messages.length),
           work: this.route(c, sink.effects),
-          indexes: [...sink.indexes, ...this.stateIndexes(before, c)],
+          indexes: [...sink.indexes, ...this.stateIndexes(before, c), ...dayIndexes(observations, c.id, c.updatedAt)],
           ...(options.inbound ? { inbound: options.inbound } : {}),
           ...(options.cursor ? { cursor: options.cursor } : {}),
           // The timers' schedule follows the conversation's earliest timer (always rewritten when timers fired).
@@ -89,6 +93,7 @@ export class Committer {
         };
         try {
           c.version = await this.store.commit(commit);
+          this.routing.observed?.(observations);
           for (const effect of sink.effects) {
             if (effect.kind !== 'ownership') continue;
             const { from, to, reason, trigger } = effect.change;

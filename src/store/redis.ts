@@ -523,6 +523,15 @@ class RedisWorkQueue implements WorkQueue {
     return Number(reply) === 1;
   }
 
+  async backlog(destination: string): Promise<{ due: number; oldest?: number }> {
+    const due = this.keys(destination).due;
+    const now = String(Date.now());
+    const [count, first] = await guard(`read the ${destination} backlog`, () =>
+      Promise.all([this.client.sendCommand<number>(['ZCOUNT', due, '-inf', now]), this.client.sendCommand<string[]>(['ZRANGEBYSCORE', due, '-inf', now, 'WITHSCORES', 'LIMIT', '0', '1'])]),
+    );
+    return { due: Number(count), ...(first.length >= 2 ? { oldest: Number(first[1]) } : {}) };
+  }
+
   async nextDue(destination: string): Promise<number | undefined> {
     const reply = (await guard(`read when ${destination} work is due`, () =>
       this.client.sendCommand<string[]>(['ZRANGE', this.keys(destination).due, '0', '0', 'WITHSCORES']),

@@ -223,6 +223,18 @@ class SqliteWork implements WorkQueue {
     });
   }
 
+  async backlog(destination: string): Promise<{ due: number; oldest?: number }> {
+    try {
+      const row = await this.reader.get<{ due: number; oldest: number | null }>(
+        'SELECT COUNT(*) AS due, MIN(due_at) AS oldest FROM work_state WHERE destination = ? AND due_at IS NOT NULL AND due_at <= ?',
+        [destination, this.now()],
+      );
+      return { due: row?.due ?? 0, ...(row?.oldest != null ? { oldest: row.oldest } : {}) };
+    } catch (err) {
+      throw unavailable(`read the ${destination} backlog`, err);
+    }
+  }
+
   async nextDue(destination: string): Promise<number | undefined> {
     try {
       const row = await this.reader.get<{ due: number | null }>('SELECT MIN(due_at) AS due FROM work_state WHERE destination = ? AND due_at IS NOT NULL', [destination]);

@@ -124,6 +124,8 @@ export interface WorkQueue {
    * false when work remains and the lease is kept. Throws `LeaseLostError` if the lease was lost.
    */
   finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean>;
+  /** How many conversations have work due now for `destination`, and since when the oldest waits (epoch ms). */
+  backlog(destination: string): Promise<{ due: number; oldest?: number }>;
   /** Epoch ms of the earliest due conversation for `destination` (leased ones count at expiry). */
   nextDue(destination: string): Promise<number | undefined>;
   /** Makes every conversation with work after its cursor due now (a destination that was added, or an operator's "retry now"). */
