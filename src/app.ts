@@ -14,6 +14,7 @@ import { Bridge } from './bridge.ts';
 import { parseCoreConfig, type CoreConfig } from './config.ts';
 import { HttpServer } from './http.ts';
 import { BridgeMetrics } from './metrics.ts';
+import { DigestScheduler } from './engine/digest.ts';
 import { createLogger, type Logger } from './log.ts';
 import { applyPolicyEnv, loadPolicy } from './policy.ts';
 import { parseSupportHours } from './engine/hours.ts';
@@ -102,6 +103,21 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
     for (const service of services) await service.start();
     http.setReady(true);
 
+    // The managers' daily digest, posted once a day by one instance, to every workspace that shows it.
+    const digestTargets = bridge.workspaceList().filter((w) => w.postDigest);
+    const digest = digestTargets.length
+      ? new DigestScheduler({
+          store,
+          at: config.DIGEST_AT,
+          ...(policy.hours ? { timeZone: parseSupportHours(policy.hours.schedule, policy.hours.holidays).timeZone } : {}),
+          post: async (d) => {
+            for (const w of digestTargets) await w.postDigest!(d);
+          },
+          logger,
+        })
+      : undefined;
+    digest?.start();
+
     const running = services.map((s) => s.name);
     const off = ['webchat', 'email', 'slack', 'teams'].filter((n) => !running.includes(n));
     logger.info(
@@ -120,6 +136,7 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
       running,
       async stop() {
         http.setReady(false);
+        digest?.stop();
         // Channels and workspaces stop taking new work and drain, then the bridge finishes its turns.
         for (const service of [...services].reverse()) await service.stop().catch((err) => logger.error({ err, service: service.name }, 'stop failed'));
         await running_bridge.stop(config.SHUTDOWN_GRACE_MS);

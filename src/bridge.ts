@@ -391,6 +391,11 @@ export class Bridge implements BridgePort {
     return conversation;
   }
 
+  /** The workspaces this instance runs. */
+  workspaceList(): readonly Workspace[] {
+    return this.workspaces;
+  }
+
   /** Destination names this instance runs workers for (customer, agent, each workspace, timers). */
   destinations(): string[] {
     return [...this.workers.keys(), 'timers'];

@@ -50,6 +50,8 @@ export interface Workspace {
   ownershipChanged(conversation: Conversation, change: HistoryEntry, attempt?: DeliveryAttempt): Promise<void>;
   /** An unclaimed escalation waited too long: a short card in the managers' channel (ticket, wait, reason, link, Claim). Optional: a workspace without a managers' channel leaves it out. */
   postToManagers?(conversation: Conversation, attempt?: DeliveryAttempt): Promise<void>;
+  /** The managers' daily digest (escalation rate against the target, time to claim, fallbacks...). Optional. */
+  postDigest?(digest: import('./engine/digest.ts').Digest): Promise<void>;
   /** Tell one operator something privately (ephemeral on Slack, a 1:1 or targeted message on Teams). */
   notifyOperator(operator: Operator, text: string, conversation?: Conversation, attempt?: DeliveryAttempt): Promise<void>;
 }

@@ -219,3 +219,38 @@ describe('the lifecycle through the bridge (real time, second-scale durations)',
     await t.close();
   });
 });
+
+describe("the managers' daily digest", () => {
+  it('sums the day from what was committed, and exactly one of two instances posts it, once', async () => {
+    const { readDigest, DigestScheduler } = await import('../../src/engine/digest.ts');
+    const { silentLogger } = await import('../../src/log.ts');
+    const namespace = `digest${Date.now()}`;
+    const a = await createTestBridge({ store: await openRedisStore(process.env.REDIS_URL!, { namespace }) });
+    const b = await createTestBridge({ store: await openRedisStore(process.env.REDIS_URL!, { namespace }), startWorkers: false });
+    try {
+      const ids: string[] = [];
+      for (const text of ['I want to talk to a person', 'What are your opening hours?', 'Where is my order?', 'Can I speak to a human?']) {
+        ids.push((await a.bridge.customerMessage({ origin: 'api', customer: { id: `c${ids.length}` }, text })).conversation.id);
+      }
+      await a.bridge.claim({ conversationId: ids[0]!, operator: DANA });
+      await a.bridge.returnToAgent({ conversationId: ids[0]!, operator: DANA, note: 'done' });
+      const today = new Date().toISOString().slice(0, 10);
+      const digest = await readDigest(a.store, today);
+      expect(digest).toMatchObject({ date: today, conversations: 4, escalations: 2, escalationRate: 0.5, claims: 1, unclaimed: 1, fallbacks: 0 });
+      expect(digest.topTriggers).toEqual([{ trigger: 'explicit_request', count: 2 }]);
+      expect(digest.returnsPerOperator).toEqual([{ operatorId: DANA.id, count: 1 }]);
+      expect(digest.medianTimeToClaimSeconds).toBeGreaterThanOrEqual(0);
+
+      const posted: string[] = [];
+      const scheduler = (name: string, store: typeof a.store) => new DigestScheduler({ store, at: '00:00', post: async (d) => void posted.push(`${name}:${d.date}`), logger: silentLogger() });
+      const results = await Promise.all([scheduler('a', a.store).tick(), scheduler('b', b.store).tick(), scheduler('a', a.store).tick()]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(posted).toHaveLength(1);
+      // Before its time of day, nobody posts.
+      expect(await new DigestScheduler({ store: a.store, at: '23:59', now: () => new Date(`${today}T00:00:00Z`), post: async () => void posted.push('early'), logger: silentLogger() }).tick()).toBe(false);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
