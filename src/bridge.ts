@@ -13,12 +13,13 @@ import { Committer, type ChangeSink } from './engine/commit.ts';
 import { isOpen, nextOpening, parseSupportHours, type SupportHours } from './engine/hours.ts';
 import { escalationCount, Rules, type Availability } from './engine/rules.ts';
 import { TimerWorker } from './engine/timer-worker.ts';
+import { readDigest, type Digest } from './engine/digest.ts';
 import type { Observation } from './engine/stats.ts';
 import type { BridgeMetrics } from './metrics.ts';
 import type { EscalateToolArgs } from './envelope.ts';
 import { AlreadyClaimedError, BridgeError, DuplicateInboundError, InputError, StaleBriefingError } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
-import type { Actor, Attachment, Conversation, Customer, Message, MessageSource, Operator, Origin } from './model.ts';
+import type { Actor, Attachment, Conversation, Customer, Message, MessageSource, Operator, Origin, OwnershipState } from './model.ts';
 import { agentMaySpeak, type OwnershipCommand } from './ownership.ts';
 import { DEFAULT_POLICY, routeQueue, type Policy } from './policy.ts';
 import type { BridgePort, CustomerChannel, Workspace } from './ports.ts';
@@ -381,6 +382,16 @@ export class Bridge implements BridgePort {
     const ids = await this.store.indexMembers(`held:${operatorId}`);
     const conversations = await Promise.all(ids.map((id) => this.getConversation(id)));
     return conversations.filter((c): c is Conversation => c?.state === 'human' && c.owner?.id === operatorId);
+  }
+
+  async conversationsIn(state: OwnershipState): Promise<Conversation[]> {
+    const ids = await this.store.indexMembers(`state:${state}`);
+    const conversations = await Promise.all(ids.map((id) => this.getConversation(id)));
+    return conversations.filter((c): c is Conversation => c?.state === state).sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
+  }
+
+  digest(date: string): Promise<Digest> {
+    return readDigest(this.store, date);
   }
 
   /** Merges channel-private data into `conversation.channelData[channel]`. */

@@ -89,6 +89,10 @@ export interface BridgePort {
   getConversation(id: string): Promise<Conversation | undefined>;
   findByTicket(ticket: string): Promise<Conversation | undefined>;
   conversationsHeldBy(operatorId: string): Promise<Conversation[]>;
+  /** Every conversation now in `state` (the live queue: `waiting`, `human`), oldest change first. */
+  conversationsIn(state: import('./model.ts').OwnershipState): Promise<Conversation[]>;
+  /** The day's figures for the managers' view (UTC date, YYYY-MM-DD). */
+  digest(date: string): Promise<import('./engine/digest.ts').Digest>;
   updateChannelData(conversationId: string, channel: string, data: Record<string, unknown>): Promise<Conversation>;
   openConversation(input: { origin: Origin; customer: import('./model.ts').Customer; subject?: string; channelData?: Record<string, unknown> }): Promise<Conversation>;
 }
