@@ -17,7 +17,7 @@ import { readDigest, type Digest } from './engine/digest.ts';
 import type { Observation } from './engine/stats.ts';
 import type { BridgeMetrics } from './metrics.ts';
 import type { EscalateToolArgs } from './envelope.ts';
-import { AlreadyClaimedError, BridgeError, DuplicateInboundError, InputError, StaleBriefingError } from './errors.ts';
+import { AlreadyClaimedError, BridgeError, ConversationClosedError, DuplicateInboundError, InputError, StaleBriefingError } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
 import type { Actor, Attachment, Conversation, Customer, Message, MessageSource, Operator, Origin, OwnershipState } from './model.ts';
 import { agentMaySpeak, type OwnershipCommand } from './ownership.ts';
@@ -58,6 +58,8 @@ export interface CustomerMessageInput {
   /** The platform's id for this message (email Message-ID, frame id): a redelivery is recognised, never stored twice. */
   idempotencyKey?: string;
   channelData?: Record<string, unknown>;
+  /** false: a closed conversation stays closed (`ConversationClosedError`, nothing written) instead of reopening. */
+  reopen?: boolean;
 }
 
 export interface OperatorMessageInput {
@@ -231,6 +233,7 @@ export class Bridge implements BridgePort {
           if (fresh) this.indexTicket(c, sink);
           if (input.channelData) c.channelData = { ...c.channelData, ...input.channelData };
           if (c.state === 'closed') {
+            if (input.reopen === false) throw new ConversationClosedError(c.id, c.ticket);
             this.rules.apply(c, { type: 'reopen', by: { kind: 'customer' } }, sink);
             c.agentTurns = 0;
             this.rules.appendSystem(c, sink, { text: `Reopened by the customer.`, visibility: 'internal', notice: 'reopened' });

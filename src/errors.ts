@@ -131,3 +131,10 @@ export class StaleBriefingError extends BridgeError {
     super('stale_briefing', `That card is from an earlier escalation (${clicked}); the current briefing is number ${current}. Use the newest card.`);
   }
 }
+
+/** A message to a conversation that is closed, from a channel where a closed conversation stays closed. */
+export class ConversationClosedError extends BridgeError {
+  constructor(readonly conversationId: string, readonly ticket: string) {
+    super('conversation_closed', `${ticket} is closed.`);
+  }
+}

@@ -19,13 +19,16 @@ export interface WebChatConfig {
   assistantName?: string;
   /** Longest customer message, in characters. Default 2000. */
   maxMessageChars?: number;
-  /** Customer messages per conversation per minute, after a burst of `burst`. Default 20. */
+  /** Customer messages per session (one browser, all its tabs) per minute, after a burst of `burst`. Default 20. */
   ratePerMinute?: number;
   /** Messages a customer may send back to back before the rate applies. Default 5. */
   burst?: number;
   /** New sessions per client address per minute. Default 30. */
   sessionsPerMinute?: number;
-  /** How long a session token resumes its conversation. Default 30 days. */
+  /**
+   * How long a session token is good for after it was issued. Every hello replaces the token (the
+   * old one stops working), and an open socket gets a fresh one at half this age. Default 24 hours.
+   */
   tokenTtlMs?: number;
   /** Origins (https://shop.example.com) allowed to embed the widget. Default: any. */
   allowedOrigins?: string[];
@@ -71,7 +74,7 @@ export function resolveWebChatConfig(config: WebChatConfig): ResolvedWebChatConf
     ratePerMinute: positive(config.ratePerMinute, 20, 'WEBCHAT_RATE_PER_MINUTE'),
     burst: Math.max(1, Math.floor(positive(config.burst, 5, 'WEBCHAT_BURST'))),
     sessionsPerMinute: positive(config.sessionsPerMinute, 30, 'WEBCHAT_SESSIONS_PER_MINUTE'),
-    tokenTtlMs: positive(config.tokenTtlMs, 30 * 24 * 3600_000, 'tokenTtlMs'),
+    tokenTtlMs: positive(config.tokenTtlMs, 24 * 3600_000, 'WEBCHAT_TOKEN_TTL_MINUTES'),
     allowedOrigins: config.allowedOrigins?.map((o) => o.replace(/\/+$/, '').toLowerCase()),
     trustProxy: config.trustProxy ?? false,
     helloTimeoutMs: positive(config.helloTimeoutMs, 10_000, 'helloTimeoutMs'),
@@ -99,6 +102,7 @@ export function webChatConfigFromEnv(env: NodeJS.ProcessEnv = process.env): WebC
     if (['0', 'false', 'no', 'off'].includes(raw)) return false;
     throw new ConfigError(name, `true or false (got "${env[name]}")`);
   };
+  const minutes = number('WEBCHAT_TOKEN_TTL_MINUTES');
   const origins = env.WEBCHAT_ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean);
   for (const origin of origins ?? []) {
     if (!/^https?:\/\/[^/\s]+$/i.test(origin.replace(/\/+$/, ''))) {
@@ -117,5 +121,6 @@ export function webChatConfigFromEnv(env: NodeJS.ProcessEnv = process.env): WebC
     burst: number('WEBCHAT_BURST'),
     allowedOrigins: origins?.length ? origins : undefined,
     trustProxy: flag('TRUST_PROXY'),
+    tokenTtlMs: minutes === undefined ? undefined : minutes * 60_000,
   };
 }

@@ -3,7 +3,8 @@
  * built from transcript messages on the way out. Pure; the socket code does the I/O.
  *
  * Client -> server: `hello` (first, once), `message`.
- * Server -> client: `ready` (after hello and replay), `message`, `typing`, `error`.
+ * Server -> client: `ready` (after hello and replay, with the session's next token), `token` (a
+ * replacement token to keep), `message`, `typing`, `error`.
  */
 import { z } from 'zod';
 import type { AuthorRole, Message, NoticeKind } from '../../src/model.ts';
@@ -13,6 +14,9 @@ export const HelloFrameSchema = z.object({
   token: z.string().min(1).max(2048),
   /** The newest message id the widget already shows; the replay starts after it. */
   lastSeenId: z.string().min(1).max(200).optional(),
+  /** A verified user's token works only with the host site's proof of that user, sent again here. */
+  userId: z.string().min(1).max(200).optional(),
+  userHash: z.string().min(1).max(256).optional(),
 });
 
 export const MessageFrameSchema = z.object({
@@ -39,6 +43,8 @@ export type ErrorCode =
   | 'already_started'
   | 'invalid_token'
   | 'conversation_not_found'
+  | 'conversation_closed'
+  | 'too_many_windows'
   | 'empty_message'
   | 'message_too_long'
   | 'rate_limited'
@@ -68,7 +74,17 @@ export interface ServerErrorFrame {
 
 export interface ServerReadyFrame {
   type: 'ready';
-  conversationId: string;
+  /** The session's next token: the one the hello used is spent. Keep this one for the next hello. */
+  token: string;
+  /** Absent until the visitor's first message creates the conversation. */
+  conversationId?: string;
+}
+
+/** A token to keep instead of the previous one (the conversation was just created, or a refresh). */
+export interface ServerTokenFrame {
+  type: 'token';
+  token: string;
+  conversationId?: string;
 }
 
 export interface ServerTypingFrame {
@@ -76,7 +92,7 @@ export interface ServerTypingFrame {
   name: string;
 }
 
-export type ServerFrame = ServerMessageFrame | ServerErrorFrame | ServerReadyFrame | ServerTypingFrame;
+export type ServerFrame = ServerMessageFrame | ServerErrorFrame | ServerReadyFrame | ServerTokenFrame | ServerTypingFrame;
 
 /** Parses one raw client frame; a failure comes back as the error frame to send. */
 export function parseClientFrame(raw: string): { ok: true; frame: ClientFrame } | { ok: false; error: ServerErrorFrame } {
@@ -130,14 +146,17 @@ export interface SpeakerNames {
   brand: string;
 }
 
-/** The customer-facing frame for one public transcript message. */
-export function messageFrame(message: Message, names: SpeakerNames, clientId?: string): ServerMessageFrame {
+/**
+ * The customer-facing frame for one public transcript message. `ticket` words the closed notice:
+ * on the web chat a closed conversation is over (its tokens are revoked), so writing again starts a new one.
+ */
+export function messageFrame(message: Message, names: SpeakerNames, clientId?: string, ticket?: string): ServerMessageFrame {
   const frame: ServerMessageFrame = {
     type: 'message',
     id: message.id,
     role: message.author.role,
     name: speakerName(message, names),
-    text: message.text,
+    text: message.notice === 'closed' ? closedNotice(ticket) : message.text,
     at: message.at,
   };
   if (message.notice) frame.notice = message.notice;
@@ -149,6 +168,10 @@ export function messageFrame(message: Message, names: SpeakerNames, clientId?: s
 
 export function errorFrame(code: ErrorCode, message: string, clientId?: string): ServerErrorFrame {
   return clientId ? { type: 'error', code, message, clientId } : { type: 'error', code, message };
+}
+
+function closedNotice(ticket: string | undefined): string {
+  return `This conversation${ticket ? ` (${ticket})` : ''} is now closed. Write again any time to start a new one.`;
 }
 
 function speakerName(message: Message, names: SpeakerNames): string {

@@ -2,10 +2,11 @@
  * Who is connected to which conversation. A conversation can be open in several tabs or devices;
  * every delivery goes to all of them. Each connection remembers which messages it has shown, so
  * replay, live delivery and catch-up can overlap without the visitor seeing anything twice.
+ * Sessions without a conversation yet wait in a pending set until their first message creates one.
  */
 import { WebSocket } from 'ws';
-import type { Customer } from '../../src/model.ts';
 import type { ServerFrame, ServerMessageFrame } from './frames.ts';
+import type { SessionClaims } from './token.ts';
 
 /** A socket whose unread output passes this is a dead or hostile reader: drop it. */
 const MAX_BUFFERED_BYTES = 1_000_000;
@@ -13,16 +14,25 @@ const MAX_BUFFERED_BYTES = 1_000_000;
 /** One visitor socket after a successful hello. */
 export class Connection {
   conversationId: string | undefined;
-  customer: Customer | undefined;
+  /** The session's claims as of the hello (who the visitor is; which session). */
+  claims: SessionClaims | undefined;
+  /** The client id whose message created the conversation (its resend keeps the same idempotency key). */
+  firstClientId: string | undefined;
   /** Message ids this socket has shown (or the widget already had before it connected). */
   private readonly shown = new Set<string>();
   /** Live messages that arrived while the replay was being read; sent right after it. */
   private held: ServerMessageFrame[] | undefined;
+  /** A close asked for while the replay was running: done right after it. */
+  private endAfterReplay: { code: number; reason: string } | undefined;
 
   constructor(readonly socket: WebSocket) {}
 
   get replaying(): boolean {
     return this.held !== undefined;
+  }
+
+  get sessionId(): string | undefined {
+    return this.claims?.sessionId;
   }
 
   /** Sends any frame now (errors, typing, ready). */
@@ -62,34 +72,56 @@ export class Connection {
     this.held = undefined;
     for (const frame of replay) this.show(frame);
     for (const frame of held) this.show(frame);
+    if (this.endAfterReplay) this.socket.close(this.endAfterReplay.code, this.endAfterReplay.reason);
+  }
+
+  /** Closes the socket once what it is showing has gone out. */
+  end(code: number, reason: string): void {
+    if (this.held) this.endAfterReplay = { code, reason };
+    else this.socket.close(code, reason);
   }
 }
 
 /** The registry of connections by conversation. */
 export class ConversationHub {
   private readonly byConversation = new Map<string, Set<Connection>>();
+  /** Connections whose session has no conversation yet, by session id. */
+  private readonly pendingBySession = new Map<string, Set<Connection>>();
   /** Deliveries per conversation, so a caller can tell whether a reply already went out. */
   private readonly deliveries = new Map<string, number>();
-  private readonly holds = new Map<string, { count: number; frames: ServerMessageFrame[] }>();
+  private readonly holds = new Map<string, { count: number; frames: ServerMessageFrame[]; end?: { code: number; reason: string } }>();
 
   constructor(private readonly maxPerConversation: number) {}
 
-  /** Registers a connection; past the cap the oldest connection of that conversation is let go. */
-  add(connection: Connection, conversationId: string): void {
-    connection.conversationId = conversationId;
+  /**
+   * Registers a connection. Past the cap the newcomer is refused (false): sockets already open are
+   * never let go to make room, so nobody can push a customer out by opening more.
+   */
+  add(connection: Connection, conversationId: string): boolean {
     let set = this.byConversation.get(conversationId);
+    if (set?.has(connection)) return true;
+    if (set && set.size >= this.maxPerConversation) return false;
+    this.removePending(connection);
+    connection.conversationId = conversationId;
     if (!set) this.byConversation.set(conversationId, (set = new Set()));
     set.add(connection);
-    if (set.size > this.maxPerConversation) {
-      const oldest = set.values().next().value;
-      if (oldest && oldest !== connection) {
-        set.delete(oldest);
-        oldest.socket.close(4009, 'too many windows open on this conversation');
-      }
-    }
+    return true;
+  }
+
+  /** Registers a connection whose session has no conversation yet. */
+  addPending(connection: Connection, sessionId: string): void {
+    let set = this.pendingBySession.get(sessionId);
+    if (!set) this.pendingBySession.set(sessionId, (set = new Set()));
+    set.add(connection);
+  }
+
+  /** This instance's sockets of a session that is still waiting for its first message. */
+  pending(sessionId: string): Connection[] {
+    return [...(this.pendingBySession.get(sessionId) ?? [])];
   }
 
   remove(connection: Connection): void {
+    this.removePending(connection);
     const id = connection.conversationId;
     if (!id) return;
     const set = this.byConversation.get(id);
@@ -106,8 +138,9 @@ export class ConversationHub {
 
   /** A bridge delivery: shown on every connection of the conversation (after any hold). */
   deliver(conversationId: string, frame: ServerMessageFrame): void {
-    this.deliveries.set(conversationId, (this.deliveries.get(conversationId) ?? 0) + 1);
     const hold = this.holds.get(conversationId);
+    // Counted only where someone listens (the count is forgotten with the last socket).
+    if (hold || this.byConversation.has(conversationId)) this.deliveries.set(conversationId, (this.deliveries.get(conversationId) ?? 0) + 1);
     if (hold) hold.frames.push(frame);
     else this.fanOut(conversationId, frame);
   }
@@ -115,6 +148,13 @@ export class ConversationHub {
   /** Shows a message on every connection of the conversation except `skip`, now. */
   fanOut(conversationId: string, frame: ServerMessageFrame, skip?: Connection): void {
     for (const connection of this.connections(conversationId)) if (connection !== skip) connection.show(frame);
+  }
+
+  /** Closes every socket of the conversation, after anything held for them has been shown. */
+  end(conversationId: string, code: number, reason: string): void {
+    const hold = this.holds.get(conversationId);
+    if (hold) hold.end = { code, reason };
+    else for (const connection of this.connections(conversationId)) connection.end(code, reason);
   }
 
   /**
@@ -134,6 +174,7 @@ export class ConversationHub {
       if (hold.count > 0) return;
       this.holds.delete(conversationId);
       for (const frame of hold.frames) this.fanOut(conversationId, frame);
+      if (hold.end) this.end(conversationId, hold.end.code, hold.end.reason);
     };
   }
 
@@ -147,6 +188,14 @@ export class ConversationHub {
   }
 
   all(): Connection[] {
-    return [...this.byConversation.values()].flatMap((set) => [...set]);
+    return [...this.byConversation.values(), ...this.pendingBySession.values()].flatMap((set) => [...set]);
+  }
+
+  private removePending(connection: Connection): void {
+    const sessionId = connection.sessionId;
+    if (!sessionId) return;
+    const set = this.pendingBySession.get(sessionId);
+    set?.delete(connection);
+    if (set?.size === 0) this.pendingBySession.delete(sessionId);
   }
 }

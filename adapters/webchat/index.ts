@@ -2,7 +2,7 @@
  * The web chat customer channel. Served by the bridge on PORT:
  *   GET  /                 a demo page embedding the widget
  *   GET  /widget.js        the embeddable widget (one <script> tag on any site)
- *   POST /webchat/session  a conversation + signed session token (optionally a verified user)
+ *   POST /webchat/session  a signed session token (optionally a verified user); stores nothing
  *   WS   /webchat/ws       live messages: hello/replay, customer messages, deliveries, notices
  *
  * main.ts: `const webchat = createWebChat({ bridge, http, logger, config })`, then
@@ -21,6 +21,7 @@ import { messageFrame, type SpeakerNames } from './frames.ts';
 import { ConversationHub } from './hub.ts';
 import { demoPage, embedSnippet } from './pages.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { Sessions } from './sessions.ts';
 import { handleSessionPreflight, handleSessionRequest, originAllowed } from './session.ts';
 import { CloseCode, serveSocket, type SocketContext } from './socket.ts';
 import { buildWidget, type WidgetBundle } from './widget-bundle.ts';
@@ -51,6 +52,7 @@ export function createWebChat(options: WebChatOptions): WebChat {
 }
 
 const HEARTBEAT_MS = 30_000;
+/** Past this, new sockets for the conversation are refused; open ones are never dropped for them. */
 const MAX_SOCKETS_PER_CONVERSATION = 10;
 
 class WebChatChannel implements WebChat {
@@ -63,6 +65,7 @@ class WebChatChannel implements WebChat {
   private readonly hub = new ConversationHub(MAX_SOCKETS_PER_CONVERSATION);
   private readonly wss: WebSocketServer;
   private readonly socketContext: SocketContext;
+  private readonly sessions: Sessions;
   private widget: Promise<WidgetBundle> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -77,6 +80,7 @@ class WebChatChannel implements WebChat {
     this.bridge = options.bridge;
     this.logger = (options.logger ?? options.bridge.logger).child({ channel: 'webchat' });
     this.names = { assistant: this.config.assistantName, brand: this.config.brandName };
+    this.sessions = new Sessions(this.bridge.store.kv('webchat'), this.bridge.store, this.config.tokenTtlMs * 2);
     const { clock, ratePerMinute, burst } = this.config;
     // JSON may escape every character as a \uXXXX pair: 12 bytes a character is the worst honest case.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.maxMessageChars * 12 + 4096, perMessageDeflate: false });
@@ -88,6 +92,7 @@ class WebChatChannel implements WebChat {
       messageLimiter: new RateLimiter({ perMinute: ratePerMinute, burst, now: clock }),
       frameLimiter: new RateLimiter({ perMinute: Math.max(120, ratePerMinute * 6), burst: Math.max(30, burst * 4), now: clock }),
       sentMessages: this.bridge.store.kv('webchat'),
+      sessions: this.sessions,
       logger: this.logger,
     };
     const sessionLimiter = new RateLimiter({ perMinute: this.config.sessionsPerMinute, burst: Math.max(5, Math.ceil(this.config.sessionsPerMinute / 3)), now: clock });
@@ -100,7 +105,7 @@ class WebChatChannel implements WebChat {
         bridge: this.bridge,
         config: this.config,
         sessionLimiter,
-        users: this.bridge.store.kv('webchat'),
+        sessions: this.sessions,
         logger: this.logger,
         isStopping: () => this.stopping,
       }),
@@ -148,7 +153,9 @@ class WebChatChannel implements WebChat {
   async deliver(conversation: Conversation, message: Message): Promise<void> {
     if (message.visibility !== 'public') return;
     // No socket open: nothing is lost, the widget replays the transcript when it reconnects.
-    this.hub.deliver(conversation.id, messageFrame(message, this.names));
+    this.hub.deliver(conversation.id, messageFrame(message, this.names, undefined, conversation.ticket));
+    // Closing revokes the conversation's sessions: its sockets end once the notice has gone out.
+    if (message.notice === 'closed' && conversation.state === 'closed') this.hub.end(conversation.id, CloseCode.conversationClosed, 'conversation closed');
   }
 
   embedSnippet(baseUrl?: string): string {
@@ -200,9 +207,10 @@ class WebChatChannel implements WebChat {
         for (const connection of this.hub.connections(conversationId)) {
           if (connection.replaying) continue;
           for (const message of conversation.messages) {
-            if (message.visibility === 'public' && !connection.hasShown(message.id)) connection.show(messageFrame(message, this.names));
+            if (message.visibility === 'public' && !connection.hasShown(message.id)) connection.show(messageFrame(message, this.names, undefined, conversation.ticket));
           }
         }
+        if (conversation.state === 'closed') this.hub.end(conversationId, CloseCode.conversationClosed, 'conversation closed');
       }
     } finally {
       this.catchingUp = false;

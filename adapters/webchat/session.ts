@@ -1,7 +1,8 @@
 /**
- * POST /webchat/session: gives a visitor a conversation and a signed token for it. With
+ * POST /webchat/session: gives a visitor a signed session token. It stores nothing and takes no
+ * ticket number: the visitor's first message creates the conversation (socket.ts). With
  * `{ userId, userHash }` from the host site (hex HMAC-SHA256(identitySecret, userId)) the visitor is
- * a verified user, and comes back to the same conversation from any device.
+ * a verified user, and comes back to their open conversation from any device.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -9,11 +10,10 @@ import { z } from 'zod';
 import type { BridgePort } from '../../src/ports.ts';
 import { readBody } from '../../src/http.ts';
 import type { Logger } from '../../src/log.ts';
-import type { Customer } from '../../src/model.ts';
-import type { KeyValue } from '../../src/store/store.ts';
 import type { ResolvedWebChatConfig } from './config.ts';
 import type { RateLimiter } from './rate-limit.ts';
-import { signSessionToken, verifyIdentity } from './token.ts';
+import type { Sessions } from './sessions.ts';
+import { signSessionToken, verifyIdentity, type SessionClaims } from './token.ts';
 
 const SessionRequestSchema = z.object({
   userId: z.string().trim().min(1).max(200).optional(),
@@ -25,7 +25,8 @@ const SessionRequestSchema = z.object({
 /** What the widget gets back. */
 export interface SessionResponse {
   token: string;
-  conversationId: string;
+  /** Only when the session resumes a verified user's open conversation. */
+  conversationId?: string;
   maxMessageChars: number;
 }
 
@@ -34,8 +35,8 @@ export interface SessionContext {
   config: ResolvedWebChatConfig;
   /** New sessions per client address. */
   sessionLimiter: RateLimiter;
-  /** Verified user id -> their conversation id. */
-  users: KeyValue;
+  /** Read only here: verified user id -> their conversation id. */
+  sessions: Sessions;
   logger: Logger;
   isStopping(): boolean;
 }
@@ -82,14 +83,26 @@ export async function handleSessionRequest(req: IncomingMessage, res: ServerResp
     return reply(res, 401, cors, { code: 'identity_required', message: 'This chat is for signed-in users: pass userId and userHash.' });
   }
 
-  const customer: Customer = { id: verifiedUser !== undefined ? `user:${verifiedUser}` : `anon:${randomBytes(12).toString('base64url')}` };
-  if (input.name) customer.name = input.name;
+  const claims: SessionClaims = {
+    sessionId: randomBytes(16).toString('base64url'),
+    generation: 0,
+    visitorId: verifiedUser !== undefined ? `user:${verifiedUser}` : `anon:${randomBytes(12).toString('base64url')}`,
+    verified: verifiedUser !== undefined,
+    issuedAt: config.clock(),
+  };
+  if (input.name) claims.name = input.name;
   // An email is only trusted when the host site vouched for the user; operators act on it.
-  if (input.email && verifiedUser !== undefined) customer.email = input.email;
-
-  const conversationId = verifiedUser !== undefined ? await userConversation(verifiedUser, customer, context) : await openConversation(customer, context, false);
-  const token = signSessionToken({ conversationId, visitorId: customer.id, verified: verifiedUser !== undefined, issuedAt: config.clock() }, config.sessionSecret);
-  const response: SessionResponse = { token, conversationId, maxMessageChars: config.maxMessageChars };
+  if (input.email && verifiedUser !== undefined) claims.email = input.email;
+  if (verifiedUser !== undefined) {
+    const conversationId = await openUserConversation(verifiedUser, claims.visitorId, context).catch((err: unknown) => {
+      context.logger.error({ err }, 'web chat could not look up a verified user');
+      return null;
+    });
+    if (conversationId === null) return reply(res, 503, { ...cors, 'retry-after': '5' }, { code: 'unavailable', message: 'The chat is briefly unavailable; try again in a few seconds.' });
+    if (conversationId) claims.conversationId = conversationId;
+  }
+  const response: SessionResponse = { token: signSessionToken(claims, config.sessionSecret), maxMessageChars: config.maxMessageChars };
+  if (claims.conversationId) response.conversationId = claims.conversationId;
   res.writeHead(200, { ...cors, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(response));
 }
 
@@ -126,29 +139,12 @@ export function clientAddress(req: IncomingMessage, config: ResolvedWebChatConfi
   return req.socket.remoteAddress ?? 'unknown';
 }
 
-/** A verified user keeps one conversation across devices and sessions (a closed one reopens on their next message). */
-async function userConversation(userId: string, customer: Customer, context: SessionContext): Promise<string> {
-  const key = `user:${userId}`;
-  return context.bridge.store.withLock(`webchat:${key}`, async () => {
-    const known = await context.users.get<string>(key);
-    if (known) {
-      const conversation = await context.bridge.getConversation(known);
-      if (conversation && conversation.customer.id === customer.id) return conversation.id;
-    }
-    const id = await openConversation(customer, context, true);
-    await context.users.set(key, id);
-    return id;
-  });
-}
-
-async function openConversation(customer: Customer, context: SessionContext, verified: boolean): Promise<string> {
-  const conversation = await context.bridge.openConversation({
-    origin: 'webchat',
-    customer,
-    channelData: { webchat: { verified, openedAt: new Date(context.config.clock()).toISOString() } },
-  });
-  context.logger.info({ conversationId: conversation.id, ticket: conversation.ticket, verified }, 'web chat conversation opened');
-  return conversation.id;
+/** A verified user's open conversation, which every device of theirs resumes; a closed one is done. Reads only. */
+async function openUserConversation(userId: string, visitorId: string, context: SessionContext): Promise<string | undefined> {
+  const known = await context.sessions.userConversation(userId);
+  if (!known) return undefined;
+  const conversation = await context.bridge.getConversation(known);
+  return conversation && conversation.customer.id === visitorId && conversation.state !== 'closed' ? conversation.id : undefined;
 }
 
 function corsHeaders(req: IncomingMessage, config: ResolvedWebChatConfig): Record<string, string> | undefined {

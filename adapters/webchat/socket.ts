@@ -1,14 +1,15 @@
 /**
- * One visitor WebSocket, from hello to close: checks the session token, replays what the widget
- * missed, turns message frames into customer messages for the bridge, and answers every bad input
- * with an error frame instead of breaking.
+ * One visitor WebSocket, from hello to close: checks the session token and moves the session to
+ * its next token, replays what the widget missed, turns message frames into customer messages for
+ * the bridge (the first one creates the conversation), and answers every bad input with an error
+ * frame instead of breaking.
  */
 import { randomUUID } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import type { BridgePort } from '../../src/ports.ts';
-import { BridgeError, InputError } from '../../src/errors.ts';
+import { BridgeError, ConversationClosedError, InputError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
-import type { Conversation, Message } from '../../src/model.ts';
+import type { Conversation, Customer, Message } from '../../src/model.ts';
 import type { KeyValue } from '../../src/store/store.ts';
 import type { ResolvedWebChatConfig } from './config.ts';
 import {
@@ -16,20 +17,23 @@ import {
   messageFrame,
   normalizeCustomerText,
   parseClientFrame,
+  type ErrorCode,
   type HelloFrame,
   type MessageFrame,
   type SpeakerNames,
 } from './frames.ts';
 import { Connection, type ConversationHub } from './hub.ts';
 import type { RateLimiter } from './rate-limit.ts';
-import { verifySessionToken } from './token.ts';
+import { admit, type SessionRecord, type Sessions } from './sessions.ts';
+import { signSessionToken, verifiedUserId, verifyIdentity, verifySessionToken, type SessionClaims } from './token.ts';
 
-/** Close codes the widget understands: 4001/4004 mean "get a new session". */
+/** Close codes the widget understands: 4001/4004 mean "get a new session", 4010 "the conversation is over". */
 export const CloseCode = {
   invalidToken: 4001,
   conversationGone: 4004,
   helloTimeout: 4008,
-  replaced: 4009,
+  tooManyWindows: 4009,
+  conversationClosed: 4010,
   serverStopping: 1001,
 } as const;
 
@@ -38,22 +42,34 @@ export interface SocketContext {
   hub: ConversationHub;
   config: ResolvedWebChatConfig;
   names: SpeakerNames;
-  /** Customer messages per conversation (shared by all its tabs). */
+  /** Customer messages per session (shared by all its tabs, before and after the conversation exists). */
   messageLimiter: RateLimiter;
   /** Frames of any kind per socket, so junk floods cost nothing. */
   frameLimiter: RateLimiter;
   /** clientId -> message id, to confirm a resend that the bridge recognised as a duplicate. */
   sentMessages: KeyValue;
+  sessions: Sessions;
   logger: Logger;
 }
 
+type Refusal = { code: ErrorCode; close: number; message: string };
+
+const REFUSED: Record<'invalid' | 'expired' | 'gone' | 'closed' | 'full', Refusal> = {
+  invalid: { code: 'invalid_token', close: CloseCode.invalidToken, message: 'This chat session is not valid; starting a new one.' },
+  expired: { code: 'invalid_token', close: CloseCode.invalidToken, message: 'This chat session has expired; starting a new one.' },
+  gone: { code: 'conversation_not_found', close: CloseCode.conversationGone, message: 'This conversation no longer exists; starting a new one.' },
+  closed: { code: 'conversation_closed', close: CloseCode.conversationClosed, message: 'This conversation is closed. Write again to start a new one.' },
+  full: { code: 'too_many_windows', close: CloseCode.tooManyWindows, message: 'This conversation is open in too many windows; close one and try again.' },
+};
+
 /** Serves one socket until it closes. */
 export function serveSocket(socket: WebSocket, context: SocketContext): void {
-  const { hub, config, logger } = context;
+  const { hub, config, logger, sessions, bridge } = context;
   const connection = new Connection(socket);
   const socketId = randomUUID();
   let state: 'new' | 'starting' | 'ready' = 'new';
   let floodWarned = false;
+  let refreshTimer: NodeJS.Timeout | undefined;
   // Frames are handled one at a time so a visitor's messages reach the bridge in the order typed.
   let queue: Promise<void> = Promise.resolve();
 
@@ -74,107 +90,272 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
     if (frame.type === 'hello') {
       if (state !== 'new') return connection.send(errorFrame('already_started', 'This socket already said hello.'));
       state = 'starting';
-      queue = queue.then(() => hello(frame));
+      queue = queue.then(() => hello(frame)).catch((err: unknown) => fail(err, 'hello'));
       return;
     }
     if (state === 'new') return connection.send(errorFrame('hello_required', 'Send {type:"hello", token} first.', frame.clientId));
-    queue = queue.then(() => customerMessage(frame));
+    queue = queue.then(() => customerMessage(frame)).catch((err: unknown) => fail(err, 'message', frame.clientId));
   });
 
   socket.on('close', () => {
     clearTimeout(helloTimer);
+    clearInterval(refreshTimer);
     hub.remove(connection);
   });
   socket.on('error', (err) => logger.debug({ err }, 'web chat socket error'));
 
+  /** A store or bridge failure: the visitor is told to retry; nothing half-done is kept. */
+  function fail(err: unknown, during: 'hello' | 'message', clientId?: string): void {
+    if (err instanceof InputError) return connection.send(errorFrame('malformed_frame', err.message, clientId));
+    const code = err instanceof BridgeError ? err.code : 'internal';
+    logger.error({ err, code, conversationId: connection.conversationId }, `web chat ${during} failed`);
+    if (during === 'hello') {
+      hub.remove(connection);
+      connection.send(errorFrame('unavailable', 'Chat is briefly unavailable; reconnecting.'));
+      socket.close(1011, 'unavailable');
+      return;
+    }
+    connection.send(errorFrame('unavailable', 'Your message could not be sent just now. Please try again.', clientId));
+  }
+
+  function refuse(refusal: Refusal): void {
+    hub.remove(connection);
+    connection.send(errorFrame(refusal.code, refusal.message));
+    connection.end(refusal.close, refusal.code);
+  }
+
   async function hello(frame: HelloFrame): Promise<void> {
     clearTimeout(helloTimer);
-    const verdict = verifySessionToken(frame.token, config.sessionSecret, { now: config.clock(), maxAgeMs: config.tokenTtlMs });
+    const now = config.clock();
+    const verdict = verifySessionToken(frame.token, config.sessionSecret, { now, maxAgeMs: config.tokenTtlMs });
     if (!verdict.ok) {
       logger.info({ problem: verdict.problem }, 'web chat token refused');
-      const message =
-        verdict.problem === 'expired' ? 'This chat session has expired; starting a new one.' : 'This chat session is not valid; starting a new one.';
-      connection.send(errorFrame('invalid_token', message));
-      socket.close(CloseCode.invalidToken, 'invalid token');
+      return refuse(verdict.problem === 'expired' ? REFUSED.expired : REFUSED.invalid);
+    }
+    const claims = verdict.claims;
+    // A verified user's token works only next to the host site's proof that this user is signed in.
+    if (claims.verified && !identityProven(claims, frame)) {
+      logger.info({ sessionId: claims.sessionId }, 'web chat token refused: identity not proven');
+      return refuse(REFUSED.invalid);
+    }
+    connection.claims = claims;
+    const outcome = await sessions.withLock(claims, async (): Promise<Refusal | { pending: true } | { conversationId: string; record: SessionRecord }> => {
+      const record = await sessions.get(claims.sessionId);
+      const decision = admit(claims, record, now);
+      if (decision.kind === 'refuse') {
+        logger.warn({ sessionId: claims.sessionId, reason: decision.reason }, 'web chat token refused');
+        return REFUSED.invalid;
+      }
+      if (decision.kind === 'pending') return { pending: true };
+      const checked = await checkConversation(decision.conversationId, claims);
+      if ('code' in checked) return checked;
+      if (socket.readyState !== socket.OPEN) return REFUSED.invalid;
+      if (!hub.add(connection, checked.id)) return REFUSED.full;
+      connection.beginReplay();
+      await sessions.put(claims.sessionId, decision.record);
+      return { conversationId: checked.id, record: decision.record };
+    });
+    if ('code' in outcome) return refuse(outcome);
+    if ('pending' in outcome) {
+      if (socket.readyState !== socket.OPEN) return; // gone while the record was read: nothing to register
+      hub.addPending(connection, claims.sessionId);
+      ready(signSessionToken({ ...claims, issuedAt: config.clock() }, config.sessionSecret));
       return;
     }
-    const { conversationId, visitorId } = verdict.claims;
-    let conversation: Conversation | undefined;
-    try {
-      conversation = await context.bridge.getConversation(conversationId);
-    } catch (err) {
-      logger.error({ err, conversationId }, 'web chat could not load a conversation');
-      connection.send(errorFrame('unavailable', 'Chat is briefly unavailable; reconnecting.'));
-      socket.close(1011, 'store unavailable');
-      return;
-    }
-    if (!conversation || conversation.origin !== 'webchat' || conversation.customer.id !== visitorId) {
-      connection.send(errorFrame('conversation_not_found', 'This conversation no longer exists; starting a new one.'));
-      socket.close(CloseCode.conversationGone, 'conversation not found');
-      return;
-    }
-    if (socket.readyState !== socket.OPEN) return;
-    connection.customer = conversation.customer;
-    connection.beginReplay();
-    hub.add(connection, conversation.id);
-    try {
-      // Re-read after registering, so nothing committed in between is missed.
-      conversation = (await context.bridge.getConversation(conversation.id)) ?? conversation;
-    } catch {
-      // the first read is recent enough; live deliveries are being held meanwhile
-    }
-    const visible = conversation.messages.filter((m) => m.visibility === 'public');
+    connection.firstClientId = outcome.record.firstClientId;
+    // Read after registering, so nothing committed in between is missed.
+    const conversation = await bridge.getConversation(outcome.conversationId);
+    const visible = (conversation?.messages ?? []).filter((m) => m.visibility === 'public');
     const seenIndex = frame.lastSeenId ? visible.findIndex((m) => m.id === frame.lastSeenId) : -1;
     connection.finishReplay(
       visible.slice(0, seenIndex + 1).map((m) => m.id),
-      visible.slice(seenIndex + 1).map((m) => messageFrame(m, context.names)),
+      visible.slice(seenIndex + 1).map((m) => messageFrame(m, context.names, undefined, conversation?.ticket)),
     );
+    ready(boundToken(claims, outcome.conversationId, outcome.record.generation), outcome.conversationId);
+    // Closed while this hello was being answered: the visitor has just seen the closed notice.
+    if (conversation?.state === 'closed') connection.end(CloseCode.conversationClosed, 'conversation closed');
+  }
+
+  function ready(token: string, conversationId?: string): void {
+    if (socket.readyState !== socket.OPEN) return;
     state = 'ready';
-    connection.send({ type: 'ready', conversationId: conversation.id });
+    connection.send(conversationId ? { type: 'ready', token, conversationId } : { type: 'ready', token });
+    // A socket open longer than half a token's life hands the widget a fresh one, so it can resume.
+    const every = Math.min(config.tokenTtlMs / 2, 2 ** 31 - 1);
+    refreshTimer = setInterval(() => void refresh().catch((err: unknown) => logger.debug({ err }, 'web chat token refresh failed')), every);
+    refreshTimer.unref();
+  }
+
+  /** The current generation with a new issue time (no rotation: the widget may keep using what it has). */
+  async function refresh(): Promise<void> {
+    const claims = connection.claims;
+    if (!claims || socket.readyState !== socket.OPEN) return;
+    const conversationId = connection.conversationId;
+    if (!conversationId) {
+      connection.send({ type: 'token', token: signSessionToken({ ...claims, issuedAt: config.clock() }, config.sessionSecret) });
+      return;
+    }
+    await sessions.withLock(claims, async () => {
+      const record = await sessions.get(claims.sessionId);
+      if (!record || record.conversationId !== conversationId) return;
+      await sessions.put(claims.sessionId, record); // outlives the token it is about to issue
+      connection.send({ type: 'token', token: boundToken(claims, conversationId, record.generation), conversationId });
+    });
+  }
+
+  function identityProven(claims: SessionClaims, frame: HelloFrame): boolean {
+    const userId = verifiedUserId(claims);
+    if (!userId || !config.identitySecret || frame.userId !== userId || !frame.userHash) return false;
+    return verifyIdentity(userId, frame.userHash, config.identitySecret);
+  }
+
+  /** The conversation a session may use: the visitor's own web chat conversation, still open. */
+  async function checkConversation(conversationId: string, claims: SessionClaims): Promise<Refusal | Conversation> {
+    const conversation = await bridge.getConversation(conversationId);
+    if (!conversation || conversation.origin !== 'webchat' || conversation.customer.id !== claims.visitorId) return REFUSED.gone;
+    if (conversation.state === 'closed') return REFUSED.closed;
+    return conversation;
+  }
+
+  function boundToken(claims: SessionClaims, conversationId: string, generation: number): string {
+    const { sessionId, visitorId, verified } = claims;
+    return signSessionToken({ sessionId, visitorId, verified, generation, conversationId, issuedAt: config.clock() }, config.sessionSecret);
   }
 
   async function customerMessage(frame: MessageFrame): Promise<void> {
-    const conversationId = connection.conversationId;
-    const customer = connection.customer;
-    if (state !== 'ready' || !conversationId || !customer) return; // hello failed; the socket is closing
+    const claims = connection.claims;
+    if (state !== 'ready' || !claims) return; // hello failed; the socket is closing
     const text = normalizeCustomerText(frame.text, config.maxMessageChars, frame.clientId);
     if (!text.ok) return connection.send(text.error);
-    const allowed = context.messageLimiter.take(conversationId);
+    const allowed = context.messageLimiter.take(claims.sessionId);
     if (!allowed.ok) {
       const seconds = Math.max(1, Math.ceil(allowed.retryAfterMs / 1000));
       return connection.send(
         errorFrame('rate_limited', `You're sending messages faster than we can read them. Try again in ${seconds} s.`, frame.clientId),
       );
     }
+    if (!connection.conversationId) {
+      const user = verifiedUserId(claims);
+      const next = await sessions.withLock(claims, () => firstMessage(claims, frame, text.text), user === undefined ? {} : { user });
+      if (next === 'done') return;
+    }
+    await conversationMessage(claims, frame, text.text);
+  }
+
+  /**
+   * The session's first message, under its lock (and the verified user's): creates the
+   * conversation in the same commit as the message, unless another tab or device already has one.
+   * Returns 'send' when the message itself still has to be sent to that conversation.
+   */
+  async function firstMessage(claims: SessionClaims, frame: MessageFrame, text: string): Promise<'done' | 'send'> {
+    const now = config.clock();
+    const record = await sessions.get(claims.sessionId);
+    if (record && record.visitorId !== claims.visitorId) {
+      refuse(REFUSED.invalid);
+      return 'done';
+    }
+    if (record?.conversationId) {
+      // Another tab of this session created it a moment ago.
+      connection.firstClientId = record.firstClientId;
+      return (await join(record.conversationId)) ? 'send' : 'done';
+    }
+    const user = verifiedUserId(claims);
+    const known = user === undefined ? undefined : await sessions.userConversation(user);
+    const existing = known ? await bridge.getConversation(known) : undefined;
+    if (user !== undefined && existing && existing.customer.id === claims.visitorId && existing.state !== 'closed') {
+      // The verified user's conversation from another device: this session joins it.
+      const joined: SessionRecord = { visitorId: claims.visitorId, conversationId: existing.id, generation: 1, rotatedAt: now, graceUses: 0 };
+      await sessions.put(claims.sessionId, joined);
+      if (!(await join(existing.id))) return 'done';
+      connection.send({ type: 'token', token: boundToken(claims, existing.id, 1), conversationId: existing.id });
+      return 'send';
+    }
+
+    // A marker first: if this attempt dies after the commit, the retry finds the conversation by the same key.
+    const firstClientId = record?.firstClientId ?? frame.clientId;
+    if (!record) await sessions.put(claims.sessionId, { visitorId: claims.visitorId, firstClientId, generation: 0, rotatedAt: now, graceUses: 0 });
+    const result = await bridge.customerMessage({
+      origin: 'webchat',
+      customer: customerOf(claims),
+      text,
+      idempotencyKey: `webchat:${claims.sessionId}:first`,
+      channelData: { webchat: { verified: claims.verified, openedAt: new Date(now).toISOString() } },
+    });
+    const conversation = result.conversation;
+    const first = result.duplicate ? firstClientId : frame.clientId;
+    await sessions.put(claims.sessionId, { visitorId: claims.visitorId, conversationId: conversation.id, firstClientId: first, generation: 1, rotatedAt: now, graceUses: 0 });
+    if (user !== undefined) await sessions.setUserConversation(user, conversation.id);
+    if (!result.duplicate) logger.info({ conversationId: conversation.id, ticket: conversation.ticket, verified: claims.verified }, 'web chat conversation opened');
+    if (result.message) await context.sentMessages.set(`${conversation.id}:${frame.clientId}`, result.message.id, 24 * 3600_000).catch(() => {});
+
+    connection.firstClientId = first;
+    const confirm = result.message ? { id: result.message.id, clientId: frame.clientId } : undefined;
+    const shown = await join(conversation.id, confirm);
+    connection.send({ type: 'token', token: boundToken(claims, conversation.id, 1), conversationId: conversation.id });
+    // This instance's other tabs of the session join too (tabs elsewhere join at their next message or hello).
+    for (const other of hub.pending(claims.sessionId)) {
+      if (other === connection) continue;
+      other.firstClientId = first;
+      void joinConversation(other, conversation.id, context).catch(() => {});
+    }
+    if (!shown) return 'done';
+    // An earlier attempt stored a different first message: this one still has to be sent.
+    if (result.duplicate && first !== frame.clientId) return 'send';
+    if (!result.message) {
+      const resent = await findResent(conversation, frame, text);
+      if (resent) connection.show(messageFrame(resent, context.names, frame.clientId, conversation.ticket));
+      return 'done';
+    }
+    // The assistant is working on an answer, unless it already came (in the replay, or live since).
+    const answered = hub.deliveryCount(conversation.id) > 0 || shown.messages.filter((m) => m.visibility === 'public').at(-1)?.id !== result.message.id;
+    if (shown.state === 'agent' && !answered) {
+      connection.send({ type: 'typing', name: context.names.assistant });
+    }
+    return 'done';
+  }
+
+  /** Moves this socket onto a conversation and shows what it has not seen; false if it could not. */
+  async function join(conversationId: string, confirm?: { id: string; clientId: string }): Promise<Conversation | undefined> {
+    const joined = await joinConversation(connection, conversationId, context, confirm);
+    if (!joined) refuse(REFUSED.full);
+    return joined;
+  }
+
+  async function conversationMessage(claims: SessionClaims, frame: MessageFrame, text: string): Promise<void> {
+    const conversationId = connection.conversationId;
+    if (!conversationId || socket.readyState !== socket.OPEN) return;
+    // A closed conversation is over on the web chat: its sessions are revoked, nothing reopens it.
+    const current = await bridge.getConversation(conversationId);
+    if (!current || current.state === 'closed') return refuse(current ? REFUSED.closed : REFUSED.gone);
     const log = logger.child({ conversationId });
     const deliveriesBefore = hub.deliveryCount(conversationId);
     const release = hub.hold(conversationId);
     try {
-      const result = await context.bridge.customerMessage({
+      const result = await bridge.customerMessage({
         conversationId,
         origin: 'webchat',
-        customer,
-        text: text.text,
-        idempotencyKey: `webchat:${conversationId}:${frame.clientId}`,
+        customer: customerOf(claims),
+        text,
+        idempotencyKey: frame.clientId === connection.firstClientId ? `webchat:${claims.sessionId}:first` : `webchat:${claims.sessionId}:${frame.clientId}`,
+        // Closed between the check above and the commit: it stays closed.
+        reopen: false,
       });
-      const message = result.message ?? (await findResent(result.conversation, frame, text.text));
+      const message = result.message ?? (await findResent(result.conversation, frame, text));
       if (!message) {
         log.warn({ clientId: frame.clientId }, 'web chat resend recognised but its message was not found');
         return;
       }
       if (!result.duplicate) await context.sentMessages.set(`${conversationId}:${frame.clientId}`, message.id, 24 * 3600_000).catch(() => {});
       // The sender gets its confirmation; the visitor's other tabs get the message itself.
-      connection.show(messageFrame(message, context.names, frame.clientId));
-      hub.fanOut(conversationId, messageFrame(message, context.names), connection);
+      connection.show(messageFrame(message, context.names, frame.clientId, result.conversation.ticket));
+      hub.fanOut(conversationId, messageFrame(message, context.names, undefined, result.conversation.ticket), connection);
       // The assistant is working on an answer, unless it already came or a person is on it.
       if (!result.duplicate && result.conversation.state === 'agent' && hub.deliveryCount(conversationId) === deliveriesBefore) {
         for (const other of hub.connections(conversationId)) other.send({ type: 'typing', name: context.names.assistant });
       }
     } catch (err) {
-      if (err instanceof InputError) return connection.send(errorFrame('malformed_frame', err.message, frame.clientId));
-      const code = err instanceof BridgeError ? err.code : 'internal';
-      log.error({ err, code }, 'web chat message failed');
-      connection.send(errorFrame('unavailable', 'Your message could not be sent just now. Please try again.', frame.clientId));
+      if (err instanceof ConversationClosedError) return refuse(REFUSED.closed);
+      throw err;
     } finally {
       release();
     }
@@ -182,13 +363,46 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
 
   /** A resend the bridge already has: find the stored message to confirm it. */
   async function findResent(conversation: Conversation | undefined, frame: MessageFrame, text: string): Promise<Message | undefined> {
-    const latest = conversation ? await context.bridge.getConversation(conversation.id) : undefined;
+    const latest = conversation ? await bridge.getConversation(conversation.id) : undefined;
     if (!latest) return undefined;
     const id = await context.sentMessages.get<string>(`${latest.id}:${frame.clientId}`).catch(() => undefined);
     const byId = id ? latest.messages.find((m) => m.id === id) : undefined;
     // The id is recorded just after the first send; a resend racing it falls back to the text.
     return byId ?? [...latest.messages].reverse().find((m) => m.author.role === 'customer' && m.text === text);
   }
+}
+
+/**
+ * Registers `connection` on a conversation and replays its public transcript, holding live
+ * deliveries meanwhile (they may have started before the socket was registered). `confirm` marks
+ * the sender's own message with its clientId. Undefined when the conversation is full or gone.
+ */
+export async function joinConversation(
+  connection: Connection,
+  conversationId: string,
+  context: Pick<SocketContext, 'hub' | 'bridge' | 'names'>,
+  confirm?: { id: string; clientId: string },
+): Promise<Conversation | undefined> {
+  if (!context.hub.add(connection, conversationId)) return undefined;
+  connection.beginReplay();
+  let conversation: Conversation | undefined;
+  try {
+    conversation = await context.bridge.getConversation(conversationId);
+  } finally {
+    const visible = (conversation?.messages ?? []).filter((m) => m.visibility === 'public');
+    connection.finishReplay(
+      [],
+      visible.map((m) => messageFrame(m, context.names, m.id === confirm?.id ? confirm.clientId : undefined, conversation?.ticket)),
+    );
+  }
+  return conversation;
+}
+
+function customerOf(claims: SessionClaims): Customer {
+  const customer: Customer = { id: claims.visitorId };
+  if (claims.name) customer.name = claims.name;
+  if (claims.email && claims.verified) customer.email = claims.email;
+  return customer;
 }
 
 function rawText(data: RawData): string {

@@ -31,26 +31,29 @@ it('a customer message left unanswered by a kill -9 is answered after the restar
   const env = { PORT: String(port), HOST: '127.0.0.1', STORE_URL: join(dir, 'bridge.sqlite'), OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: model.baseURL, DELIVERY_LEASE_MS: '3000' };
   let child = await startInstance(env);
   try {
-    const session = (await (await fetch(`http://127.0.0.1:${port}/webchat/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { token: string; conversationId: string };
+    const session = (await (await fetch(`http://127.0.0.1:${port}/webchat/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { token: string };
     const socket = await VisitorSocket.open(`ws://127.0.0.1:${port}/webchat/ws`);
     socket.send({ type: 'hello', token: session.token });
     await socket.ready();
     socket.say('When does order A1002 ship?');
     await model.waitForRequests(1);
+    // The first message created the conversation; the socket holds its id and the current token.
+    const conversationId = await waitFor(() => socket.conversationId(), { what: 'the conversation id' });
+    const token = socket.token() ?? session.token;
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
 
     child = await startInstance(env);
     // The restarted instance runs the turn again (the lease of the dead one expires) and answers.
     const again = await VisitorSocket.open(`ws://127.0.0.1:${port}/webchat/ws`);
-    again.send({ type: 'hello', token: session.token });
+    again.send({ type: 'hello', token });
     await again.ready();
     await waitFor(() => again.messages().some((f) => f.text === 'Your order A1002 ships tomorrow.'), { timeoutMs: 60_000, what: 'the answer after the restart' });
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));
 
     const store = await openStore(env.STORE_URL);
-    const stored = (await store.getConversation(session.conversationId))!;
+    const stored = (await store.getConversation(conversationId))!;
     await store.close();
     const answers = stored.messages.filter((m) => m.author.role === 'agent').map((m) => m.text);
     expect(answers).toEqual(['Your order A1002 ships tomorrow.']);

@@ -169,6 +169,79 @@ describe('the web chat widget in a real browser', () => {
     await page.close();
   });
 
+  it('after the conversation is closed, the transcript stays and the next message starts a new conversation', { timeout: 60_000 }, async () => {
+    rig = await startWebChat();
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(`${rig.baseUrl}/`);
+    await page.locator('.hc-launcher').click();
+    await type(page, 'Where is my order?');
+    await sees(page, '.hc-msg.hc-agent', 'Account > Orders');
+    const first = rig.workspace.mirrored[0]!.conversationId;
+
+    await rig.bridge.close({ conversationId: first });
+    await sees(page, '.hc-notice[data-notice="closed"]', 'start a new one');
+    await waitFor(async () => (await subtitle(page)).includes('write to start a new one'), { what: 'the header to say so' });
+    await type(page, 'One more thing: can I change the address?');
+    const second = await waitFor(() => rig!.workspace.mirrored.find((m) => m.conversationId !== first)?.conversationId, { what: 'a new conversation' });
+    await waitFor(async () => (await page.locator('.hc-msg.hc-pending').count()) === 0, { what: 'the message to be confirmed' });
+    // The old transcript is still on screen; the closed conversation stayed closed and got nothing new.
+    expect(await page.locator('.hc-msg .hc-bubble').allTextContents()).toContain('Where is my order?');
+    expect((await rig.bridge.getConversation(first))!.state).toBe('closed');
+    expect((await rig.bridge.getConversation(second))!.messages.filter((m) => m.author.role === 'customer').map((m) => m.text)).toEqual(['One more thing: can I change the address?']);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('two tabs of one browser share the session as its token rotates, through reloads', { timeout: 60_000 }, async () => {
+    rig = await startWebChat();
+    const context = await browser.newContext();
+    const [tabA, tabB] = [await context.newPage(), await context.newPage()];
+    await tabA.goto(`${rig.baseUrl}/`);
+    await tabA.locator('.hc-launcher').click();
+    await type(tabA, 'Where is my order?');
+    await sees(tabA, '.hc-msg.hc-agent', 'Account > Orders');
+    // Tab B opens the stored session (spending its token), then both reload at once.
+    await tabB.goto(`${rig.baseUrl}/`);
+    await tabB.locator('.hc-launcher').click();
+    await sees(tabB, '.hc-msg.hc-agent', 'Account > Orders');
+    await Promise.all([tabA.reload(), tabB.reload()]);
+    for (const tab of [tabA, tabB]) await tab.locator('.hc-launcher').click();
+    await type(tabB, 'What are your opening hours?');
+    for (const tab of [tabA, tabB]) await sees(tab, '.hc-msg.hc-agent', 'Monday to Friday');
+    await tabA.reload();
+    await tabA.locator('.hc-launcher').click();
+    await sees(tabA, '.hc-msg.hc-customer', 'What are your opening hours?');
+    // One conversation throughout: nobody was sent off to a new session.
+    expect(new Set(rig.workspace.mirrored.map((m) => m.conversationId)).size).toBe(1);
+
+    // Closed: both tabs start over at once, and still end up in one new conversation.
+    const first = rig.workspace.mirrored[0]!.conversationId;
+    await rig.bridge.close({ conversationId: first });
+    for (const tab of [tabA, tabB]) await sees(tab, '.hc-notice[data-notice="closed"]', 'start a new one');
+    await waitFor(async () => (await subtitle(tabA)).includes('write to start a new one') && !(await subtitle(tabA)).includes('Reconnecting'), { what: 'tab A to settle' });
+    await type(tabA, 'Another question: do you ship abroad?');
+    await sees(tabB, '.hc-msg.hc-customer', 'do you ship abroad?');
+    const conversations = new Set(rig.workspace.mirrored.map((m) => m.conversationId));
+    expect(conversations.size).toBe(2);
+    await context.close();
+  });
+
+  it('two new tabs opened at the same moment settle on one session', { timeout: 60_000 }, async () => {
+    rig = await startWebChat();
+    const context = await browser.newContext();
+    const tabs = [await context.newPage(), await context.newPage()] as const;
+    await Promise.all(tabs.map((tab) => tab.goto(`${rig!.baseUrl}/`)));
+    // Both ask for a session before either has stored one.
+    await Promise.all(tabs.map((tab) => tab.locator('.hc-launcher').click()));
+    await waitFor(async () => (await Promise.all(tabs.map((tab) => subtitle(tab)))).every((text) => text.includes('Assistant')), { what: 'both tabs online' });
+    await type(tabs[0], 'Where is my order?');
+    await sees(tabs[1], '.hc-msg.hc-customer', 'Where is my order?');
+    await sees(tabs[1], '.hc-msg.hc-agent', 'Account > Orders');
+    await context.close();
+  });
+
   it("a host site on another origin embeds the widget with one tag, for a verified user", { timeout: 60_000 }, async () => {
     rig = await startWebChat({ config: { identitySecret: IDENTITY_SECRET } });
     const hash = identityHash('cust-7', IDENTITY_SECRET);

@@ -21,6 +21,7 @@ describe('web chat settings', () => {
       WEBCHAT_RATE_PER_MINUTE: '12',
       WEBCHAT_ALLOWED_ORIGINS: 'https://shop.example.com, https://www.example.com',
       TRUST_PROXY: '1',
+      WEBCHAT_TOKEN_TTL_MINUTES: '90',
     })!;
     const resolved = resolveWebChatConfig(config);
     expect(resolved).toMatchObject({
@@ -33,7 +34,9 @@ describe('web chat settings', () => {
       burst: 5,
       allowedOrigins: ['https://shop.example.com', 'https://www.example.com'],
       trustProxy: true,
+      tokenTtlMs: 90 * 60_000,
     });
+    expect(resolveWebChatConfig({ sessionSecret: SECRET }).tokenTtlMs).toBe(24 * 3600_000);
   });
 
   it('a bad value stops start-up naming the variable and what it expects', () => {
@@ -45,6 +48,7 @@ describe('web chat settings', () => {
     fails({ WEBCHAT_SESSION_SECRET: 'short' }, 'WEBCHAT_SESSION_SECRET');
     fails({ WEBCHAT_MAX_MESSAGE_CHARS: 'lots' }, 'WEBCHAT_MAX_MESSAGE_CHARS');
     fails({ WEBCHAT_RATE_PER_MINUTE: '-1' }, 'WEBCHAT_RATE_PER_MINUTE');
+    fails({ WEBCHAT_TOKEN_TTL_MINUTES: 'forever' }, 'WEBCHAT_TOKEN_TTL_MINUTES');
     fails({ WEBCHAT_REQUIRE_IDENTITY: 'true' }, 'WEBCHAT_IDENTITY_SECRET');
     fails({ WEBCHAT_REQUIRE_IDENTITY: 'maybe' }, 'WEBCHAT_REQUIRE_IDENTITY');
     fails({ PUBLIC_URL: 'support.example.com' }, 'PUBLIC_URL');

@@ -59,6 +59,11 @@ describe('what the customer sees of a message', () => {
     expect(frame).toMatchObject({ role: 'system', name: 'Northwind', notice: 'escalated', text: 'Ticket HB-1042' });
   });
 
+  it('words the closed notice for the web chat: writing again starts a new conversation', () => {
+    const frame = messageFrame(message({ author: { role: 'system' }, notice: 'closed', text: 'This conversation (HB-1042) is now closed. Reply any time to reopen it.' }), names, undefined, 'HB-1042');
+    expect(frame.text).toBe('This conversation (HB-1042) is now closed. Write again any time to start a new one.');
+  });
+
   it('passes on only web links as attachments', () => {
     const frame = messageFrame(
       message({ attachments: [{ name: 'label.pdf', url: 'https://files.example.com/label.pdf' }, { name: 'x', url: 'javascript:alert(1)' }] }),

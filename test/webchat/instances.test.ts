@@ -24,12 +24,13 @@ it('an operator reply committed on one instance reaches a socket on another with
   await socket.ready();
   socket.say('I want to talk to a person');
   await socket.message((f) => f.text.startsWith("I'm connecting you with a person"), 'the escalation notice');
+  const conversationId = socket.conversationId()!;
 
-  await a.bridge.claim({ conversationId: session.conversationId, operator: DANA });
+  await a.bridge.claim({ conversationId, operator: DANA });
   const latencies: number[] = [];
   for (let i = 0; i < 5; i++) {
     const sent = Date.now();
-    await a.bridge.operatorMessage({ conversationId: session.conversationId, operator: DANA, text: `reply ${i}` });
+    await a.bridge.operatorMessage({ conversationId, operator: DANA, text: `reply ${i}` });
     await socket.message((f) => f.text === `reply ${i}`, `reply ${i} on the other instance`);
     latencies.push(Date.now() - sent);
   }
@@ -37,4 +38,18 @@ it('an operator reply committed on one instance reaches a socket on another with
   const replies = socket.messages().filter((f) => f.text.startsWith('reply ')).map((f) => f.text);
   expect(replies).toEqual(['reply 0', 'reply 1', 'reply 2', 'reply 3', 'reply 4']);
   expect(Math.max(...latencies)).toBeLessThan(2000);
+});
+
+it('a conversation closed on one instance ends its socket on another, and its token no longer works there', async () => {
+  const namespace = `wc${Date.now()}close`;
+  const a = await startWebChat({ store: await openRedisStore(process.env.REDIS_URL!, { namespace }) });
+  const b = await startWebChat({ store: await openRedisStore(process.env.REDIS_URL!, { namespace }), startWorkers: false });
+  rigs.push(a, b);
+
+  const { socket, conversationId } = await b.started('Thanks, that was all');
+  await a.bridge.close({ conversationId });
+  await socket.message((f) => f.notice === 'closed', 'the closed notice on the other instance');
+  expect((await socket.closedWith()).code).toBe(4010);
+  const again = await a.connect(socket.token()!);
+  expect(await again.next((f) => f.type === 'error', 'refusal')).toMatchObject({ code: 'conversation_closed' });
 });

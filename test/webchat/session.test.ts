@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { identityHash } from '../../adapters/webchat/index.ts';
+import { waitFor } from '../support/harness.ts';
 import { IDENTITY_SECRET, startWebChat, VisitorSocket, type WebChatRig } from './support.ts';
 
 let rig: WebChatRig;
@@ -11,29 +12,54 @@ const post = (body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${rig.baseUrl}/webchat/session`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
 
 describe('web chat sessions', () => {
-  it('an anonymous visitor gets a new web chat conversation and a token for it', async () => {
+  it('an anonymous visitor gets a token; their first message creates the web chat conversation', async () => {
     rig = await startWebChat();
     const response = await post({ name: 'Ada' });
     expect(response.status).toBe(200);
     expect(response.headers.get('access-control-allow-origin')).toBe('*');
-    const body = (await response.json()) as { token: string; conversationId: string; maxMessageChars: number };
-    expect(body.token).toMatch(/^v1\.[\w-]+\.[\w-]+$/);
-    expect(body.maxMessageChars).toBe(2000);
-    const conversation = await rig.bridge.getConversation(body.conversationId);
+    const body = (await response.json()) as { token: string; conversationId?: string; maxMessageChars: number };
+    expect(body).toEqual({ token: expect.stringMatching(/^v2\.[\w-]+\.[\w-]+$/), maxMessageChars: 2000 });
+    const socket = await rig.connect(body.token);
+    await socket.ready();
+    socket.say('Hello?');
+    const conversationId = await waitFor(() => socket.conversationId(), { what: 'the conversation' });
+    const conversation = await rig.bridge.getConversation(conversationId);
     expect(conversation).toMatchObject({ origin: 'webchat', state: 'agent', customer: { id: expect.stringMatching(/^anon:/), name: 'Ada' } });
     // Two visitors never share a conversation.
-    expect((await rig.session()).conversationId).not.toBe(body.conversationId);
+    expect((await rig.started()).conversationId).not.toBe(conversationId);
   });
 
   it('a verified user comes back to the same conversation from another device', async () => {
     rig = await startWebChat({ config: { identitySecret: IDENTITY_SECRET } });
     const userHash = identityHash('user-42', IDENTITY_SECRET);
-    const laptop = await rig.session({ userId: 'user-42', userHash, name: 'Ada', email: 'ada@example.com' });
+    const identity = { userId: 'user-42', userHash };
+    const laptop = await rig.session({ ...identity, name: 'Ada', email: 'ada@example.com' });
+    const onLaptop = await rig.connect(laptop.token, undefined, identity);
+    await onLaptop.ready();
+    onLaptop.say('Where is my order?', 'laptop-1');
+    await onLaptop.message((f) => f.clientId === 'laptop-1', 'confirmation');
+    const conversationId = onLaptop.conversationId()!;
+    expect((await rig.bridge.getConversation(conversationId))?.customer).toEqual({ id: 'user:user-42', name: 'Ada', email: 'ada@example.com' });
+
     const phone = await rig.session({ userId: 'user-42', userHash: userHash.toUpperCase() });
-    expect(phone.conversationId).toBe(laptop.conversationId);
-    expect((await rig.bridge.getConversation(laptop.conversationId))?.customer).toEqual({ id: 'user:user-42', name: 'Ada', email: 'ada@example.com' });
-    const socket = await rig.connect(phone.token);
-    await socket.ready();
+    expect(phone.conversationId).toBe(conversationId);
+    const onPhone = await rig.connect(phone.token, undefined, identity);
+    expect(await onPhone.ready()).toMatchObject({ conversationId });
+    expect(onPhone.messages().map((m) => m.text)).toContain('Where is my order?');
+  });
+
+  it('two devices of a verified user writing first at the same moment share one conversation', async () => {
+    rig = await startWebChat({ config: { identitySecret: IDENTITY_SECRET } });
+    const identity = { userId: 'user-7', userHash: identityHash('user-7', IDENTITY_SECRET) };
+    const [a, b] = await Promise.all([rig.session(identity), rig.session(identity)]);
+    const [onA, onB] = await Promise.all([rig.connect(a!.token, undefined, identity), rig.connect(b!.token, undefined, identity)]);
+    await Promise.all([onA.ready(), onB.ready()]);
+    onA.say('from the laptop', 'a-1');
+    onB.say('from the phone', 'b-1');
+    await Promise.all([onA.message((f) => f.clientId === 'a-1', 'laptop confirmation'), onB.message((f) => f.clientId === 'b-1', 'phone confirmation')]);
+    expect(onA.conversationId()).toBe(onB.conversationId());
+    const conversation = (await rig.bridge.getConversation(onA.conversationId()!))!;
+    expect(conversation.messages.filter((m) => m.author.role === 'customer').map((m) => m.text).sort()).toEqual(['from the laptop', 'from the phone']);
   });
 
   it('a wrong identity hash is refused and says how to compute the right one', async () => {
@@ -46,8 +72,8 @@ describe('web chat sessions', () => {
 
   it('an unverified visitor cannot claim an email address', async () => {
     rig = await startWebChat({ config: { identitySecret: IDENTITY_SECRET } });
-    const { conversationId } = await rig.session({ name: 'Mallory', email: 'ceo@example.com' });
-    expect((await rig.bridge.getConversation(conversationId))?.customer.email).toBeUndefined();
+    const { conversationId } = await rig.started('Hi', { name: 'Mallory', email: 'ceo@example.com' });
+    expect((await rig.bridge.getConversation(conversationId))?.customer).toEqual({ id: expect.stringMatching(/^anon:/), name: 'Mallory' });
   });
 
   it('when identity is required, anonymous visitors are refused', async () => {

@@ -8,23 +8,28 @@ afterEach(async () => {
   await rig?.close();
 });
 
-/** Escalates (the customer asks for a person) and lets Dana claim it. */
-async function takeOver(socket: VisitorSocket, conversationId: string): Promise<void> {
+/** Escalates (the customer asks for a person) and lets Dana claim it; returns the conversation id. */
+async function takeOver(socket: VisitorSocket): Promise<string> {
   socket.say('I want to talk to a human');
   await socket.message((f) => f.notice === 'escalated', 'escalation notice');
+  const conversationId = socket.conversationId()!;
   await rig.bridge.claim({ conversationId, operator: DANA });
   await socket.message((f) => f.notice === 'joined', 'joined notice');
+  return conversationId;
 }
 
 describe('web chat socket', () => {
   it('a visitor says hello, writes, and gets the assistant answer in the same conversation', async () => {
     rig = await startWebChat();
-    const { token, conversationId } = await rig.session();
+    const { token } = await rig.session();
     const socket = await rig.connect(token);
-    expect(await socket.ready()).toEqual({ type: 'ready', conversationId });
+    // No conversation until the first message creates it; then the session has its first generation.
+    expect(await socket.ready()).toEqual({ type: 'ready', token: expect.stringMatching(/^v2\./) });
     const clientId = socket.say('Where is my order?');
     const ack = await socket.message((f) => f.clientId === clientId, 'confirmation');
     expect(ack).toMatchObject({ role: 'customer', text: 'Where is my order?' });
+    const conversationId = socket.conversationId()!;
+    expect(socket.token()).not.toBe(token);
     const answer = await socket.message((f) => f.role === 'agent', 'assistant answer');
     expect(answer).toMatchObject({ name: 'Assistant', text: expect.stringContaining('Account > Orders') });
     const conversation = await rig.bridge.getConversation(conversationId);
@@ -52,10 +57,10 @@ describe('web chat socket', () => {
 
   it('the customer sees who speaks and each step of the handoff, with the ticket reference', async () => {
     rig = await startWebChat();
-    const { token, conversationId } = await rig.session();
+    const { token } = await rig.session();
     const socket = await rig.connect(token);
     await socket.ready();
-    await takeOver(socket, conversationId);
+    const conversationId = await takeOver(socket);
     const ticket = (await rig.bridge.getConversation(conversationId))!.ticket;
     await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: 'Hi, Dana here. Let me check that.' });
     await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: '// customer sounds upset, be gentle' });
@@ -74,10 +79,10 @@ describe('web chat socket', () => {
 
   it('a reconnect resumes the same conversation and replays only what was missed', async () => {
     rig = await startWebChat();
-    const { token, conversationId } = await rig.session();
+    const { token } = await rig.session();
     const first = await rig.connect(token);
     await first.ready();
-    await takeOver(first, conversationId);
+    const conversationId = await takeOver(first);
     const lastSeen = first.messages().at(-1)!;
     first.close();
     await first.closedWith();
@@ -86,7 +91,7 @@ describe('web chat socket', () => {
     await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: 'Your parcel left the warehouse today.' });
     await rig.bridge.idle();
 
-    const second = await rig.connect(token, lastSeen.id);
+    const second = await rig.connect(first.token()!, lastSeen.id);
     await second.ready();
     expect(second.messages().map((m) => m.text)).toEqual(['Your parcel left the warehouse today.']);
     // Live messages keep coming on the resumed socket.
@@ -103,7 +108,7 @@ describe('web chat socket', () => {
     await first.message((f) => f.role === 'agent', 'assistant answer');
     first.close();
 
-    const reloaded = await rig.connect(token);
+    const reloaded = await rig.connect(first.token()!);
     await reloaded.ready();
     expect(reloaded.messages().map((m) => m.role)).toEqual(['customer', 'agent']);
     expect(reloaded.messages()[0]?.text).toBe('Where is my order?');
@@ -111,14 +116,15 @@ describe('web chat socket', () => {
 
   it('a message resent after a reconnect is stored once and confirmed again', async () => {
     rig = await startWebChat();
-    const { token, conversationId } = await rig.session();
+    const { token } = await rig.session();
     const first = await rig.connect(token);
     await first.ready();
     first.say('What are your opening hours?', 'c-resend-1');
     const ack = await first.message((f) => f.clientId === 'c-resend-1', 'first confirmation');
+    const conversationId = first.conversationId()!;
     first.close();
 
-    const second = await rig.connect(token, ack.id);
+    const second = await rig.connect(first.token()!, ack.id);
     await second.ready();
     second.say('What are your opening hours?', 'c-resend-1');
     const again = await second.message((f) => f.clientId === 'c-resend-1', 'second confirmation');
@@ -128,15 +134,32 @@ describe('web chat socket', () => {
     expect(customerMessages).toHaveLength(1);
   });
 
+  it("an open socket keeps the widget's token fresh, so a long visit can still resume", async () => {
+    rig = await startWebChat({ config: { tokenTtlMs: 2000 } });
+    const { socket, token } = await rig.started();
+    rig.advance(1500);
+    const fresh = await socket.next((f) => f.type === 'token' && f.token !== token, 'a refreshed token');
+    socket.close();
+    rig.advance(1000);
+    const old = await rig.connect(token);
+    expect(await old.next(isError, 'refusal')).toMatchObject({ code: 'invalid_token', message: expect.stringContaining('expired') });
+    const resumed = await rig.connect((fresh as { token: string }).token);
+    await resumed.ready();
+    expect(resumed.messages().map((m) => m.text)).toContain('Where is my order?');
+  });
+
   it('every open tab gets operator replies, notices and the messages typed in the other tab', async () => {
     rig = await startWebChat();
-    const { token, conversationId } = await rig.session();
+    const { token } = await rig.session();
     const tabA = await rig.connect(token);
+    await tabA.ready();
+    // Tab B read the same token from storage before tab A's answer replaced it: the grace covers it.
     const tabB = await rig.connect(token);
-    await Promise.all([tabA.ready(), tabB.ready()]);
+    await tabB.ready();
     tabA.say('I want to talk to a human');
     await tabB.message((f) => f.role === 'customer' && f.text === 'I want to talk to a human', 'message typed in tab A');
     await tabB.message((f) => f.notice === 'escalated', 'escalation notice in tab B');
+    const conversationId = tabA.conversationId()!;
     await rig.bridge.claim({ conversationId, operator: DANA });
     await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: 'Hello from Dana' });
     for (const tab of [tabA, tabB]) await tab.message((f) => f.text === 'Hello from Dana', 'operator reply');
@@ -144,10 +167,10 @@ describe('web chat socket', () => {
 
   it('HTML and script in text travel as plain text, both ways', async () => {
     rig = await startWebChat();
-    const { token, conversationId } = await rig.session();
+    const { token } = await rig.session();
     const socket = await rig.connect(token);
     await socket.ready();
-    await takeOver(socket, conversationId);
+    const conversationId = await takeOver(socket);
     const html = '<img src=x onerror="alert(1)"><script>alert(2)</script>';
     const clientId = socket.say(html);
     expect(await socket.message((f) => f.clientId === clientId, 'confirmation')).toMatchObject({ text: html });
@@ -165,13 +188,14 @@ describe('bad input gets a clear error frame and breaks nothing', () => {
     expect((await socket.closedWith()).code).toBe(4001);
   });
 
-  it("a tampered token (pointing at someone else's conversation) is refused", async () => {
+  it("a tampered token (pointing at someone else's session) is refused", async () => {
     rig = await startWebChat();
-    const victim = await rig.session();
+    const victim = await rig.started();
     const attacker = await rig.session();
     const [version, payload, mac] = attacker.token.split('.') as [string, string, string];
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
-    const tampered = `${version}.${Buffer.from(JSON.stringify({ ...claims, c: victim.conversationId })).toString('base64url')}.${mac}`;
+    const victimClaims = JSON.parse(Buffer.from(victim.token.split('.')[1]!, 'base64url').toString());
+    const tampered = `${version}.${Buffer.from(JSON.stringify({ ...claims, s: victimClaims.s, c: victim.conversationId, g: victimClaims.g })).toString('base64url')}.${mac}`;
     const socket = await rig.connect(tampered);
     expect(await socket.next(isError, 'error frame')).toMatchObject({ code: 'invalid_token' });
     expect((await socket.closedWith()).code).toBe(4001);
@@ -180,8 +204,8 @@ describe('bad input gets a clear error frame and breaks nothing', () => {
 
   it("a validly signed token for a conversation that is not the visitor's is refused", async () => {
     rig = await startWebChat();
-    const victim = await rig.session();
-    const token = signSessionToken({ conversationId: victim.conversationId, visitorId: 'anon:intruder', verified: false, issuedAt: Date.now() }, SESSION_SECRET);
+    const victim = await rig.started();
+    const token = signSessionToken({ sessionId: 'intruder-session', generation: 0, conversationId: victim.conversationId, visitorId: 'anon:intruder', verified: false, issuedAt: Date.now() }, SESSION_SECRET);
     const socket = await rig.connect(token);
     expect(await socket.next(isError, 'error frame')).toMatchObject({ code: 'conversation_not_found' });
     expect((await socket.closedWith()).code).toBe(4004);
@@ -223,7 +247,7 @@ describe('bad input gets a clear error frame and breaks nothing', () => {
 
   it('an oversized message is refused with its length and the limit; the next one goes through', async () => {
     rig = await startWebChat({ config: { maxMessageChars: 200 } });
-    const { token, conversationId } = await rig.session();
+    const { token } = await rig.session();
     const socket = await rig.connect(token);
     await socket.ready();
     socket.say('x'.repeat(201), 'c-big');
@@ -235,7 +259,7 @@ describe('bad input gets a clear error frame and breaks nothing', () => {
     });
     socket.say('Where is my order?');
     await socket.message((f) => f.role === 'agent', 'assistant answer');
-    expect((await rig.bridge.getConversation(conversationId))!.messages.some((m) => m.text.startsWith('xxx'))).toBe(false);
+    expect((await rig.bridge.getConversation(socket.conversationId()!))!.messages.some((m) => m.text.startsWith('xxx'))).toBe(false);
     expect(socket.closed).toBeUndefined();
   });
 
@@ -246,13 +270,13 @@ describe('bad input gets a clear error frame and breaks nothing', () => {
     await socket.ready();
     socket.say('y'.repeat(50_000));
     expect((await socket.closedWith()).code).toBe(1009);
-    const again = await rig.connect(token);
+    const again = await rig.connect(socket.token()!);
     await again.ready();
   });
 
   it('a flood hits the per-conversation rate limit, then the visitor can write again', async () => {
     rig = await startWebChat({ config: { ratePerMinute: 6, burst: 3 } });
-    const { token, conversationId } = await rig.session();
+    const { token } = await rig.session();
     const socket = await rig.connect(token);
     await socket.ready();
     for (let i = 0; i < 6; i++) socket.say(`message ${i}`, `flood-${i}`);
@@ -260,8 +284,8 @@ describe('bad input gets a clear error frame and breaks nothing', () => {
     const limited = socket.frames.filter(isError);
     expect(limited.map((f) => f.clientId)).toEqual(['flood-3', 'flood-4', 'flood-5']);
     expect(limited[0]).toMatchObject({ code: 'rate_limited', message: expect.stringMatching(/Try again in \d+ s/) });
-    // A second tab shares the conversation's allowance.
-    const tab = await rig.connect(token);
+    // A second tab shares the session's allowance.
+    const tab = await rig.connect(socket.token()!);
     await tab.ready();
     tab.say('from the other tab', 'tab-1');
     expect(await tab.next(isError, 'limited in the other tab')).toMatchObject({ code: 'rate_limited', clientId: 'tab-1' });
@@ -270,7 +294,7 @@ describe('bad input gets a clear error frame and breaks nothing', () => {
     socket.say('I can write again', 'after');
     await socket.message((f) => f.clientId === 'after', 'confirmation after the wait');
     await rig.bridge.idle();
-    const stored = (await rig.bridge.getConversation(conversationId))!.messages.filter((m) => m.author.role === 'customer').map((m) => m.text);
+    const stored = (await rig.bridge.getConversation(socket.conversationId()!))!.messages.filter((m) => m.author.role === 'customer').map((m) => m.text);
     expect(stored).toEqual(['message 0', 'message 1', 'message 2', 'I can write again']);
   });
 

@@ -3,6 +3,8 @@
  * on a loopback port, the web chat on it, and a recording workspace standing in for Slack/Teams.
  * `VisitorSocket` is a real `ws` client that keeps every frame it receives.
  */
+import { join } from 'node:path';
+import sqlite3 from 'sqlite3';
 import type { Store } from '../../src/store/store.ts';
 import { WebSocket } from 'ws';
 import { createWebChat, type WebChat, type WebChatConfig } from '../../adapters/webchat/index.ts';
@@ -17,8 +19,22 @@ import { MemoryWorkspace } from '../support/memory-ports.ts';
 export const SESSION_SECRET = 'test-session-secret-0123456789abcdef';
 export const IDENTITY_SECRET = 'test-identity-secret-0123456789';
 
+/** What POST /webchat/session answers: a token, and a conversation only for a verified user's open one. */
+export interface Session {
+  token: string;
+  conversationId?: string;
+}
+
+/** A verified user's proof, sent again with each hello. */
+export interface Identity {
+  userId: string;
+  userHash: string;
+}
+
 export interface WebChatRig {
   bridge: Bridge;
+  /** The harness's temporary directory (the SQLite file is `bridge.sqlite` in it). */
+  dir: string;
   webchat: WebChat;
   workspace: MemoryWorkspace;
   baseUrl: string;
@@ -26,9 +42,16 @@ export interface WebChatRig {
   /** Moves the web chat's clock (tokens, rate limits). */
   advance(ms: number): void;
   /** Opens a session over HTTP like the widget does. */
-  session(body?: Record<string, unknown>, headers?: Record<string, string>): Promise<{ token: string; conversationId: string }>;
+  session(body?: Record<string, unknown>, headers?: Record<string, string>): Promise<Session>;
   /** Opens a socket and says hello with `token`. */
-  connect(token: string, lastSeenId?: string): Promise<VisitorSocket>;
+  connect(token: string, lastSeenId?: string, identity?: Identity): Promise<VisitorSocket>;
+  /**
+   * A session whose first message created its conversation, as the widget leaves it: the socket
+   * that wrote it, the conversation, and the session's current token (the socket's latest).
+   */
+  started(text?: string, body?: Record<string, unknown>): Promise<{ socket: VisitorSocket; conversationId: string; token: string }>;
+  /** Every row of every table of the SQLite store, to prove a request wrote nothing. */
+  snapshot(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -51,6 +74,7 @@ export async function startWebChat(options: { config?: Partial<WebChatConfig>; a
   const sockets: VisitorSocket[] = [];
   const rig: WebChatRig = {
     bridge: harness.bridge,
+    dir: harness.dir,
     webchat,
     workspace,
     baseUrl,
@@ -67,11 +91,24 @@ export async function startWebChat(options: { config?: Partial<WebChatConfig>; a
       if (!response.ok) throw new Error(`session refused: ${response.status} ${await response.text()}`);
       return (await response.json()) as { token: string; conversationId: string };
     },
-    async connect(token, lastSeenId) {
+    async connect(token, lastSeenId, identity) {
       const socket = await VisitorSocket.open(rig.wsUrl);
       sockets.push(socket);
-      socket.send({ type: 'hello', token, ...(lastSeenId ? { lastSeenId } : {}) });
+      socket.send({ type: 'hello', token, ...(lastSeenId ? { lastSeenId } : {}), ...identity });
       return socket;
+    },
+    async started(text = 'Where is my order?', body = {}) {
+      const session = await rig.session(body);
+      const { userId, userHash } = body as Partial<Identity>;
+      const socket = await rig.connect(session.token, undefined, userId && userHash ? { userId, userHash } : undefined);
+      await socket.ready();
+      const clientId = socket.say(text);
+      await socket.message((f) => f.clientId === clientId, 'the first message confirmed');
+      const conversationId = await waitFor(() => socket.conversationId(), { what: 'the conversation id' });
+      return { socket, conversationId, token: socket.token() ?? session.token };
+    },
+    snapshot() {
+      return dumpSqlite(join(harness.dir, 'bridge.sqlite'));
     },
     async close() {
       for (const socket of sockets) socket.close();
@@ -89,9 +126,37 @@ export class VisitorSocket {
   readonly frames: ServerFrame[] = [];
   closed: { code: number; reason: string } | undefined;
 
+  /** Called after every frame and on close (event-driven waits, for the fuzz suites' speed). */
+  private readonly watchers = new Set<() => void>();
+
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.frames.push(JSON.parse(String(data)) as ServerFrame));
-    ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
+    ws.on('message', (data) => {
+      this.frames.push(JSON.parse(String(data)) as ServerFrame);
+      for (const watcher of this.watchers) watcher();
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() };
+      for (const watcher of this.watchers) watcher();
+    });
+  }
+
+  /** Resolves with the first frame after `from` that matches, or undefined once the socket is closed. */
+  until(match: (frame: ServerFrame) => boolean, from: number, timeoutMs = 10_000): Promise<ServerFrame | undefined> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.frames.slice(from).find(match);
+        if (!found && !this.closed) return;
+        this.watchers.delete(check);
+        clearTimeout(timer);
+        resolve(found);
+      };
+      const timer = setTimeout(() => {
+        this.watchers.delete(check);
+        reject(new Error(`no matching frame within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.watchers.add(check);
+      check();
+    });
   }
 
   static async open(url: string, headers: Record<string, string> = {}): Promise<VisitorSocket> {
@@ -129,6 +194,16 @@ export class VisitorSocket {
     return this.next((f) => f.type === 'ready', 'ready frame');
   }
 
+  /** The newest token the server gave this socket (ready, then token frames). */
+  token(): string | undefined {
+    return this.frames.filter((f) => f.type === 'ready' || f.type === 'token').at(-1)?.token;
+  }
+
+  /** The conversation, once the server has named it. */
+  conversationId(): string | undefined {
+    return this.frames.filter((f) => f.type === 'ready' || f.type === 'token').map((f) => f.conversationId).filter(Boolean).at(-1);
+  }
+
   /** Message frames (texts and notices) received so far. */
   messages(): ServerMessageFrame[] {
     return this.frames.filter((f): f is ServerMessageFrame => f.type === 'message');
@@ -145,3 +220,19 @@ export class VisitorSocket {
 
 export const isMessage = (f: ServerFrame): f is ServerMessageFrame => f.type === 'message';
 export const isError = (f: ServerFrame): f is Extract<ServerFrame, { type: 'error' }> => f.type === 'error';
+
+/** Every row of every table, in a stable order. */
+export async function dumpSqlite(path: string): Promise<string> {
+  const db = await new Promise<sqlite3.Database>((resolve, reject) => {
+    const opened = new sqlite3.Database(path, sqlite3.OPEN_READONLY, (err) => (err ? reject(err) : resolve(opened)));
+  });
+  const all = (sql: string) => new Promise<Record<string, unknown>[]>((resolve, reject) => db.all(sql, (err, rows) => (err ? reject(err) : resolve(rows as Record<string, unknown>[]))));
+  try {
+    const tables = (await all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")).map((r) => String(r.name));
+    const dump: Record<string, unknown[]> = {};
+    for (const table of tables) dump[table] = (await all(`SELECT * FROM "${table}"`)).map((row) => JSON.stringify(row)).sort();
+    return JSON.stringify(dump, null, 1);
+  } finally {
+    await new Promise<void>((resolve) => db.close(() => resolve()));
+  }
+}

@@ -1,7 +1,8 @@
 /**
  * The widget's connection to the bridge: gets a session, keeps one WebSocket open, resumes after
  * reloads and network drops, and resends unconfirmed messages (each carries a clientId, so the
- * server never stores a resend twice).
+ * server never stores a resend twice). Each hello spends the session token and the server sends
+ * the next one: it is stored at once (tabs share it through localStorage).
  */
 import type { ServerFrame, ServerMessageFrame } from '../frames.ts';
 
@@ -26,12 +27,15 @@ export interface ClientEvents {
 
 interface StoredSession {
   token: string;
-  conversationId: string;
+  /** Set once the first message has created the conversation. */
+  conversationId?: string;
   userId?: string;
 }
 
 /** Close codes the server uses for "this session is over, get a new one". */
 const SESSION_GONE = new Set([4001, 4004]);
+/** The conversation was closed: the session is revoked, the next message starts a new one. */
+const CONVERSATION_CLOSED = 4010;
 
 export class ChatClient {
   private ws: WebSocket | undefined;
@@ -57,6 +61,9 @@ export class ChatClient {
     window.addEventListener('offline', () => this.ws?.close(4000, 'browser offline'));
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible') this.reconnectNow();
+    });
+    window.addEventListener('storage', (event) => {
+      if (event.key === this.storageKey) this.followOtherTab();
     });
   }
 
@@ -117,8 +124,19 @@ export class ChatClient {
     }
     const ws = new WebSocket(`${this.base.replace(/^http/i, 'ws')}/webchat/ws`);
     this.ws = ws;
+    this.socketToken = undefined;
+    this.socketConversation = undefined;
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: 'hello', token: session.token, ...(this.lastSeenId ? { lastSeenId: this.lastSeenId } : {}) }));
+      // Read again at open: another tab may have spent the token read above and stored the next one.
+      this.socketToken = this.loadSession()?.token ?? session.token;
+      const hello: Record<string, string> = { type: 'hello', token: this.socketToken };
+      if (this.lastSeenId) hello.lastSeenId = this.lastSeenId;
+      // A verified user's token only works next to the host site's proof of who is signed in.
+      if (this.identity.userId && this.identity.userHash) {
+        hello.userId = this.identity.userId;
+        hello.userHash = this.identity.userHash;
+      }
+      ws.send(JSON.stringify(hello));
     };
     ws.onmessage = (event) => {
       let frame: ServerFrame;
@@ -133,13 +151,17 @@ export class ChatClient {
       if (this.ws !== ws) return;
       this.ws = undefined;
       this.ready = false;
-      if (SESSION_GONE.has(event.code)) {
-        // The server no longer accepts this session: start a fresh conversation, keep unsent text.
+      const ended = SESSION_GONE.has(event.code) || event.code === CONVERSATION_CLOSED;
+      // Another tab already moved the session on (or started a new one): use that, lose nothing.
+      const movedOn = ended && this.socketToken !== undefined && (this.loadSession()?.token ?? this.socketToken) !== this.socketToken;
+      if (ended && !movedOn) {
+        // The server no longer accepts this session: start afresh, keep unsent text. After a close
+        // the transcript stays on screen; a refused session takes it away.
         this.clearSession();
         this.lastSeenId = undefined;
-        this.events.reset();
-        this.attempt = 0;
+        if (event.code !== CONVERSATION_CLOSED) this.events.reset();
       }
+      if (ended) this.attempt = 0;
       if (!this.wanted) return;
       this.events.status('offline');
       this.scheduleReconnect();
@@ -149,10 +171,14 @@ export class ChatClient {
   private onFrame(frame: ServerFrame): void {
     switch (frame.type) {
       case 'ready':
+        this.keepToken(frame.token, frame.conversationId);
         this.ready = true;
         this.attempt = 0;
         this.events.status('online');
         for (const [clientId, text] of this.outbox) this.transmit(clientId, text);
+        return;
+      case 'token':
+        this.keepToken(frame.token, frame.conversationId);
         return;
       case 'message':
         this.lastSeenId = frame.id;
@@ -167,7 +193,7 @@ export class ChatClient {
           const retryable = frame.code === 'rate_limited' || frame.code === 'unavailable';
           if (!retryable) this.outbox.delete(frame.clientId);
           this.events.failed(frame.clientId, frame.message, retryable);
-        } else if (frame.code !== 'invalid_token' && frame.code !== 'conversation_not_found') {
+        } else if (frame.code !== 'invalid_token' && frame.code !== 'conversation_not_found' && frame.code !== 'conversation_closed') {
           this.events.status(this.ready ? 'online' : 'offline', frame.message);
         }
         return;
@@ -198,21 +224,57 @@ export class ChatClient {
       throw new Error('You are offline. We will reconnect automatically.');
     }
     const data = (await response.json().catch(() => ({}))) as { token?: string; conversationId?: string; error?: { message?: string } };
-    if (!response.ok || !data.token || !data.conversationId) {
+    if (!response.ok || !data.token) {
       throw new Error(data.error?.message ?? 'Chat is unavailable right now. We will keep trying.');
     }
-    const session: StoredSession = { token: data.token, conversationId: data.conversationId };
+    const session: StoredSession = { token: data.token };
+    if (data.conversationId) session.conversationId = data.conversationId;
     if (this.identity.userId) session.userId = this.identity.userId;
+    this.saveSession(session);
+    return session;
+  }
+
+  /** The token the server just gave: the one used for the hello no longer works. */
+  private keepToken(token: string | undefined, conversationId: string | undefined): void {
+    if (!token) return;
+    this.socketToken = token;
+    if (conversationId) this.socketConversation = conversationId;
+    const session: StoredSession = { token };
+    if (conversationId) session.conversationId = conversationId;
+    if (this.identity.userId) session.userId = this.identity.userId;
+    this.saveSession(session);
+  }
+
+  private saveSession(session: StoredSession): void {
     try {
       localStorage.setItem(this.storageKey, JSON.stringify(session));
     } catch {
       // Storage can be disabled (private mode): the session lasts as long as the page.
     }
     this.memorySession = session;
-    return session;
   }
 
   private memorySession: StoredSession | undefined;
+  /** The newest token the open socket used or was given; another one in storage means another tab moved on. */
+  private socketToken: string | undefined;
+  private socketConversation: string | undefined;
+
+  /**
+   * Another tab stored a different session (both started one at once, or after a close). While this
+   * socket's session has no conversation yet, it switches to that one, so the tabs stay in one chat.
+   */
+  private followOtherTab(): void {
+    const ws = this.ws;
+    if (!ws || !this.socketToken || this.socketConversation) return;
+    const stored = this.loadSession();
+    if (!stored || sessionOf(stored.token) === sessionOf(this.socketToken)) return;
+    this.ws = undefined;
+    this.ready = false;
+    ws.onclose = null;
+    ws.close(1000, 'joining the session of another tab');
+    this.lastSeenId = undefined;
+    void this.connect();
+  }
 
   private loadSession(): StoredSession | undefined {
     let session = this.memorySession;
@@ -246,6 +308,16 @@ export class ChatClient {
     if (!this.wanted || this.ws) return;
     this.attempt = 0;
     void this.connect();
+  }
+}
+
+/** The session a token belongs to (its payload's `s`), to tell a rotated token from another session. */
+function sessionOf(token: string): string | undefined {
+  try {
+    const payload = token.split('.')[1] ?? '';
+    return (JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { s?: string }).s;
+  } catch {
+    return undefined;
   }
 }
 

@@ -60,7 +60,7 @@ declare global {
       if (frame.notice === 'escalated' || frame.notice === 'released') speaker = 'Waiting for a person…';
       else if (frame.notice === 'joined' || frame.notice === 'transferred') speaker = 'A person from our team is here';
       else if (frame.notice === 'returned' || frame.notice === 'reopened') speaker = `${defaults.assistantName} · answers right away`;
-      else if (frame.notice === 'closed') speaker = 'Conversation closed · write to reopen it';
+      else if (frame.notice === 'closed') speaker = 'Conversation closed · write to start a new one';
       else if (frame.role === 'operator') speaker = `${frame.name} · ${defaults.brandName} team`;
       else if (frame.role === 'agent') speaker = `${defaults.assistantName} · answers right away`;
       refreshSubtitle();
