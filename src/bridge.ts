@@ -277,7 +277,7 @@ export class Bridge implements BridgePort {
     text = this.cleanText(text, 'operator', (input.attachments?.length ?? 0) > 0);
     const inboundKey = input.idempotencyKey ? `operator:${input.idempotencyKey}` : undefined;
     const duplicate = async () => ({ conversation: await this.committer.require(input.conversationId), message: undefined, delivered: false, duplicate: true });
-    if (inboundKey && (await this.store.inboundSeen(inboundKey))) return duplicate();
+    if (inboundKey && (await this.store.inboundSeen(inboundKey)) === input.conversationId) return duplicate();
     try {
       const { conversation, result } = await this.committer.change(
         input.conversationId,
@@ -439,11 +439,16 @@ export class Bridge implements BridgePort {
   private async ownershipCommand(input: { conversationId: string; idempotencyKey?: string }, command: OwnershipCommand, check?: (c: Conversation) => void): Promise<Conversation> {
     const { conversationId } = input;
     const inboundKey = input.idempotencyKey ? `command:${input.idempotencyKey}` : undefined;
-    if (inboundKey && (await this.store.inboundSeen(inboundKey))) return this.committer.require(conversationId);
+    // A key seen with another conversation is another request (platform ids are not global).
+    if (inboundKey && (await this.store.inboundSeen(inboundKey)) === conversationId) return this.committer.require(conversationId);
     if (command.type === 'claim' || command.type === 'take_over') {
       // A committed claim is final until its holder lets go: losers need not race the commit.
       const current = await this.committer.require(conversationId);
-      if (current.state === 'human' && current.owner) throw new AlreadyClaimedError(current.owner, current.ticket);
+      if (current.state === 'human' && current.owner) {
+        // The same request again (a platform retry racing its first delivery): the claim stands.
+        if (inboundKey && current.owner.id === command.operator.id) return current;
+        throw new AlreadyClaimedError(current.owner, current.ticket);
+      }
     }
     try {
       const { conversation } = await this.committer.change(

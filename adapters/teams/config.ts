@@ -1,14 +1,15 @@
 /**
  * Teams workspace configuration: Bot Framework credentials, the operators' channel, and where
  * proactive messages go. Read from the environment by `teamsConfigFromEnv`; every problem names
- * the variable to fix.
+ * the variable to fix. Bot Framework authentication is required: without `MICROSOFT_APP_ID` the
+ * bridge does not start, unless `TEAMS_ALLOW_UNAUTHENTICATED=true` and `HOST` is a loopback address.
  */
 import { ConfigError } from '../../src/errors.ts';
 
 export type TeamsAppType = 'MultiTenant' | 'SingleTenant' | 'UserAssignedMSI';
 
 export interface TeamsConfig {
-  /** Azure Bot app id. Empty disables Bot Framework auth (local and offline tests only). */
+  /** Azure Bot app id. Required unless `allowUnauthenticated`. */
   appId: string;
   appPassword: string;
   tenantId: string;
@@ -17,6 +18,12 @@ export interface TeamsConfig {
   channelId: string;
   /** Bot Connector base URL for proactive sends (region-specific in Teams). */
   serviceUrl: string;
+  /**
+   * No app id and no Bot Framework authentication: local development only. The endpoint then
+   * takes requests only from this machine, and never uses the `serviceUrl` they carry.
+   * `teamsConfigFromEnv` sets it only when `HOST` is a loopback address.
+   */
+  allowUnauthenticated?: boolean;
   /** Queue → channel id, for queues that have their own channel. */
   queueChannels?: Record<string, string>;
   /**
@@ -34,6 +41,20 @@ export interface TeamsConfig {
 
 /** The public Teams Bot Connector endpoint; Teams sends the region-specific one on each activity. */
 export const DEFAULT_TEAMS_SERVICE_URL = 'https://smba.trafficmanager.net/teams/';
+
+/**
+ * Hosts of Microsoft's Teams Bot Connector: the public cloud (`/teams/`, `/amer/`, `/emea/`... by
+ * region), GCC, GCC High and DoD. An activity's `serviceUrl` elsewhere is never called.
+ */
+export const TEAMS_SERVICE_HOSTS: readonly string[] = [
+  'smba.trafficmanager.net',
+  'smba.infra.gcc.teams.microsoft.com',
+  'smba.infra.gov.teams.microsoft.us',
+  'smba.infra.dod.teams.microsoft.us',
+];
+
+/** Addresses `HOST` may have for `TEAMS_ALLOW_UNAUTHENTICATED` to be honoured. */
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
 const APP_TYPES: Record<string, TeamsAppType> = {
   multitenant: 'MultiTenant',
@@ -55,6 +76,10 @@ export function teamsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): TeamsC
   const appType = APP_TYPES[rawType.toLowerCase()];
   if (!appType) throw new ConfigError('MICROSOFT_APP_TYPE', `expected MultiTenant, SingleTenant or UserAssignedMSI, got "${rawType}"`);
   const serviceUrl = env.TEAMS_SERVICE_URL?.trim() || DEFAULT_TEAMS_SERVICE_URL;
+  const rawAllow = env.TEAMS_ALLOW_UNAUTHENTICATED?.trim().toLowerCase() ?? '';
+  if (!['', 'true', 'false'].includes(rawAllow)) throw new ConfigError('TEAMS_ALLOW_UNAUTHENTICATED', `expected true or false, got "${env.TEAMS_ALLOW_UNAUTHENTICATED}"`);
+  // With an app id, authentication is on and the opt-out has nothing to turn off.
+  const allowUnauthenticated = rawAllow === 'true' && !appId;
   const config: TeamsConfig = {
     appId,
     appPassword,
@@ -63,9 +88,24 @@ export function teamsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): TeamsC
     channelId,
     serviceUrl,
     ...(env.TEAMS_QUEUE_CHANNELS?.trim() ? { queueChannels: parseQueueChannels(env.TEAMS_QUEUE_CHANNELS) } : {}),
+    ...(allowUnauthenticated ? { allowUnauthenticated } : {}),
   };
   validateTeamsConfig(config);
+  if (allowUnauthenticated) {
+    const host = env.HOST?.trim() || '0.0.0.0';
+    if (!isLoopbackHost(host)) {
+      throw new ConfigError(
+        'TEAMS_ALLOW_UNAUTHENTICATED',
+        `honoured only when HOST is a loopback address (127.0.0.1, ::1 or localhost), but HOST is "${host}"; set MICROSOFT_APP_ID instead`,
+      );
+    }
+  }
   return config;
+}
+
+/** `127.0.0.1`, `::1` or `localhost`: the only `HOST` values that keep the server off the network. */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'));
 }
 
 /** Checks a config object (from env or code) and throws `ConfigError` naming the variable. */
@@ -76,13 +116,26 @@ export function validateTeamsConfig(config: TeamsConfig): void {
   for (const [queue, channel] of Object.entries(config.queueChannels ?? {})) {
     if (!/^19:.+/.test(channel)) throw new ConfigError('TEAMS_QUEUE_CHANNELS', `queue "${queue}" maps to "${channel}", which is not a Teams channel id (19:...)`);
   }
+  let url: URL;
   try {
-    const url = new URL(config.serviceUrl);
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('protocol');
+    url = new URL(config.serviceUrl);
   } catch {
-    throw new ConfigError('TEAMS_SERVICE_URL', `expected an http(s) URL, got "${config.serviceUrl}"`);
+    throw new ConfigError('TEAMS_SERVICE_URL', `expected an https URL, got "${config.serviceUrl}"`);
   }
-  if (!config.appId) return; // auth disabled: local development and offline tests
+  // The bot's token goes with every request: plain http only to this machine (a local emulator).
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackAddress(url.hostname))) {
+    throw new ConfigError('TEAMS_SERVICE_URL', `expected an https URL (http only on this machine), got "${config.serviceUrl}"`);
+  }
+  if (url.username || url.password || url.search || url.hash) {
+    throw new ConfigError('TEAMS_SERVICE_URL', `expected a plain base URL (no credentials, query or fragment), got "${config.serviceUrl}"`);
+  }
+  if (!config.appId) {
+    if (config.allowUnauthenticated) return; // local development on loopback (checked by the caller)
+    throw new ConfigError(
+      'MICROSOFT_APP_ID',
+      "required when TEAMS_CHANNEL_ID is set (the Azure Bot's app id: without it anyone could post to /api/messages); for local development only, TEAMS_ALLOW_UNAUTHENTICATED=true with HOST=127.0.0.1",
+    );
+  }
   if (config.appType === 'UserAssignedMSI') {
     if (!config.tenantId) throw new ConfigError('MICROSOFT_APP_TENANT_ID', 'required when MICROSOFT_APP_TYPE is UserAssignedMSI');
     if (config.appPassword) throw new ConfigError('MICROSOFT_APP_PASSWORD', 'must be empty when MICROSOFT_APP_TYPE is UserAssignedMSI');
@@ -92,6 +145,37 @@ export function validateTeamsConfig(config: TeamsConfig): void {
   if (config.appType === 'SingleTenant' && !config.tenantId) {
     throw new ConfigError('MICROSOFT_APP_TENANT_ID', 'required when MICROSOFT_APP_TYPE is SingleTenant');
   }
+}
+
+/**
+ * The activity's service URL if the bridge may call it: https on one of Microsoft's Teams hosts,
+ * or the configured service URL's own origin. Anything else (another host, a port, credentials in
+ * the URL) is undefined.
+ */
+export function trustedServiceUrl(config: Pick<TeamsConfig, 'serviceUrl'>, raw: unknown): string | undefined {
+  if (typeof raw !== 'string' || !raw || raw.length > 2048) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if (url.username || url.password || url.search || url.hash) return undefined;
+  const microsoft = url.protocol === 'https:' && url.port === '' && TEAMS_SERVICE_HOSTS.includes(url.hostname.toLowerCase());
+  let configured = false;
+  try {
+    configured = url.origin === new URL(config.serviceUrl).origin;
+  } catch {
+    // an invalid configured URL matches nothing
+  }
+  return microsoft || configured ? url.toString() : undefined;
+}
+
+/** A literal loopback address or `localhost` (IPv4 127/8, IPv6 ::1, IPv4-mapped 127/8). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return a === 'localhost' || a === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
 }
 
 /** `billing=19:a@thread.tacv2,accounts=19:b@thread.tacv2` → { billing: ..., accounts: ... }. */

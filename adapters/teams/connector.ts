@@ -41,9 +41,14 @@ export class BotConnectorError extends Error {
  */
 const RETRYABLE_4XX = new Set([401, 403, 408, 412, 429]);
 
-/** Teams refused this request for good (a 4xx no retry will change: bad payload, too big, not found). */
+/** The code of a request refused here because its service URL is not one the bot may call. */
+export const SERVICE_URL_REFUSED = 'service_url_refused';
+
+/** Refused for good: a 4xx no retry will change (bad payload, too big, not found), or a service URL the bot may not call. */
 export function isRefusal(err: unknown): err is BotConnectorError {
-  return err instanceof BotConnectorError && err.status !== undefined && err.status >= 400 && err.status < 500 && !RETRYABLE_4XX.has(err.status);
+  if (!(err instanceof BotConnectorError)) return false;
+  if (err.code === SERVICE_URL_REFUSED) return true;
+  return err.status !== undefined && err.status >= 400 && err.status < 500 && !RETRYABLE_4XX.has(err.status);
 }
 
 /** A Bot Framework activity as we send it (loose: Teams accepts more fields than we use). */
@@ -67,6 +72,8 @@ export interface BotConnectorOptions {
   throttleBackoffMs?: number;
   pacer?: ThreadPacer;
   fetch?: typeof fetch;
+  /** Service URLs the bot may call (and send its token to); others are refused before any request. */
+  allowServiceUrl?: (url: string) => boolean;
 }
 
 /** Per call: aborted when the delivery worker lost its lease or is stopping. */
@@ -113,6 +120,9 @@ export class BotConnector {
 
   /** One paced request. Throws `RetryLaterError` (429, or a long pacing wait) or `BotConnectorError`. */
   private async request<T>(serviceUrl: string, method: 'POST' | 'PUT', path: string, body: unknown, pacingKey: string, options: RequestOptions): Promise<T | undefined> {
+    if (this.options.allowServiceUrl && !this.options.allowServiceUrl(serviceUrl)) {
+      throw new BotConnectorError(`Refused to call ${serviceUrl}: not the configured Teams service URL or Microsoft's`, 'not_sent', undefined, SERVICE_URL_REFUSED);
+    }
     const url = new URL(path.replace(/^\//, ''), serviceUrl.endsWith('/') ? serviceUrl : serviceUrl + '/').toString();
     await this.pacer.reserve(pacingKey);
     try {

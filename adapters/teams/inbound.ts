@@ -14,6 +14,7 @@ export interface TeamsActivity {
   text?: string;
   value?: unknown;
   serviceUrl?: string;
+  channelId?: string;
   replyToId?: string;
   from?: { id?: string; name?: string; aadObjectId?: string; role?: string };
   recipient?: { id?: string; name?: string };
@@ -123,14 +124,24 @@ export function attachmentsFromActivity(activity: TeamsActivity): Attachment[] {
     if (type === 'text/html' || type.startsWith('application/vnd.microsoft.card')) continue;
     let url: string | undefined;
     if (type === 'application/vnd.microsoft.teams.file.download.info') {
-      url = safeUrl((a.content as { downloadUrl?: string } | undefined)?.downloadUrl) ?? safeUrl(a.contentUrl);
+      const downloadUrl = (a.content as { downloadUrl?: unknown } | null | undefined)?.downloadUrl;
+      url = safeUrl(typeof downloadUrl === 'string' ? downloadUrl : undefined) ?? safeUrl(a.contentUrl);
     } else {
       url = safeUrl(a.contentUrl);
     }
     // Images pasted inline live behind Teams' own authentication: a customer could not open them.
     if (!url || TEAMS_HOSTED.test(new URL(url).hostname)) continue;
-    const name = a.name?.trim() || decodeURIComponent(new URL(url).pathname.split('/').pop() || 'file');
+    const name = a.name?.trim() || safeDecode(new URL(url).pathname.split('/').pop() || '') || 'file';
     out.push({ name, url, ...(type && type !== 'reference' && !type.startsWith('application/vnd.microsoft') ? { contentType: type } : {}) });
   }
   return out;
+}
+
+/** `decodeURIComponent`, or the text as it is when it is not validly encoded. */
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

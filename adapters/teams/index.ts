@@ -13,7 +13,7 @@ import type { HttpServer } from '../../src/http.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
 import type { BridgePort, DeliveryAttempt, Service, Workspace } from '../../src/ports.ts';
-import { validateTeamsConfig, type TeamsConfig } from './config.ts';
+import { trustedServiceUrl, validateTeamsConfig, type TeamsConfig } from './config.ts';
 import { BotConnector } from './connector.ts';
 import { createBotAuthentication, mountMessagesEndpoint, TeamsCloudAdapter } from './endpoint.ts';
 import { TeamsState } from './state.ts';
@@ -61,9 +61,19 @@ export class TeamsWorkspace implements Workspace, Service {
       ...(config.requestTimeoutMs ? { timeoutMs: config.requestTimeoutMs } : {}),
       ...(config.throttleBackoffMs ? { throttleBackoffMs: config.throttleBackoffMs } : {}),
       pacer: new ThreadPacer(config.threadLimits ?? TEAMS_THREAD_LIMITS),
+      allowServiceUrl: (url) => trustedServiceUrl(config, url) !== undefined,
     });
     this.outbound = new TeamsOutbound({ bridge, config, connector, state, logger: this.logger });
-    const turns = new TeamsTurns({ bridge, state, outbound: this.outbound, logger: this.logger, serviceUrl: config.serviceUrl });
+    const authenticated = !!config.appId;
+    const turns = new TeamsTurns({
+      bridge,
+      state,
+      outbound: this.outbound,
+      logger: this.logger,
+      serviceUrl: config.serviceUrl,
+      // Only an authenticated activity's serviceUrl is ever kept, and only a trusted one.
+      serviceUrlOf: (activity) => (authenticated ? trustedServiceUrl(config, activity.serviceUrl) : undefined),
+    });
     const adapter = new TeamsCloudAdapter(createBotAuthentication(config), this.logger);
     mountMessagesEndpoint(options.http, options.path ?? TEAMS_MESSAGES_PATH, {
       adapter,
@@ -71,8 +81,11 @@ export class TeamsWorkspace implements Workspace, Service {
       accepting: () => this.accepting,
       track: (work) => this.track(work),
       logger: this.logger,
+      loopbackOnly: !authenticated,
     });
-    if (!config.appId) this.logger.warn('MICROSOFT_APP_ID is empty: Bot Framework authentication is OFF (local testing only)');
+    if (!authenticated) {
+      this.logger.warn('TEAMS_ALLOW_UNAUTHENTICATED: Bot Framework authentication is OFF; /api/messages takes requests from this machine only (local development)');
+    }
   }
 
   mirror(conversation: Conversation, message: Message, attempt?: DeliveryAttempt): Promise<void> {

@@ -1,8 +1,9 @@
 /**
  * What the Teams adapter remembers, in the store's `teams` area: each conversation's thread (root and
  * briefing activity ids), the reverse map from a Teams thread to the conversation, the activity id
- * each mirrored message got, inbound activities already acted on, and operators' profiles for private
- * messages. Plain state: what is still to be sent lives in the delivery core's work log, not here.
+ * each mirrored message got, and operators' profiles for private messages. Plain state: what is
+ * still to be sent lives in the delivery core's work log, and which inbound activities were acted
+ * on is recorded by the bridge with each change (idempotency keys), not here.
  */
 import type { KeyValue } from '../../src/store/store.ts';
 
@@ -36,6 +37,7 @@ export interface OperatorProfile {
   name: string;
   aadObjectId?: string;
   tenantId?: string;
+  /** Only from an authenticated activity, and only a Teams service URL (see `trustedServiceUrl`). */
   serviceUrl?: string;
 }
 
@@ -47,8 +49,6 @@ export interface BotAccount {
 
 /** How long a mirrored message's activity id is kept: only a retry of its delivery reads it. */
 const POSTED_TTL_MS = 30 * 24 * 3600 * 1000;
-/** How long an inbound activity is remembered as handled; Teams' retries come within a minute. */
-const HANDLED_TTL_MS = 24 * 3600 * 1000;
 
 /** `19:x@thread.tacv2;messageid=123` → the same id, normalized for lookups. */
 export function threadKey(conversationId: string): string | undefined {
@@ -88,15 +88,6 @@ export class TeamsState {
 
   async recordPosted(conversationId: string, key: string, activityId: string): Promise<void> {
     await this.kv.set(`posted:${conversationId}:${key}`, activityId, POSTED_TTL_MS);
-  }
-
-  /** True when an inbound activity (by `<conversation>:<activity id>`) was already acted on. */
-  async handled(key: string): Promise<boolean> {
-    return (await this.kv.get<number>(`handled:${key}`)) !== undefined;
-  }
-
-  async markHandled(key: string): Promise<void> {
-    await this.kv.set(`handled:${key}`, Date.now(), HANDLED_TTL_MS);
   }
 
   operator(userId: string): Promise<OperatorProfile | undefined> {

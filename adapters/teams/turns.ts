@@ -3,11 +3,13 @@
  * (`adaptiveCard/action` invokes, plus `Action.Submit` messages from older clients), turned into
  * bridge commands. Each runs before Teams gets its answer, so a failure makes Teams retry.
  *
- * Teams retries a slow bot with the same activity id. An operator's reply carries that id as its
- * idempotency key, marked by the bridge in the same commit as the message: a retry after the
- * commit is recognised, one after a crash before it gets through. Commands (claim, return, card
- * buttons) are marked handled after they succeed; a crash in between lets a retry run the command
- * again, which the state machine then refuses (told privately), so nothing is ever lost.
+ * Teams retries a slow bot with the same activity id. Every message and command carries it as its
+ * idempotency key (`teams:<conversation id>:<activity id>`), recorded by the bridge in the same
+ * commit as the change: a retry after the commit changes nothing, one after a crash before it goes
+ * through. A retry arriving while the first is still being handled here shares the first's outcome.
+ *
+ * Nothing is remembered from an activity outside the bridge's threads, and an activity's
+ * `serviceUrl` only when it came with a valid token and points at Teams (`serviceUrlOf`).
  */
 import { ActivityTypes, type TurnContext } from 'botbuilder';
 import { BridgeError, StaleBriefingError } from '../../src/errors.ts';
@@ -34,26 +36,29 @@ export type CardActionResponse =
   | { statusCode: 200; type: 'application/vnd.microsoft.activity.message'; value: string }
   | { statusCode: number; type: 'application/vnd.microsoft.error'; value: { code: string; message: string } };
 
-/** A retried activity that was (or is being) handled already. */
-const DUPLICATE = Symbol('duplicate');
+export interface TeamsTurnsDeps {
+  bridge: BridgePort;
+  state: TeamsState;
+  outbound: TeamsOutbound;
+  logger: Logger;
+  /** The configured service URL. */
+  serviceUrl: string;
+  /** The activity's service URL if it may be kept and called later; undefined when unauthenticated or not Teams'. */
+  serviceUrlOf: (activity: TeamsActivity) => string | undefined;
+}
 
 export class TeamsTurns {
   private warnedServiceUrl = false;
-  /** Activities being handled in this process, so a retry arriving meanwhile waits for the first. */
+  /** Activities being handled in this process: a retry arriving meanwhile shares the first's outcome. */
   private readonly running = new Map<string, Promise<unknown>>();
 
-  constructor(
-    private readonly deps: { bridge: BridgePort; state: TeamsState; outbound: TeamsOutbound; logger: Logger; serviceUrl: string },
-  ) {}
+  constructor(private readonly deps: TeamsTurnsDeps) {}
 
   /** The bot's logic for one inbound activity (runs inside botbuilder's turn). */
   async onTurn(context: TurnContext): Promise<void> {
     const activity = context.activity as unknown as TeamsActivity;
-    if (activity.recipient?.id) await this.deps.state.rememberBot({ id: activity.recipient.id, ...(activity.recipient.name ? { name: activity.recipient.name } : {}) });
-    if (activity.serviceUrl && !sameUrl(activity.serviceUrl, this.deps.serviceUrl) && !this.warnedServiceUrl) {
-      this.warnedServiceUrl = true;
-      this.deps.logger.warn({ seen: activity.serviceUrl, configured: this.deps.serviceUrl }, `Teams serves this tenant from ${activity.serviceUrl}; set TEAMS_SERVICE_URL to it`);
-    }
+    // Other Bot Framework channels the Azure Bot may have enabled have no business in our threads.
+    if (activity.channelId !== 'msteams') return;
     if (activity.type === ActivityTypes.Message) return this.onMessage(activity);
     if (activity.type === ActivityTypes.Invoke && activity.name === 'adaptiveCard/action') {
       const body = await this.onCardInvoke(activity);
@@ -66,50 +71,50 @@ export class TeamsTurns {
     if (isFromBot(activity)) return;
     const conversationId = activity.conversation?.id ? await this.deps.state.conversationForThread(activity.conversation.id) : undefined;
     if (!conversationId) return; // a post outside our threads: not ours to handle
+    const action = parseCardAction(activity.value);
+    if (action && action.conversationId !== conversationId) return; // a card from another thread: not this one's to act on
+    const { text, mentionedBot } = messageText(activity);
+    const attachments = attachmentsFromActivity(activity);
+    if (!action && !text && attachments.length === 0) return;
     const operator = await this.operator(activity);
     if (!operator) return;
-    const action = parseCardAction(activity.value);
+    const key = idempotencyKey(activity);
     if (action) {
-      if (action.conversationId !== conversationId) return; // a card from another thread: not this one's to act on
       // Action.Submit fallback from an older client: same effect as the invoke, answers go privately.
-      await this.once(activity, async () => {
-        const { notice } = await this.perform(action, operator);
+      await this.shared(activity, async () => {
+        const { notice } = await this.perform(action, operator, key);
         if (notice) await this.tellPrivately(operator, notice, action.conversationId);
       });
       return;
     }
-    const { text, mentionedBot } = messageText(activity);
-    const attachments = attachmentsFromActivity(activity);
-    if (!text && attachments.length === 0) return;
     const command = parseThreadCommand(text, mentionedBot);
     if (command.kind === 'message') {
-      // The bridge marks the activity id with the message's own commit: a retry is a no-op.
       const { duplicate } = await this.deps.bridge.operatorMessage({
         conversationId,
         operator,
         text,
         ...(attachments.length ? { attachments } : {}),
-        ...(activity.id ? { idempotencyKey: `teams:${activity.id}` } : {}),
+        ...key,
         source: { workspace: 'teams', ...(activity.id ? { externalId: activity.id } : {}) },
       });
       if (duplicate) this.deps.logger.info({ activityId: activity.id }, 'duplicate Teams activity ignored (Teams retried a slow answer)');
       return;
     }
     if (command.kind === 'help') return this.tellPrivately(operator, HELP_TEXT, conversationId);
-    await this.once(activity, async () => {
+    await this.shared(activity, async () => {
       try {
         switch (command.kind) {
           case 'return':
-            await this.deps.bridge.returnToAgent({ conversationId, operator, ...(command.note ? { note: command.note } : {}) });
+            await this.deps.bridge.returnToAgent({ conversationId, operator, ...(command.note ? { note: command.note } : {}), ...key });
             return;
           case 'close':
-            await this.deps.bridge.close({ conversationId, operator, ...(command.note ? { note: command.note } : {}) });
+            await this.deps.bridge.close({ conversationId, operator, ...(command.note ? { note: command.note } : {}), ...key });
             return;
           case 'claim':
-            await this.deps.bridge.claim({ conversationId, operator });
+            await this.deps.bridge.claim({ conversationId, operator, ...key });
             return;
           case 'takeover':
-            await this.deps.bridge.takeOver({ conversationId, operator });
+            await this.deps.bridge.takeOver({ conversationId, operator, ...key });
             return;
         }
       } catch (err) {
@@ -123,13 +128,14 @@ export class TeamsTurns {
   private async onCardInvoke(activity: TeamsActivity): Promise<CardActionResponse> {
     const action = parseCardAction(activity.value);
     if (!action) return errorResponse(400, 'bad_action', 'This card action is not one the bridge knows.');
-    const operator = await this.operator(activity);
-    if (!operator) return errorResponse(400, 'no_user', 'Teams did not say who clicked.');
-    const conversation = await this.deps.bridge.getConversation(action.conversationId);
-    if (!conversation) return errorResponse(404, 'not_found', `No conversation ${action.conversationId}; it may have been deleted.`);
+    if (!activity.from?.id) return errorResponse(400, 'no_user', 'Teams did not say who clicked.');
     // A card acts only on the conversation whose thread it sits in.
     const threadOwner = activity.conversation?.id ? await this.deps.state.conversationForThread(activity.conversation.id) : undefined;
-    if (threadOwner !== conversation.id) return errorResponse(403, 'wrong_thread', 'This card does not belong to this thread.');
+    if (threadOwner !== action.conversationId) return errorResponse(403, 'wrong_thread', 'This card does not belong to this thread.');
+    const conversation = await this.deps.bridge.getConversation(action.conversationId);
+    if (!conversation) return errorResponse(404, 'not_found', `No conversation ${action.conversationId}; it may have been deleted.`);
+    const operator = await this.operator(activity);
+    if (!operator) return errorResponse(400, 'no_user', 'Teams did not say who clicked.');
 
     const thread = await this.deps.state.thread(conversation.id);
     const latest = thread?.briefings.at(-1)?.activityId;
@@ -138,36 +144,38 @@ export class TeamsTurns {
     }
     if (action.action === 'refresh') return cardResponse(this.deps.outbound.briefingCard(conversation, { viewerId: operator.id }));
 
-    // Teams retries a slow invoke with the same id: act once, answer every time with the current card.
-    const outcome = await this.once(activity, () => this.perform(action, operator, conversation));
-    if (outcome === DUPLICATE) {
-      const current = (await this.deps.bridge.getConversation(conversation.id)) ?? conversation;
-      return cardResponse(this.deps.outbound.briefingCard(current, { viewerId: operator.id }));
-    }
+    // Teams retries a slow invoke with the same id: the bridge acts once (idempotency key), and
+    // the retry is answered with the card as it is now.
+    const outcome = await this.shared(activity, () => this.perform(action, operator, idempotencyKey(activity), conversation));
     // A button from an older briefing: that card is out of date, so show it as such, with why.
     if (outcome.stale) return cardResponse(buildSupersededBriefingCard(outcome.conversation, outcome.notice));
     return cardResponse(this.deps.outbound.briefingCard(outcome.conversation, { viewerId: operator.id, ...(outcome.notice ? { notice: outcome.notice } : {}) }));
   }
 
   /** Runs one card action; a refused action (already claimed, not the owner) comes back as a notice. */
-  private async perform(action: ParsedCardAction, operator: Operator, known?: Conversation): Promise<{ conversation: Conversation; notice?: string; stale?: boolean }> {
+  private async perform(
+    action: ParsedCardAction,
+    operator: Operator,
+    key: { idempotencyKey?: string },
+    known?: Conversation,
+  ): Promise<{ conversation: Conversation; notice?: string; stale?: boolean }> {
     const { bridge } = this.deps;
     const conversationId = action.conversationId;
     const note = action.note ? { note: action.note } : {};
     try {
       switch (action.action) {
         case 'claim':
-          return { conversation: await bridge.claim({ conversationId, operator }) };
+          return { conversation: await bridge.claim({ conversationId, operator, ...key }) };
         case 'takeover':
-          return { conversation: await bridge.takeOver({ conversationId, operator }) };
+          return { conversation: await bridge.takeOver({ conversationId, operator, ...key }) };
         case 'option':
           return {
-            conversation: await bridge.decide({ conversationId, operator, optionId: action.optionId!, ...note, ...(action.escalation ? { escalation: action.escalation } : {}) }),
+            conversation: await bridge.decide({ conversationId, operator, optionId: action.optionId!, ...note, ...(action.escalation ? { escalation: action.escalation } : {}), ...key }),
           };
         case 'return':
-          return { conversation: await bridge.returnToAgent({ conversationId, operator, ...note }) };
+          return { conversation: await bridge.returnToAgent({ conversationId, operator, ...note, ...key }) };
         case 'close':
-          return { conversation: await bridge.close({ conversationId, operator, ...note }) };
+          return { conversation: await bridge.close({ conversationId, operator, ...note, ...key }) };
         case 'refresh':
           return { conversation: known ?? (await this.require(conversationId)) };
       }
@@ -187,40 +195,42 @@ export class TeamsTurns {
     }
   }
 
-  /** The acting operator; their profile is kept so the bridge can message them privately later. */
+  /**
+   * The acting operator, for an activity in one of the bridge's threads. Their profile (and the
+   * bot's own account) is kept so the bridge can message them privately later; the activity's
+   * service URL only when `serviceUrlOf` vouches for it.
+   */
   private async operator(activity: TeamsActivity): Promise<Operator | undefined> {
     const operator = operatorFromActivity(activity);
     const userId = activity.from?.id;
     if (!operator || !userId) return undefined;
     const tenantId = activity.channelData?.tenant?.id ?? activity.conversation?.tenantId;
+    const serviceUrl = this.deps.serviceUrlOf(activity);
+    if (serviceUrl && !sameUrl(serviceUrl, this.deps.serviceUrl) && !this.warnedServiceUrl) {
+      this.warnedServiceUrl = true;
+      this.deps.logger.warn({ seen: serviceUrl, configured: this.deps.serviceUrl }, `Teams serves this tenant from ${serviceUrl}; set TEAMS_SERVICE_URL to it`);
+    }
+    if (activity.recipient?.id) await this.deps.state.rememberBot({ id: activity.recipient.id, ...(activity.recipient.name ? { name: activity.recipient.name } : {}) });
     await this.deps.state.rememberOperator({
       userId,
       name: operator.name,
       ...(activity.from?.aadObjectId ? { aadObjectId: activity.from.aadObjectId } : {}),
-      ...(tenantId ? { tenantId } : {}),
-      ...(activity.serviceUrl ? { serviceUrl: activity.serviceUrl } : {}),
+      ...(typeof tenantId === 'string' && tenantId ? { tenantId } : {}),
+      ...(serviceUrl ? { serviceUrl } : {}),
     });
     return operator;
   }
 
-  /**
-   * Runs `fn` once per activity id, marking the id handled after it succeeded. A retry that finds
-   * the mark, or arrives while the first run is still going here, gets `DUPLICATE`.
-   */
-  private async once<T>(activity: TeamsActivity, fn: () => Promise<T>): Promise<T | typeof DUPLICATE> {
+  /** Runs `fn` for an activity; the same activity arriving again while it runs gets the same outcome. */
+  private async shared<T>(activity: TeamsActivity, fn: () => Promise<T>): Promise<T> {
     if (!activity.id) return fn();
     const key = `${activity.conversation?.id ?? ''}:${activity.id}`;
     const earlier = this.running.get(key);
     if (earlier) {
-      await earlier.catch(() => {});
-      return this.duplicate(activity);
+      this.deps.logger.info({ activityId: activity.id }, 'Teams sent an activity again while it was being handled; answering both with one outcome');
+      return earlier as Promise<T>;
     }
-    const run = (async () => {
-      if (await this.deps.state.handled(key)) return this.duplicate(activity);
-      const result = await fn();
-      await this.deps.state.markHandled(key).catch((err: unknown) => this.deps.logger.warn({ err: String(err), activityId: activity.id }, 'could not mark a Teams activity handled'));
-      return result;
-    })();
+    const run = fn();
     this.running.set(key, run);
     try {
       return await run;
@@ -229,16 +239,19 @@ export class TeamsTurns {
     }
   }
 
-  private duplicate(activity: TeamsActivity): typeof DUPLICATE {
-    this.deps.logger.info({ activityId: activity.id }, 'duplicate Teams activity ignored (Teams retried a slow answer)');
-    return DUPLICATE;
-  }
-
   private async require(conversationId: string): Promise<Conversation> {
     const conversation = await this.deps.bridge.getConversation(conversationId);
     if (!conversation) throw new BridgeError('not_found', `No conversation ${conversationId}.`);
     return conversation;
   }
+}
+
+/**
+ * The bridge's idempotency key for an activity's message or command: Teams resends with the same
+ * ids. A message id is unique only within its conversation (like a Slack ts in its channel).
+ */
+function idempotencyKey(activity: TeamsActivity): { idempotencyKey?: string } {
+  return activity.id ? { idempotencyKey: `teams:${activity.conversation?.id ?? ''}:${activity.id}` } : {};
 }
 
 function sameUrl(a: string, b: string): boolean {

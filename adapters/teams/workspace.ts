@@ -20,7 +20,7 @@ import { formatBridgeLine, formatMirroredMessage } from '../../cards/teams/messa
 import { buildRootCard, rootSummary } from '../../cards/teams/root.ts';
 import { escalationNumber } from '../../cards/teams/status.ts';
 import { escapeMessageText, oneLine } from '../../cards/teams/text.ts';
-import { channelForQueue, type TeamsConfig } from './config.ts';
+import { channelForQueue, trustedServiceUrl, type TeamsConfig } from './config.ts';
 import { BotConnectorError, isRefusal, type BotConnector, type OutgoingActivity } from './connector.ts';
 import { teamsUserId } from './inbound.ts';
 import { threadIdFor, type BriefingRecord, type TeamsState, type ThreadRecord } from './state.ts';
@@ -123,11 +123,15 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     }
   }
 
-  /** A line in the user's 1:1 chat with the bot, opening the chat on first use. */
+  /**
+   * A line in the user's 1:1 chat with the bot, opening the chat on first use. It goes to the
+   * service URL Teams gave with the user's authenticated activity, if it is still a trusted one
+   * (a profile stored by an older version may hold any URL), else to the configured one.
+   */
   private async sendPrivately(userId: string, text: string): Promise<void> {
     const { state, connector, config } = this.deps;
     const profile = await state.operator(userId);
-    const serviceUrl = profile?.serviceUrl ?? config.serviceUrl;
+    const serviceUrl = trustedServiceUrl(config, profile?.serviceUrl) ?? config.serviceUrl;
     let chatId = await state.directChat(userId);
     if (!chatId) {
       const bot = (await state.bot()) ?? { id: `28:${config.appId}` };

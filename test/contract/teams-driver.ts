@@ -53,6 +53,9 @@ export class TeamsDriver implements WorkspaceDriver {
         appType: 'MultiTenant',
         channelId: TEAMS_TEST_CHANNEL,
         serviceUrl,
+        // Local development's opt-out, on 127.0.0.1: outbound calls would need a token from
+        // Microsoft. Authentication itself is tested with signed tokens (test/teams/auth.test.ts).
+        allowUnauthenticated: true,
         // A 429 without Retry-After waits 20-60 ms here, not Teams' 1-3 s.
         throttleBackoffMs: 20,
         requestTimeoutMs: 5000,

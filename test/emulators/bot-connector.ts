@@ -342,11 +342,13 @@ export class BotConnectorEmulator {
     replyToId?: string;
     id?: string;
     authorization?: string;
+    /** Where the activity says replies go; this emulator by default (an attacker's URL in the security tests). */
+    serviceUrl?: string;
   }): Promise<{ status: number; body: unknown; id: string }> {
     const id = input.id ?? this.nextId();
     const mention = `<at>${this.bot.name}</at>`;
     const activity: Record<string, unknown> = {
-      ...this.envelope(input.threadId, input.from, id),
+      ...this.envelope(input.threadId, input.from, id, input.serviceUrl),
       type: 'message',
       textFormat: 'plain',
       text: input.mentionBot ? `${mention} ${input.text}` : input.text,
@@ -455,14 +457,15 @@ export class BotConnectorEmulator {
     return `${unsigned}.${signature.toString('base64url')}`;
   }
 
-  private envelope(conversationId: string, from: TeamsUser, id: string): Record<string, unknown> {
+  /** The fields Teams puts on every activity it sends the bot. */
+  envelope(conversationId: string, from: TeamsUser, id: string, serviceUrl = this.serviceUrl): Record<string, unknown> {
     const channel = conversationId.split(';')[0]!;
     const isChannel = channel.startsWith('19:');
     return {
       id,
       timestamp: new Date().toISOString(),
       localTimestamp: new Date().toISOString(),
-      serviceUrl: this.serviceUrl,
+      serviceUrl,
       channelId: 'msteams',
       from: { id: from.id, name: from.name, ...(from.aadObjectId ? { aadObjectId: from.aadObjectId } : {}) },
       conversation: { isGroup: isChannel, conversationType: isChannel ? 'channel' : 'personal', tenantId: this.tenantId, id: conversationId },

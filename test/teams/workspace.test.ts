@@ -314,6 +314,43 @@ describe('Teams as an operator workspace', () => {
     expect((await bridge.getConversation(id))!.messages.filter((m) => m.text === 'Only once please')).toHaveLength(1);
   });
 
+  it('acts once on a retried typed command, whether the retry comes after the first or alongside it', async () => {
+    const { bridge, id } = await escalated();
+    await driver.clickClaim(id, ALICE);
+    const threadId = await driver.threadId(id);
+    const from = { id: ALICE.userId, name: ALICE.name };
+    // The bridge records `teams:<activity id>` with the command's commit: the retry changes nothing.
+    await driver.emulator.channelMessage({ threadId, from, text: 'return: refund approved', id: '1800000000011' });
+    await driver.emulator.channelMessage({ threadId, from, text: 'return: refund approved', id: '1800000000011' });
+    await driver.settle();
+    await driver.emulator.channelMessage({ threadId, from, text: 'takeover', id: '1800000000013' });
+    await Promise.all([1, 2].map(() => driver.emulator.channelMessage({ threadId, from, text: 'close', id: '1800000000012' })));
+    await driver.settle();
+    const history = (await bridge.getConversation(id))!.history;
+    expect(history.filter((h) => h.reason === 'return')).toHaveLength(1);
+    expect(history.filter((h) => h.reason === 'close')).toHaveLength(1);
+    // Neither retry was refused as a second command (no private "you do not hold it").
+    expect(await driver.privateTexts(ALICE)).not.toContainEqual(expect.stringMatching(/not|already/i));
+    expect(await bridge.store.kv('teams').get(`handled:${threadId}:1800000000011`)).toBeUndefined();
+  });
+
+  it('keeps two messages that share an id in different threads (Teams ids are unique per conversation only)', async () => {
+    const { bridge, id } = await escalated();
+    const other = (await bridge.customerMessage({ origin: 'api', customer, text: 'Another refund please' })).conversation.id;
+    await driver.settle();
+    const from = { id: ALICE.userId, name: ALICE.name };
+    for (const conversationId of [id, other]) {
+      await driver.emulator.channelMessage({ threadId: await driver.threadId(conversationId), from, text: '// same id, other thread', id: '1800000000021' });
+      await driver.emulator.channelMessage({ threadId: await driver.threadId(conversationId), from, text: 'claim', id: '1800000000022' });
+    }
+    await driver.settle();
+    for (const conversationId of [id, other]) {
+      const conversation = (await bridge.getConversation(conversationId))!;
+      expect(conversation.messages.filter((m) => m.text === 'same id, other thread')).toHaveLength(1);
+      expect(conversation.owner?.id).toBe(`teams:${ALICE.userId}`);
+    }
+  });
+
   it("ignores the bot's own messages and posts outside the bridge's threads", async () => {
     const { bridge, id } = await escalated();
     const threadId = await driver.threadId(id);
