@@ -3,6 +3,7 @@
  * and workspace whose variables are set. `main.ts` runs it; tests start it the same way.
  */
 import { randomBytes } from 'node:crypto';
+import { consoleConfigFromEnv, createConsoleWorkspace, type ConsoleWorkspace } from '../adapters/console/index.ts';
 import { createEmailChannel, emailConfigFromEnv } from '../adapters/email/index.ts';
 import { createSlackWorkspace, slackConfigFromEnv, slackConfigured } from '../adapters/slack/index.ts';
 import { createTeamsWorkspace, teamsConfigFromEnv } from '../adapters/teams/index.ts';
@@ -10,6 +11,7 @@ import { createWebChat, webChatConfigFromEnv } from '../adapters/webchat/index.t
 import type { Agent } from './agent/agent.ts';
 import { loadFaq, OfflineAgent } from './agent/offline-agent.ts';
 import { openAIAgentFromEnv } from './agent/openai-agent.ts';
+import { baseUrlFor, type StartupInfo } from './banner.ts';
 import { Bridge } from './bridge.ts';
 import { parseCoreConfig, type CoreConfig } from './config.ts';
 import { HttpServer } from './http.ts';
@@ -29,11 +31,16 @@ export interface RunningBridge {
   config: CoreConfig;
   /** Names of what runs, e.g. `['webchat', 'email', 'slack']`. */
   running: string[];
+  /** The URLs to open and what runs, for the start-up banner. */
+  startup: StartupInfo;
   /** Stops taking new work, finishes what is in flight, closes everything. */
   stop(): Promise<void>;
 }
 
-export async function startBridge(rawEnv: Record<string, string | undefined>, options: { logger?: Logger } = {}): Promise<RunningBridge> {
+export async function startBridge(
+  rawEnv: Record<string, string | undefined>,
+  options: { logger?: Logger; /** Shows start-up (the terminal banner) instead of the JSON ready line. */ onReady?: (info: StartupInfo) => void } = {},
+): Promise<RunningBridge> {
   // One BRAND_NAME names the company everywhere; per-channel names may override it.
   const env = { ...rawEnv };
   if (env.BRAND_NAME) {
@@ -50,6 +57,8 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
   const slackConfig = slackConfigured(env) ? slackConfigFromEnv(env) : undefined;
   const teamsConfig = teamsConfigFromEnv(env);
   const emailConfig = emailConfigFromEnv(env);
+  // The console runs when no other workspace does (or with CONSOLE_ENABLED=true beside them).
+  const consoleConfig = consoleConfigFromEnv(env, { otherWorkspaces: [...(slackConfig ? ['slack'] : []), ...(teamsConfig ? ['teams'] : [])] });
   const webchatOff = env.WEBCHAT_ENABLED === 'false' || env.WEBCHAT_ENABLED === '0';
 
   const store = await openStore(config.STORE_URL);
@@ -96,6 +105,12 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
       bridge.addWorkspace(teams);
       services.push(teams);
     }
+    let operatorConsole: ConsoleWorkspace | undefined;
+    if (consoleConfig) {
+      operatorConsole = createConsoleWorkspace({ bridge, http, logger, config: consoleConfig, notePrefix: config.NOTE_PREFIX });
+      bridge.addWorkspace(operatorConsole);
+      services.push(operatorConsole);
+    }
 
     // Work left from an earlier run goes out now that every destination is registered.
     bridge.start();
@@ -119,13 +134,37 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
     digest?.start();
 
     const running = services.map((s) => s.name);
-    const off = ['webchat', 'email', 'slack', 'teams'].filter((n) => !running.includes(n));
-    logger.info(
-      { port, store: store.backend, agent: agent.name, running, off },
-      `bridge ready on port ${port}: ${running.join(', ') || 'no channels or workspaces'} running` +
-        (off.length ? `; off: ${off.join(', ')} (set their variables to turn them on)` : '') +
-        (services.some((s) => s.name === 'slack' || s.name === 'teams') ? '' : '; no operator workspace: escalations wait in the store until Slack or Teams is configured'),
-    );
+    const off = ['webchat', 'email', 'slack', 'teams', 'console'].filter((n) => !running.includes(n));
+    const baseUrl = baseUrlFor(config.PUBLIC_URL, config.HOST, port);
+    const startup: StartupInfo = {
+      port,
+      baseUrl,
+      running,
+      off,
+      store: store.backend,
+      agent: agent.name,
+      healthUrl: `${baseUrl}/healthz`,
+      ...(running.includes('webchat') ? { customerUrl: `${baseUrl}/` } : {}),
+      ...(operatorConsole
+        ? {
+            console: operatorConsole.signInLinks().map((link) => ({
+              who: link.operator.name,
+              kind: link.kind,
+              // CONSOLE_TOKEN is the operators' own secret: never printed or logged.
+              url: link.kind === 'shared' ? `${baseUrl}/console?token=<CONSOLE_TOKEN>` : `${baseUrl}${link.path}`,
+            })),
+          }
+        : {}),
+    };
+    if (options.onReady) options.onReady(startup);
+    else {
+      logger.info(
+        { port, store: store.backend, agent: agent.name, running, off, urls: { customer: startup.customerUrl, console: startup.console, health: startup.healthUrl } },
+        `bridge ready on port ${port}: ${running.join(', ') || 'no channels or workspaces'} running` +
+          (off.length ? `; off: ${off.join(', ')} (set their variables to turn them on)` : '') +
+          (running.some((n) => n === 'slack' || n === 'teams' || n === 'console') ? '' : '; no operator workspace: escalations wait in the store until one runs'),
+      );
+    }
 
     const running_bridge = bridge;
     return {
@@ -134,6 +173,7 @@ export async function startBridge(rawEnv: Record<string, string | undefined>, op
       port,
       config,
       running,
+      startup,
       async stop() {
         http.setReady(false);
         digest?.stop();

@@ -17,6 +17,7 @@ const CoreConfigSchema = z.object({
   NOTE_PREFIX: z.string().min(1).max(8).default('//').describe('1-8 characters that mark an internal note'),
   MAX_MESSAGE_CHARS: z.coerce.number().int().min(100).max(100_000).default(8000).describe('a whole number from 100 to 100000'),
   AGENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(120_000).describe('milliseconds, at least 1000'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'text']).default('auto').describe('auto (a banner on a terminal, JSON lines otherwise), json or text'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('one of fatal, error, warn, info, debug, trace, silent'),
   PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional().describe('the absolute http(s) URL the bridge is reached at, e.g. https://support.example.com'),
   DELIVERY_LEASE_MS: z.coerce.number().int().min(1000).default(30_000).describe('milliseconds, at least 1000: how long a crashed instance holds its work before another instance takes it over'),

@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT (in-flight work finishes first). A configuration error is one line and exit 1.
  */
 import { startBridge } from './app.ts';
+import { startupBanner, startupFormat } from './banner.ts';
 import { loadEnvironment } from './config.ts';
 import { BridgeError, ConfigError } from './errors.ts';
 
@@ -10,7 +11,9 @@ async function main(): Promise<void> {
   const env = loadEnvironment();
   let running;
   try {
-    running = await startBridge(env);
+    // On a terminal, a short banner with the URLs to open; JSON lines otherwise (or LOG_FORMAT=json).
+    const format = startupFormat(env.LOG_FORMAT === 'json' || env.LOG_FORMAT === 'text' ? env.LOG_FORMAT : 'auto', process.stdout.isTTY === true);
+    running = await startBridge(env, format === 'text' ? { onReady: (info) => process.stdout.write(startupBanner(info)) } : {});
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`Configuration error: ${err.message}\n`);

@@ -20,7 +20,7 @@ describe('starting the bridge', () => {
   it('runs with no configuration at all: web chat and the offline agent on SQLite, and says so', async () => {
     const running = await startBridge({ PORT: '0', HOST: '127.0.0.1', STORE_URL: join(dir, 'a.sqlite') }, { logger: silentLogger() });
     try {
-      expect(running.running).toEqual(['webchat']);
+      expect(running.running).toEqual(['webchat', 'console']);
       const health = await fetch(`http://127.0.0.1:${running.port}/healthz`);
       expect(health.status).toBe(200);
       const page = await fetch(`http://127.0.0.1:${running.port}/`);
@@ -70,7 +70,7 @@ describe('starting the bridge', () => {
     child.stderr.on('data', (d) => (output += d));
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000, what: 'healthz' });
-      expect(output).toMatch(/bridge ready on port \d+: webchat running; off: email, slack, teams/);
+      expect(output).toMatch(/bridge ready on port \d+: webchat, console running; off: email, slack, teams/);
       const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       expect(await exit).toBe(0);

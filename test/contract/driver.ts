@@ -1,20 +1,21 @@
 /**
  * What the workspace contract suite needs from a platform, so the same scenarios run against
- * Slack and Teams and the two cannot drift. Each driver boots the real adapter against its loopback
- * platform emulator and acts as the platform would (signed events, button clicks, invokes).
+ * Slack, Teams and the console and they cannot drift. Each driver boots the real adapter (against
+ * its loopback platform emulator, or the console's own HTTP and WebSocket) and acts as the platform
+ * would (signed events, button clicks, invokes, the console page's API calls).
  */
 import type { Bridge } from '../../src/bridge.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import type { MemoryChannel } from '../support/memory-ports.ts';
 
 export interface ContractOperator {
-  /** Platform user id (Slack `U...`, Teams `29:...`). */
+  /** Platform user id (Slack `U...`, Teams `29:...`, the console's configured id). */
   userId: string;
   name: string;
 }
 
 export interface WorkspaceDriver {
-  readonly name: 'slack' | 'teams';
+  readonly name: 'slack' | 'teams' | 'console';
   /** Boots emulator + bridge (with `agent`) + adapter. `customer` records what the customer saw. */
   start(agent: Agent): Promise<{ bridge: Bridge; customer: MemoryChannel }>;
   stop(): Promise<void>;
@@ -30,7 +31,7 @@ export interface WorkspaceDriver {
   clickOption(conversationId: string, operator: ContractOperator, optionId: string): Promise<void>;
   /** Post a reply in the conversation's thread as `operator`. */
   replyInThread(conversationId: string, operator: ContractOperator, text: string): Promise<void>;
-  /** Hand the conversation back with a note, the platform's usual way (Slack `/return`, Teams `return` command). */
+  /** Hand the conversation back with a note, the platform's usual way (Slack `/return`, Teams `return` command, the console's Return dialog). */
   returnWithNote(conversationId: string, operator: ContractOperator, note: string): Promise<void>;
   /** Texts told privately to an operator (ephemeral / targeted messages). */
   privateTexts(operator: ContractOperator): Promise<string[]>;

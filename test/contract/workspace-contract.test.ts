@@ -1,18 +1,21 @@
 /**
- * One workspace contract, two platforms: the same takeover scenarios run against Slack and Teams
- * (each through its real adapter and loopback platform emulator), so the two cannot drift.
+ * One workspace contract, three workspaces: the same takeover scenarios run against Slack and Teams
+ * (each through its real adapter and loopback platform emulator) and the built-in console (through
+ * its HTTP API and live socket), so they cannot drift.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Bridge } from '../../src/bridge.ts';
 import type { MemoryChannel } from '../support/memory-ports.ts';
 import { ScriptedAgent, waitFor } from '../support/harness.ts';
 import type { ContractOperator, WorkspaceDriver } from './driver.ts';
+import { ConsoleDriver } from './console-driver.ts';
 import { SlackDriver } from './slack-driver.ts';
 import { TeamsDriver } from './teams-driver.ts';
 
 const platforms: Array<[string, () => WorkspaceDriver]> = [
   ['Slack', () => new SlackDriver()],
   ['Teams', () => new TeamsDriver()],
+  ['the console', () => new ConsoleDriver()],
 ];
 
 const DANA: ContractOperator = { userId: 'U0DANA', name: 'Dana' };
@@ -26,7 +29,7 @@ function contractAgent() {
     const answeredSince = handback && conversation.messages.some((m) => m.author.role === 'agent' && m.at > handback.at);
     if (handback && !answeredSince) {
       const decided = handback.decision ? `Decision: ${handback.decision.label}.` : '';
-      return { kind: 'reply', text: `Back with you. ${decided}${handback.note ? ` Note from ${handback.by.name}: ${handback.note}` : ''}`.trim(), actionsTaken: [] };
+      return { kind: 'reply', text: `Back with you. ${decided}${handback.note ? ` Note from ${handback.by?.name ?? 'the team'}: ${handback.note}` : ''}`.trim(), actionsTaken: [] };
     }
     if (/refund/i.test(last.text)) {
       return { kind: 'escalate', trigger: 'refund_threshold', reason: 'Refund of 250 USD is over the 100 USD policy limit', actionsTaken: [] };
