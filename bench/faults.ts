@@ -75,7 +75,7 @@ try {
   if (!flag('no-latency')) {
     console.log('latency:');
     current = await startRig({ dir: join(dir, 'latency'), seed, chaosRate: 0, dropRate: 0, leaseMs, email: false });
-    latency = await measureLatency(current, { customers: quick ? 4 : 6, questions: quick ? 5 : 8, label: 'lat', log: (line) => console.log(`  ${line}`) });
+    latency = await measureLatency(current, { customers: quick ? 4 : 6, questions: quick ? 3 : 4, label: 'lat', log: (line) => console.log(`  ${line}`) });
     await shutdown();
   }
 } finally {
@@ -104,11 +104,12 @@ const rows: Array<[string, (c: Counts) => number]> = [
 const infoRows: Array<[string, (r: ScenarioResult) => number | string]> = [
   ['customer messages sent / accepted / in Slack', (r) => `${r.info.customerMessagesSent}/${r.info.customerMessagesAccepted}/${r.info.customerMessagesInThreads}`],
   ['owner replies sent / 200 / seen by customer', (r) => `${r.info.ownerRepliesSent}/${r.info.ownerRepliesAccepted}/${r.info.ownerRepliesShown}`],
+  ['customer resends (web chat, MTA retries)', (r) => r.info.customerResends!],
   ['Slack event retries (same event_id)', (r) => r.info.slackEventRetries!],
   ['agent replies committed', (r) => r.info.agentReplies!],
   ['claim races (rounds of clicks)', (r) => `${r.info.claimRaces} (${r.info.claimRounds})`],
   ['chat.postMessage: posts, 429, 500, dropped', (r) => `${r.chaos.posts},${r.chaos.rateLimited},${r.chaos.serverErrors},${r.chaos.dropped}`],
-  ['web chat reconnects', (r) => r.info.webchatReconnects!],
+  ['web chat reconnects / sessions refused', (r) => `${r.info.webchatReconnects}/${r.info.webchatSessionsRefused}`],
   ['emails resent with the same Message-ID', (r) => r.info.emailResendsSameMessageId!],
   ['drain after traffic (s)', (r) => (r.settleMs / 1000).toFixed(1) + (r.settled ? '' : ' (not drained)')],
   ['run time (s)', (r) => (r.durationMs / 1000).toFixed(0)],

@@ -11,8 +11,9 @@
  *   message the agent owed an answer to and never answered is lost; two answers to one turn are a duplicate.
  * - notices → customer: escalated/joined/returned notices, the same way.
  * - claims: each raced escalation ends with exactly one claim (one owner).
- * - muted: agent messages committed while the conversation was escalated or held by a person.
- * - Slack duplicates: two bridge posts with the same idempotency key (message metadata), or two thread roots.
+ * - muted: agent messages committed (so delivered) after an escalation and before the hand-back.
+ * - Slack duplicates: two bridge posts with the same idempotency key (message metadata), or two thread
+ *   roots; customer messages posted twice are counted under customer → thread instead.
  * A message whose sender was told it failed (and never got a success) is reported, not counted as lost.
  */
 import { messageIdDomain, outboundMessageId } from '../../adapters/email/threading.ts';
@@ -82,6 +83,11 @@ export function markersIn(text: string, kind?: 'c' | 'o'): string[] {
   return [...text.matchAll(MARKER)].map((m) => `#${m[1]}`).filter((m) => !kind || new RegExp(`${kind}\\d+$`).test(m));
 }
 
+/** The number at the end of a marker: its place in its sender's sequence. */
+function sequenceNumber(marker: string): number {
+  return Number(/(\d+)$/.exec(marker)?.[1] ?? NaN);
+}
+
 const zero = (): DirectionCounts => ({ lost: 0, duplicated: 0, outOfOrder: 0 });
 
 export function emptyCounts(): Counts {
@@ -110,6 +116,7 @@ export async function countRun(input: CountInput): Promise<CountResult> {
     customerMessagesSent: 0,
     customerMessagesAccepted: 0,
     customerMessagesRefused: 0,
+    customerResends: 0,
     customerMessagesInThreads: 0,
     ownerRepliesSent: 0,
     ownerRepliesAccepted: 0,
@@ -121,6 +128,7 @@ export async function countRun(input: CountInput): Promise<CountResult> {
     emailResendsSameMessageId: 0,
     repeatedFramesHidden: 0,
     webchatReconnects: 0,
+    webchatSessionsRefused: 0,
     claimRaces: input.races.length,
     claimRounds: 0,
   };
@@ -141,13 +149,18 @@ export async function countRun(input: CountInput): Promise<CountResult> {
     const who = `${customer.label} (${customer.channel})`;
     for (const sent of customer.sent) {
       info.customerMessagesSent! += 1;
+      info.customerResends! += Math.max(0, sent.attempts - 1);
       if (sent.acceptedAt) info.customerMessagesAccepted! += 1;
       else {
         info.customerMessagesRefused! += 1;
         details.push(`customer → thread: ${sent.marker} of ${who} never accepted (${sent.errors.join(', ') || 'no answer'}); not counted as lost`);
       }
     }
-    if (customer.channel === 'webchat') info.webchatReconnects! += Math.max(0, customer.connects - 1);
+    if (customer.channel === 'webchat') {
+      info.webchatReconnects! += Math.max(0, customer.connects - 1);
+      info.webchatSessionsRefused! += customer.abandoned.length;
+      for (const id of customer.abandoned) details.push(`customer view: ${who} was refused its session and had to start over, leaving ${id}`);
+    }
     const accepted = customer.sent.filter((s) => s.acceptedAt).map((s) => s.marker);
     const conversation = customer.conversationId ? await input.store.getConversation(customer.conversationId) : undefined;
     if (!conversation) {
@@ -161,7 +174,9 @@ export async function countRun(input: CountInput): Promise<CountResult> {
     // ---- customer → thread ------------------------------------------------------------------
     const stored = transcript.filter((m) => m.author.role === 'customer').flatMap((m) => markersIn(m.text, 'c').map((marker) => ({ marker, index: position.get(m.id)! })));
     const storedIndex = new Map<string, number>();
+    const storedTimes = new Map<string, number>();
     for (const s of stored) {
+      storedTimes.set(s.marker, (storedTimes.get(s.marker) ?? 0) + 1);
       if (storedIndex.has(s.marker)) {
         counts.customerToThread.duplicated += 1;
         details.push(`customer → thread: ${s.marker} of ${who} stored twice in the transcript`);
@@ -174,8 +189,11 @@ export async function countRun(input: CountInput): Promise<CountResult> {
       }
     }
     const roots = input.slack.roots(conversation.ticket);
-    if (roots.length > 1) {
-      counts.slackDuplicatePosts += roots.length - 1;
+    // Extra roots that share an idempotency key are counted with the keys below.
+    const rootKeys = roots.map((r) => r.metadata?.event_payload?.key).filter((k): k is string => typeof k === 'string');
+    const extraRoots = roots.length - 1 - (rootKeys.length - new Set(rootKeys).size);
+    if (extraRoots > 0) {
+      counts.slackDuplicatePosts += extraRoots;
       details.push(`slack: ${conversation.ticket} has ${roots.length} thread roots`);
     }
     const rootTs = new Set(roots.map((r) => r.ts));
@@ -195,12 +213,16 @@ export async function countRun(input: CountInput): Promise<CountResult> {
       if (n === 0) {
         counts.customerToThread.lost += 1;
         details.push(`customer → thread: ${marker} of ${who} (${conversation.ticket}) never appeared in the Slack thread`);
-      } else if (n > 1) {
-        counts.customerToThread.duplicated += n - 1;
+      } else if (n > storedTimes.get(marker)!) {
+        // A message stored twice was counted above; its second post is not counted again.
+        counts.customerToThread.duplicated += n - storedTimes.get(marker)!;
         details.push(`customer → thread: ${marker} of ${who} (${conversation.ticket}) appears ${n} times in the Slack thread`);
       }
     }
-    const threadDisorder = outOfOrder(threadOrder.map((t) => t.index));
+    // In order as committed, and as sent (each customer sends one message at a time, so both should agree).
+    const byTranscript = outOfOrder(threadOrder.map((t) => t.index));
+    const bySending = outOfOrder(threadOrder.map((t) => sequenceNumber(t.marker)));
+    const threadDisorder = bySending.count > byTranscript.count ? bySending : byTranscript;
     counts.customerToThread.outOfOrder += threadDisorder.count;
     for (const i of threadDisorder.misplaced) details.push(`customer → thread: ${threadOrder[i]!.marker} of ${who} (${conversation.ticket}) out of order in the Slack thread`);
 
@@ -241,11 +263,20 @@ export async function countRun(input: CountInput): Promise<CountResult> {
     }
     const sequence = visible.filter((v) => v.message && v.message.author.role !== 'customer');
     const disorder = outOfOrder(sequence.map((v) => position.get(v.message!.id)!));
+    let ownerMisplaced = 0;
     for (const i of disorder.misplaced) {
       const m = sequence[i]!.message!;
-      direction(m).outOfOrder += 1;
+      if (m.author.role === 'operator') ownerMisplaced += 1;
+      else direction(m).outOfOrder += 1;
       details.push(`${m.author.role} → customer: ${who} (${conversation.ticket}) saw ${m.id} "${m.text.slice(0, 40)}" out of order`);
     }
+    // Owner replies also in the order the owner sent them (one at a time, so the transcript should agree).
+    const ownerSequence = visible.flatMap((v) => markersIn(v.text, 'o')).filter((m, i, all) => all.indexOf(m) === i);
+    const ownerBySending = outOfOrder(ownerSequence.map(sequenceNumber));
+    if (ownerBySending.count > ownerMisplaced) {
+      for (const i of ownerBySending.misplaced) details.push(`owner → customer: ${who} (${conversation.ticket}) saw ${ownerSequence[i]} before an owner reply sent earlier`);
+    }
+    counts.ownerToCustomer.outOfOrder += Math.max(ownerMisplaced, ownerBySending.count);
 
     // ---- the transcript: muted agent, owed answers, repeated notices --------------------------------
     walkTranscript(conversation, counts, info, details, who);
@@ -278,7 +309,8 @@ export async function countRun(input: CountInput): Promise<CountResult> {
     byKey.set(key, [...(byKey.get(key) ?? []), m]);
   }
   for (const [key, posts] of byKey) {
-    if (posts.length < 2) continue;
+    // A customer message posted twice is counted under customer → thread.
+    if (posts.length < 2 || markersIn(posts[0]!.text, 'c').length > 0) continue;
     counts.slackDuplicatePosts += posts.length - 1;
     details.push(`slack: ${posts.length} posts with key ${key}: "${posts[0]!.text.slice(0, 60)}"`);
   }

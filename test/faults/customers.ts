@@ -42,6 +42,8 @@ export class WebChatCustomer {
   /** Every message frame received, in arrival order, repeats included. */
   readonly frames: ReceivedFrame[] = [];
   conversationId: string | undefined;
+  /** Conversations the server made this visitor leave (a refused session starts a new one). */
+  readonly abandoned: string[] = [];
   /** Sockets opened (1 + reconnects). */
   connects = 0;
   /** Error frames and refused sessions, by code. */
@@ -54,6 +56,7 @@ export class WebChatCustomer {
   private readonly outbox = new Map<string, { text: string; record: SentMessage; resolve: () => void }>();
   private counter = 0;
   private attempt = 0;
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     readonly label: string,
@@ -66,8 +69,15 @@ export class WebChatCustomer {
 
   /** Opens a session (retrying while the bridge cannot) and connects. */
   async open(): Promise<void> {
+    await this.newSession();
+    this.connect();
+    await until(() => this.ready, 60_000, 20);
+  }
+
+  /** POST /webchat/session until it answers: a token (the first message creates the conversation). */
+  private async newSession(): Promise<void> {
     const deadline = Date.now() + GIVE_UP_MS;
-    for (let attempt = 0; !this.token; attempt++) {
+    for (let attempt = 0; ; attempt++) {
       const instance = route(this.instances, this.preferred, attempt);
       try {
         const response = await fetch(`${instance.url}/webchat/session`, {
@@ -77,10 +87,10 @@ export class WebChatCustomer {
           signal: AbortSignal.timeout(10_000),
         });
         if (response.ok) {
-          const session = (await response.json()) as { token: string; conversationId: string };
+          const session = (await response.json()) as { token: string; conversationId?: string };
           this.token = session.token;
-          this.conversationId = session.conversationId;
-          break;
+          if (session.conversationId) this.conversationId = session.conversationId;
+          return;
         }
         this.problem(`session_${response.status}`);
       } catch {
@@ -89,8 +99,6 @@ export class WebChatCustomer {
       if (Date.now() > deadline) throw new Error(`${this.label}: no web chat session after ${GIVE_UP_MS} ms`);
       await sleep(500);
     }
-    this.connect();
-    await until(() => this.ready, 60_000, 20);
   }
 
   /** Sends one message and resolves when the server confirmed it (or the customer gave up). */
@@ -122,9 +130,25 @@ export class WebChatCustomer {
     return this.frames.filter((f) => !seen.has(f.frame.id) && seen.add(f.frame.id));
   }
 
-  /** Waits for the first agent message frame that arrives after `since` frames; its arrival time. */
-  async agentReplyAfter(since: number, timeoutMs: number): Promise<ReceivedFrame | undefined> {
-    return until(() => this.frames.slice(since).find((f) => f.frame.role === 'agent'), timeoutMs, 2);
+  /** Waits for the first agent message frame that arrives after `since` frames (no polling: timing is not disturbed). */
+  agentReplyAfter(since: number, timeoutMs: number): Promise<ReceivedFrame | undefined> {
+    const find = () => this.frames.slice(since).find((f) => f.frame.role === 'agent');
+    const found = find();
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.listeners.delete(check);
+        resolve(undefined);
+      }, timeoutMs);
+      const check = () => {
+        const frame = find();
+        if (!frame) return;
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        resolve(frame);
+      };
+      this.listeners.add(check);
+    });
   }
 
   close(): void {
@@ -145,24 +169,39 @@ export class WebChatCustomer {
       if (this.ws !== ws) return;
       this.ws = undefined;
       this.ready = false;
-      if (code === 4001 || code === 4004) this.problem(`closed_${code}`);
       if (this.closed) return;
       this.attempt += 1;
       // The widget waits ~0.5-1 s before its first reconnect.
-      setTimeout(() => this.connect(), 300 + Math.min(2000, 200 * this.attempt));
+      const delay = 300 + Math.min(2000, 200 * this.attempt);
+      if (code === 4001 || code === 4004) {
+        // The server refused the session: the widget starts afresh (a new conversation), keeping unsent text.
+        this.problem(`session_refused_${code}`);
+        if (this.conversationId) this.abandoned.push(this.conversationId);
+        this.conversationId = undefined;
+        this.token = undefined;
+        this.lastSeenId = undefined;
+        setTimeout(() => void this.newSession().then(() => this.connect()), delay);
+        return;
+      }
+      setTimeout(() => this.connect(), delay);
     });
   }
 
   private onFrame(frame: ServerFrame): void {
     switch (frame.type) {
       case 'ready':
+        this.keep(frame);
         this.ready = true;
         this.attempt = 0;
         for (const clientId of this.outbox.keys()) this.transmit(clientId);
         return;
+      case 'token':
+        this.keep(frame);
+        return;
       case 'message': {
         this.frames.push({ frame, at: Date.now() });
         this.lastSeenId = frame.id;
+        for (const listener of [...this.listeners]) listener();
         const pending = frame.clientId ? this.outbox.get(frame.clientId) : undefined;
         if (frame.clientId && pending) {
           this.outbox.delete(frame.clientId);
@@ -188,6 +227,12 @@ export class WebChatCustomer {
       default:
         return;
     }
+  }
+
+  /** Each hello spends the token; the server hands over the next one (and the conversation, once it exists). */
+  private keep(frame: { token?: string; conversationId?: string }): void {
+    if (frame.token) this.token = frame.token;
+    if (frame.conversationId) this.conversationId = frame.conversationId;
   }
 
   private transmit(clientId: string): void {

@@ -42,9 +42,10 @@ export class SlackSide {
     return this.emulator.messages.filter((m) => m.bot_id && !m.thread_ts && !hasButton(m, BRIEFING_ACTIONS.claim) && pattern.test(m.versions[0]?.text ?? m.text));
   }
 
-  /** The briefing copy (any rendering) that offers Claim for this conversation. */
+  /** The newest briefing copy that offers Claim for this conversation now (else one that did: a stale client). */
   briefing(conversationId: string): StoredMessage | undefined {
-    return this.emulator.messages.find((m) => m.bot_id && m.versions.some((v) => claimValue(v.blocks) === conversationId));
+    const cards = this.emulator.messages.filter((m) => m.bot_id && m.versions.some((v) => claimValue(v.blocks) === conversationId));
+    return cards.filter((m) => claimValue(m.versions.at(-1)?.blocks) === conversationId).at(-1) ?? cards.at(-1);
   }
 
   /** An operator clicks Claim on the conversation's briefing, through `instance` (a stale client may still show the button). */
