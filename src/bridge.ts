@@ -17,7 +17,7 @@ import { readDigest, type Digest } from './engine/digest.ts';
 import type { Observation } from './engine/stats.ts';
 import type { BridgeMetrics } from './metrics.ts';
 import type { EscalateToolArgs } from './envelope.ts';
-import { AlreadyClaimedError, BridgeError, ConversationClosedError, DuplicateInboundError, InputError, StaleBriefingError } from './errors.ts';
+import { AlreadyClaimedError, BridgeError, ConversationClosedError, DuplicateInboundError, InputError, OfferedToOtherError, StaleBriefingError } from './errors.ts';
 import { silentLogger, type Logger } from './log.ts';
 import type { Actor, Attachment, Conversation, Customer, Message, MessageSource, Operator, Origin, OwnershipState } from './model.ts';
 import { agentMaySpeak, type OwnershipCommand } from './ownership.ts';
@@ -225,6 +225,11 @@ export class Bridge implements BridgePort {
     }
     // A new conversation is created by the same commit that stores its first message.
     const fresh = input.conversationId ? undefined : await this.newConversation(input.origin, input.customer, input.subject, input.channelData);
+    if (fresh) {
+      // A customer who comes back is offered first to the operator who helped them last.
+      const sticky = await this.store.indexValue(`sticky:${fresh.origin}:${fresh.customer.id}`).catch(() => undefined);
+      if (sticky) fresh.previousOperator = JSON.parse(sticky) as NonNullable<Conversation['previousOperator']>;
+    }
     const conversationId = input.conversationId ?? fresh!.id;
     try {
       const { conversation, result: message } = await this.committer.change(
@@ -320,7 +325,24 @@ export class Bridge implements BridgePort {
 
   /** Waiting -> human. The first claim wins; a later one gets `AlreadyClaimedError` naming the holder. */
   async claim(input: { conversationId: string; operator: Operator; idempotencyKey?: string }): Promise<Conversation> {
-    return this.ownershipCommand(input, { type: 'claim', operator: input.operator });
+    return this.ownershipCommand(input, { type: 'claim', operator: input.operator }, (c) => {
+      // Sticky routing: the operator who helped this customer before has the first chance.
+      const offer = c.offeredTo;
+      if (c.state === 'waiting' && offer && offer.operator.id !== input.operator.id && this.now().toISOString() < offer.until) {
+        throw new OfferedToOtherError(offer.operator, offer.until, c.ticket);
+      }
+    });
+  }
+
+  /**
+   * Moves a waiting (or, by its owner, a held) conversation to another queue: a new escalation in
+   * that queue's channel, the old card superseded.
+   */
+  async transferQueue(input: { conversationId: string; operator: Operator; queue: string; note?: string; idempotencyKey?: string }): Promise<Conversation> {
+    const queue = input.queue.trim();
+    if (!/^[A-Za-z0-9_-]{1,60}$/.test(queue)) throw new InputError(`"${input.queue}" is not a queue name (letters, digits, - and _).`);
+    const note = input.note?.trim() ? this.cleanText(input.note, 'note', false) : undefined;
+    return this.ownershipCommand(input, { type: 'requeue', operator: input.operator, queue, ...(note ? { note } : {}) });
   }
 
   /** Agent -> human: an operator takes over proactively. */

@@ -138,3 +138,10 @@ export class ConversationClosedError extends BridgeError {
     super('conversation_closed', `${ticket} is closed.`);
   }
 }
+
+/** A claim on an escalation offered first to the operator who helped this customer before. */
+export class OfferedToOtherError extends BridgeError {
+  constructor(readonly holder: Operator, readonly until: string, readonly ticket: string) {
+    super('offered_to_other', `${ticket} is offered first to ${holder.name}, who helped this customer before, until ${until.slice(11, 16)} UTC.`);
+  }
+}

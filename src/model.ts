@@ -184,6 +184,10 @@ export interface Conversation {
    * the agent keeps helping, and it is raised when someone can answer.
    */
   pendingEscalation?: { trigger: string; reason: string; at: string };
+  /** The operator who last took this customer's conversation (sticky routing), and when. */
+  previousOperator?: Operator & { at: string };
+  /** The current escalation is offered first to this operator until then: others cannot claim it yet. */
+  offeredTo?: { operator: Operator; until: string };
   /** Workspaces this conversation's thread was ever sent to, so one that comes online later catches up. */
   workspaces?: string[];
   createdAt: string;

@@ -22,6 +22,8 @@ export type OwnershipCommand =
   | { type: 'return'; operator: Operator; note?: string }
   | { type: 'close'; by: Actor; note?: string }
   | { type: 'reopen'; by: Actor }
+  /** Move the escalation to another queue: a new escalation there (`escalate` in the history, trigger `transfer`). */
+  | { type: 'requeue'; operator: Operator; queue: string; note?: string }
   /** Nobody claimed in time: the escalation falls back to the agent (the customer is told). */
   | { type: 'fallback'; reason: string }
   /** The owner kept the customer waiting too long: back to the queue. */
@@ -91,6 +93,14 @@ export function transition(current: Ownership, command: OwnershipCommand, at: st
     case 'reopen':
       if (state !== 'closed') return fail(new InvalidTransitionError('reopen', state));
       return move('agent', command.by);
+
+    case 'requeue': {
+      if (state === 'human' && !isOwner(command.operator)) return fail(new NotOwnerError(command.operator, owner, 'move'));
+      if (state !== 'waiting' && state !== 'human') return fail(new InvalidTransitionError('move', state));
+      const result = move('waiting', { kind: 'operator', operator: command.operator }, { trigger: 'transfer', note: `to ${command.queue}${command.note ? `: ${command.note}` : ''}` });
+      if (result.ok) result.entry.reason = 'escalate';
+      return result;
+    }
 
     case 'fallback':
       if (state !== 'waiting') return fail(new InvalidTransitionError('fall back', state));

@@ -64,8 +64,12 @@ export const PolicySchema = z.object({
       ownerSilentAfter: Duration.default('10m'),
       /** ...and the conversation goes back to the queue after this long. */
       ownerReleaseAfter: Duration.default('30m'),
+      /** A customer who escalates again within this long is offered first to their previous operator... */
+      stickyFor: Duration.default('7d'),
+      /** ...who alone may claim it for this long. */
+      stickyFirstChance: Duration.default('2m'),
     })
-    .default({ remindAfter: '5m', managersAfter: '15m', fallbackAfter: '30m', fallback: 'agent', ownerSilentAfter: '10m', ownerReleaseAfter: '30m' }),
+    .default({ remindAfter: '5m', managersAfter: '15m', fallbackAfter: '30m', fallback: 'agent', ownerSilentAfter: '10m', ownerReleaseAfter: '30m', stickyFor: '7d', stickyFirstChance: '2m' }),
   /** When people answer. Absent: always. */
   hours: z
     .object({
@@ -127,7 +131,7 @@ export function loadPolicy(path: string | undefined): Policy {
  */
 export function applyPolicyEnv(policy: Policy, env: Record<string, string | undefined>): Policy {
   const escalation = { ...policy.escalation };
-  const duration = (variable: string, key: 'remindAfter' | 'managersAfter' | 'fallbackAfter' | 'ownerSilentAfter' | 'ownerReleaseAfter') => {
+  const duration = (variable: string, key: 'remindAfter' | 'managersAfter' | 'fallbackAfter' | 'ownerSilentAfter' | 'ownerReleaseAfter' | 'stickyFor' | 'stickyFirstChance') => {
     const raw = env[variable]?.trim();
     if (!raw) return;
     if (!/^\d+(\.\d+)?\s*[smhd]?$/i.test(raw)) throw new ConfigError(variable, `a duration such as 90s, 10m or 1h, or seconds (got "${raw}")`);
@@ -138,6 +142,8 @@ export function applyPolicyEnv(policy: Policy, env: Record<string, string | unde
   duration('ESCALATION_FALLBACK_AFTER', 'fallbackAfter');
   duration('OWNER_SILENT_AFTER', 'ownerSilentAfter');
   duration('OWNER_RELEASE_AFTER', 'ownerReleaseAfter');
+  duration('STICKY_FOR', 'stickyFor');
+  duration('STICKY_FIRST_CHANCE', 'stickyFirstChance');
   const fallback = env.ESCALATION_FALLBACK?.trim();
   if (fallback) {
     if (fallback !== 'agent' && fallback !== 'email') throw new ConfigError('ESCALATION_FALLBACK', `agent or email (got "${fallback}")`);

@@ -46,7 +46,7 @@ export function escalationCount(c: Conversation): number {
 }
 
 export class Rules {
-  private readonly durations: Record<'remind' | 'managers' | 'fallback' | 'ownerSilent' | 'ownerRelease', number>;
+  private readonly durations: Record<'remind' | 'managers' | 'fallback' | 'ownerSilent' | 'ownerRelease' | 'sticky' | 'stickyFirstChance', number>;
 
   constructor(
     private readonly policy: Policy,
@@ -60,6 +60,8 @@ export class Rules {
       fallback: parseDuration(e.fallbackAfter, 'escalation.fallbackAfter'),
       ownerSilent: parseDuration(e.ownerSilentAfter, 'escalation.ownerSilentAfter'),
       ownerRelease: parseDuration(e.ownerReleaseAfter, 'escalation.ownerReleaseAfter'),
+      sticky: parseDuration(e.stickyFor, 'escalation.stickyFor'),
+      stickyFirstChance: parseDuration(e.stickyFirstChance, 'escalation.stickyFirstChance'),
     };
   }
 
@@ -115,6 +117,10 @@ export class Rules {
       case 'claim':
       case 'take_over':
         this.clearTimers(c, LADDER);
+        delete c.offeredTo;
+        // Sticky routing: this customer's next escalation is offered to this operator first.
+        c.previousOperator = { ...command.operator, at: entry.at };
+        if (this.durations.sticky > 0) sink.indexes.push({ op: 'set', key: `sticky:${c.origin}:${c.customer.id}`, value: JSON.stringify(c.previousOperator), ttlMs: this.durations.sticky });
         this.appendSystem(c, sink, {
           text: `${command.operator.name} ${entry.reason === 'take_over' ? 'took over from the agent' : 'claimed the conversation'}.`,
           visibility: 'internal',
@@ -137,6 +143,19 @@ export class Rules {
         this.clearTimers(c, [...LADDER, ...OWNER]);
         this.fallBack(c, command.reason, entry.at, sink);
         break;
+      case 'requeue': {
+        // A new escalation in the other queue's channel: fresh card there, the old one superseded.
+        const from = c.queue;
+        c.queue = command.queue;
+        const why = `Moved from the ${from} queue by ${command.operator.name}${command.note ? `: ${command.note}` : ''}`;
+        if (c.briefing) c.briefing = { ...c.briefing, queue: command.queue, reason: why.slice(0, 300), trigger: 'transfer' };
+        this.clearTimers(c, OWNER);
+        this.appendSystem(c, sink, { text: `${command.operator.name} moved ${c.ticket} to the ${command.queue} queue${command.note ? `: ${command.note}` : '.'}`, visibility: 'internal' });
+        if (entry.from === 'human') this.noticeCustomer(c, sink, 'released');
+        sink.effects.push({ kind: 'briefing', escalation: escalationCount(c) });
+        this.startLadder(c);
+        break;
+      }
       case 'transfer':
         this.appendSystem(c, sink, { text: `${command.operator.name} transferred the conversation to ${command.to.name}.`, visibility: 'internal' });
         this.noticeCustomer(c, sink, 'transferred', command.to);
@@ -225,10 +244,24 @@ export class Rules {
     this.apply(c, { type: 'escalate', by, trigger: cause.trigger, reason: cause.reason }, sink);
     c.briefing = briefing;
     if (c.briefing.queue) c.queue = c.briefing.queue;
+    this.offerToPrevious(c, at);
     this.appendSystem(c, sink, { text: `Escalated (${cause.trigger}): ${cause.reason}`, visibility: 'internal' });
     this.noticeCustomer(c, sink, 'escalated');
     sink.effects.push({ kind: 'briefing', escalation: escalationCount(c) });
     this.startLadder(c);
+  }
+
+  /** A customer who comes back is offered first to the operator who helped them last, for a short while. */
+  private offerToPrevious(c: Conversation, at: Date): void {
+    const previous = c.previousOperator;
+    if (!previous || at.getTime() - Date.parse(previous.at) > this.durations.sticky || this.durations.stickyFirstChance <= 0) return;
+    const until = new Date(at.getTime() + this.durations.stickyFirstChance).toISOString();
+    const { at: _at, ...operator } = previous;
+    c.offeredTo = { operator, until };
+    if (c.briefing) {
+      const line = `Offered first to ${operator.name}, who helped this customer before (until ${until.slice(11, 16)} UTC)`;
+      c.briefing = { ...c.briefing, constraints: [line, ...c.briefing.constraints].slice(0, 10) };
+    }
   }
 
   /** A pending escalation goes to a person now, if one can answer. True when it did. */

@@ -254,3 +254,47 @@ describe("the managers' daily digest", () => {
     }
   });
 });
+
+describe('sticky routing and queue transfers', () => {
+  it('a returning customer is offered first to the operator who helped them; others wait for the first chance to pass', async () => {
+    const policy = PolicySchema.parse({ escalation: { stickyFirstChance: '1s' } });
+    const t = await createTestBridge({ policy });
+    const sam = { id: 'test:sam', name: 'Sam', workspace: 'test' };
+    try {
+      const first = await t.bridge.customerMessage({ origin: 'api', customer: { id: 'ada' }, text: 'I want to talk to a person' });
+      await t.bridge.claim({ conversationId: first.conversation.id, operator: DANA });
+      await t.bridge.close({ conversationId: first.conversation.id, operator: DANA });
+
+      const again = await t.bridge.customerMessage({ origin: 'api', customer: { id: 'ada' }, text: 'Hello again, can I speak to a human?' });
+      const c = (await t.bridge.getConversation(again.conversation.id))!;
+      expect(c.offeredTo?.operator.id).toBe(DANA.id);
+      expect(c.briefing!.constraints[0]).toMatch(/^Offered first to Dana, who helped this customer before/);
+      await expect(t.bridge.claim({ conversationId: c.id, operator: sam })).rejects.toThrow(/offered first to Dana/);
+      await new Promise((r) => setTimeout(r, 1100));
+      await t.bridge.claim({ conversationId: c.id, operator: sam });
+      expect((await t.bridge.getConversation(c.id))!.owner?.id).toBe(sam.id);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('moving a conversation to another queue is a new escalation there: fresh briefing, the ladder again, the owner lets go', async () => {
+    const workspace = new MemoryWorkspace('test');
+    const t = await createTestBridge({ workspaces: [workspace] });
+    try {
+      const { conversation } = await t.bridge.customerMessage({ origin: 'api', customer: { id: 'c' }, text: 'I want to talk to a person' });
+      await t.bridge.claim({ conversationId: conversation.id, operator: DANA });
+      const moved = await t.bridge.transferQueue({ conversationId: conversation.id, operator: DANA, queue: 'billing', note: 'refund question' });
+      await t.bridge.idle();
+      expect(moved).toMatchObject({ state: 'waiting', queue: 'billing' });
+      expect(moved.owner).toBeUndefined();
+      expect(moved.history.at(-1)).toMatchObject({ reason: 'escalate', trigger: 'transfer', note: 'to billing: refund question' });
+      expect(moved.briefing).toMatchObject({ queue: 'billing', trigger: 'transfer' });
+      expect(workspace.briefings).toHaveLength(2);
+      expect(moved.timers!.map((x) => x.name).sort()).toEqual(['fallback', 'managers', 'remind']);
+      await expect(t.bridge.transferQueue({ conversationId: conversation.id, operator: DANA, queue: 'no such queue!' })).rejects.toThrow(/not a queue name/);
+    } finally {
+      await t.close();
+    }
+  });
+});

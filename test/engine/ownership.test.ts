@@ -13,7 +13,7 @@ const DANA: Operator = { id: 'slack:U1', name: 'Dana', workspace: 'slack' };
 const SAM: Operator = { id: 'teams:29:sam', name: 'Sam', workspace: 'teams' };
 const AT = '2025-01-02T03:04:05.000Z';
 const STATES: OwnershipState[] = ['agent', 'waiting', 'human', 'closed'];
-const COMMAND_TYPES: OwnershipCommand['type'][] = ['escalate', 'claim', 'take_over', 'release', 'transfer', 'decide', 'return', 'close', 'reopen', 'fallback', 'expire'];
+const COMMAND_TYPES: OwnershipCommand['type'][] = ['escalate', 'claim', 'take_over', 'release', 'transfer', 'decide', 'return', 'close', 'reopen', 'requeue', 'fallback', 'expire'];
 
 const op = (operator: Operator): Actor => ({ kind: 'operator', operator });
 const SYSTEM: Actor = { kind: 'system' };
@@ -47,6 +47,8 @@ const COMMANDS = {
   'close by Sam': { type: 'close', by: op(SAM) },
   'close by customer': { type: 'close', by: CUSTOMER },
   'reopen by customer': { type: 'reopen', by: CUSTOMER },
+  'requeue by Dana': { type: 'requeue', operator: DANA, queue: 'billing', note: 'a refund' },
+  'requeue by Sam': { type: 'requeue', operator: SAM, queue: 'billing' },
   'fallback by timer': { type: 'fallback', reason: 'Unclaimed for 30 min' },
   'expire by timer': { type: 'expire', reason: 'The customer waited 30 min for the owner' },
 } satisfies Record<string, OwnershipCommand>;
@@ -87,6 +89,8 @@ const TABLE: Record<OwnershipState, Record<CommandName, Expected>> = {
     'close by Sam': { to: 'closed', reason: 'close', by: op(SAM) },
     'close by customer': { to: 'closed', reason: 'close', by: CUSTOMER },
     'reopen by customer': invalid('reopen', 'Cannot reopen a conversation that is with the agent.'),
+    'requeue by Dana': invalid('move', 'Cannot move a conversation that is with the agent.'),
+    'requeue by Sam': invalid('move'),
     'fallback by timer': invalid('fall back', 'Cannot fall back a conversation that is with the agent.'),
     'expire by timer': invalid('expire', 'Cannot expire a conversation that is with the agent.'),
   },
@@ -114,6 +118,9 @@ const TABLE: Record<OwnershipState, Record<CommandName, Expected>> = {
     'close by Sam': { to: 'closed', reason: 'close', by: op(SAM) },
     'close by customer': { to: 'closed', reason: 'close', by: CUSTOMER },
     'reopen by customer': invalid('reopen'),
+    // Another queue: a new escalation there, by anyone.
+    'requeue by Dana': { to: 'waiting', reason: 'escalate', by: op(DANA), extra: { trigger: 'transfer', note: 'to billing: a refund' } },
+    'requeue by Sam': { to: 'waiting', reason: 'escalate', by: op(SAM), extra: { trigger: 'transfer', note: 'to billing' } },
     // Nobody claimed in time: back to the agent, which knows nobody is available.
     'fallback by timer': { to: 'agent', reason: 'fallback', by: SYSTEM, extra: { note: 'Unclaimed for 30 min' } },
     'expire by timer': invalid('expire'),
@@ -141,6 +148,8 @@ const TABLE: Record<OwnershipState, Record<CommandName, Expected>> = {
     // Non-operator actors (timeouts, the customer ending the chat) may close a held conversation.
     'close by customer': { to: 'closed', reason: 'close', by: CUSTOMER },
     'reopen by customer': invalid('reopen', 'Cannot reopen a conversation that is held by an operator.'),
+    'requeue by Dana': { to: 'waiting', reason: 'escalate', by: op(DANA), extra: { trigger: 'transfer', note: 'to billing: a refund' } },
+    'requeue by Sam': notOwner('Only Dana, who holds this conversation, can move it.'),
     'fallback by timer': invalid('fall back'),
     // The owner kept the customer waiting too long: back to the queue, nobody holds it.
     'expire by timer': { to: 'waiting', reason: 'expire', by: SYSTEM, extra: { note: 'The customer waited 30 min for the owner' } },
@@ -167,6 +176,8 @@ const TABLE: Record<OwnershipState, Record<CommandName, Expected>> = {
     'close by Sam': invalid('close'),
     'close by customer': invalid('close'),
     'reopen by customer': { to: 'agent', reason: 'reopen', by: CUSTOMER },
+    'requeue by Dana': invalid('move'),
+    'requeue by Sam': invalid('move'),
     'fallback by timer': invalid('fall back'),
     'expire by timer': invalid('expire'),
   },
