@@ -34,6 +34,8 @@ export interface RigOptions {
   /** Email channel on (inbound SMTP per instance, outbound to the sink). */
   email: boolean;
   logLevel?: string;
+  /** More environment for the instances (escalation durations, managers' channel...). */
+  env?: Record<string, string>;
 }
 
 export interface Rig {
@@ -85,6 +87,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
       WEBCHAT_RATE_PER_MINUTE: '600',
       WEBCHAT_BURST: '60',
       ...(options.email ? { EMAIL_ADDRESS: SUPPORT_ADDRESS, SMTP_URL: sink.url, SMTP_INBOUND_HOST: '127.0.0.1' } : {}),
+      ...options.env,
     };
     const instances: BridgeProcess[] = [];
     for (const name of ['A', 'B']) {
