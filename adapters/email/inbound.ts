@@ -1,15 +1,23 @@
 /**
- * Reads one parsed inbound email into what the channel needs to route it, pure: who wrote, where
- * our replies go, which conversation it may belong to (Message-IDs, reply tokens, ticket in the
- * subject), whether a machine sent it, and the customer's new text with quotes and signature cut.
+ * Reads one parsed inbound email into what the channel needs to route it, pure: who wrote, who
+ * the customer is and where our replies go, whether the relay authenticated the sender, which
+ * conversation it may belong to (Message-IDs, reply tokens, ticket in the subject), whether a
+ * machine sent it, and the customer's new text with quotes and signature cut.
+ *
+ * Reply-To (a decision, see docs/security-email.md): replies go to From, unless Reply-To is in
+ * From's own domain, or From is one of `replyToTrusted` (your contact form), whose Reply-To names
+ * the customer. Any other Reply-To is kept for the operators to see, never mailed.
  */
 import type { AddressObject, ParsedMail } from 'mailparser';
+import { dmarcVerdict, type AuthTrust, type SenderAuth } from './auth-results.ts';
 import { detectAutomated, headerMap, type AutomatedVerdict } from './autoreply.ts';
 import { stripReply } from './quotes.ts';
-import { matchRecipient, normalizeMessageId, parseMessageIdList, rawMessageKey, ticketFromSubject } from './threading.ts';
+import { matchRecipient, normalizeMessageId, parseAddress, parseMessageIdList, rawMessageKey, ticketFromSubject } from './threading.ts';
 
 /** At most this many Message-IDs and reply tokens are looked up per inbound email. */
 const MAX_LOOKUPS = 50;
+/** Only the start of a body is read for the customer's words (they are clipped far shorter anyway). */
+const MAX_SCAN_CHARS = 64_000;
 
 export interface MailParty {
   address: string;
@@ -22,9 +30,18 @@ export interface InboundMail {
   messageId?: string;
   /** Idempotency key: the Message-ID, or a hash of the raw message when it has none. */
   key: string;
+  /** The real sender: the From header's first address. */
   from?: MailParty;
-  /** Who our replies go to: Reply-To when given (contact forms, shared mailboxes), else From. */
+  /** Who the customer is: From, or for a trusted contact form the person its Reply-To names. */
   customer?: MailParty;
+  /** Whether `customer` came from From or from a trusted form's Reply-To. */
+  identity?: 'from' | 'reply-to';
+  /** Where our replies go: From, a Reply-To in From's domain, or a trusted form's Reply-To. */
+  replyAddress?: MailParty;
+  /** A Reply-To we do not mail (another domain than From's): shown to the operators only. */
+  ignoredReplyTo?: string;
+  /** The receiving relay's DMARC verdict on From's domain. */
+  auth: SenderAuth;
   subject?: string;
   /** Message-IDs this mail answers, most specific first: In-Reply-To, then References newest first. */
   refersTo: string[];
@@ -43,6 +60,27 @@ export interface SmtpEnvelope {
   /** MAIL FROM: '' for the null reverse path. */
   mailFrom: string;
   rcptTo: string[];
+  /** The SMTP client's IP address, when known. */
+  remoteAddress?: string;
+}
+
+/** How to read a mail: our address, whose Authentication-Results to believe, whose Reply-To to use. */
+export interface InboundPolicy {
+  ownAddress: string;
+  /** Without it no Authentication-Results header is believed: every sender is unverified. */
+  trust?: AuthTrust;
+  /** From addresses (`forms@acme.com`) or domains (`@forms.acme.com`) whose Reply-To is the customer. */
+  replyToTrusted?: readonly string[];
+}
+
+/** Whether `address` is listed (an exact address, or `@domain`). */
+export function listed(address: string, list: readonly string[] | undefined): boolean {
+  const lower = address.toLowerCase();
+  const domain = lower.slice(lower.lastIndexOf('@'));
+  return (list ?? []).some((entry) => {
+    const e = entry.trim().toLowerCase();
+    return e === lower || (e.startsWith('@') && e === domain);
+  });
 }
 
 function firstParty(value: AddressObject | AddressObject[] | undefined): MailParty | undefined {
@@ -74,15 +112,35 @@ export type ParsedInbound = Pick<
   'headerLines' | 'messageId' | 'inReplyTo' | 'references' | 'from' | 'replyTo' | 'to' | 'cc' | 'subject' | 'text' | 'attachments'
 >;
 
-/** Turns a parsed email plus its SMTP envelope into an InboundMail. */
-export function readInbound(parsed: ParsedInbound, envelope: SmtpEnvelope, raw: Buffer | string, ownAddress: string): InboundMail {
+/**
+ * Turns a parsed email plus its SMTP envelope into an InboundMail. `raw` is the message, hashed
+ * for the key of a mail without Message-ID, or `{ digest }` when the hash was already taken.
+ */
+export function readInbound(parsed: ParsedInbound, envelope: SmtpEnvelope, raw: Buffer | string | { digest: string }, policyOrAddress: InboundPolicy | string): InboundMail {
+  const policy: InboundPolicy = typeof policyOrAddress === 'string' ? { ownAddress: policyOrAddress } : policyOrAddress;
+  const ownAddress = policy.ownAddress;
   const messageId = parsed.messageId ? normalizeMessageId(parsed.messageId) : undefined;
   const from = firstParty(parsed.from);
   const replyTo = firstParty(parsed.replyTo);
   const headers = headerMap(parsed.headerLines ?? []);
   // A Reply-To pointing back at us (some clients do that on forwards) is no address for the customer.
-  const usableReplyTo = replyTo && !matchRecipient(replyTo.address, ownAddress).ours ? replyTo : undefined;
-  const customer = usableReplyTo ?? from;
+  const otherReplyTo = replyTo && !matchRecipient(replyTo.address, ownAddress).ours && replyTo.address !== from?.address ? replyTo : undefined;
+  const fromDomain = from ? parseAddress(from.address)?.domain : undefined;
+  let customer = from;
+  let identity: InboundMail['identity'] = from ? 'from' : undefined;
+  let replyAddress = from;
+  let ignoredReplyTo: string | undefined;
+  if (otherReplyTo) {
+    if (from && listed(from.address, policy.replyToTrusted)) {
+      customer = replyAddress = otherReplyTo;
+      identity = 'reply-to';
+    } else if (fromDomain && parseAddress(otherReplyTo.address)?.domain === fromDomain) {
+      replyAddress = from?.name && !otherReplyTo.name ? { ...otherReplyTo, name: from.name } : otherReplyTo;
+    } else {
+      ignoredReplyTo = otherReplyTo.address;
+    }
+  }
+  const auth = dmarcVerdict(headers, fromDomain, policy.trust ?? { authservIds: [], relayTrusted: false });
 
   const inReplyTo = parseMessageIdList(parsed.inReplyTo);
   const references = parseMessageIdList(parsed.references).reverse();
@@ -104,7 +162,7 @@ export function readInbound(parsed: ParsedInbound, envelope: SmtpEnvelope, raw: 
   }
 
   const subject = parsed.subject?.trim() || undefined;
-  const stripped = stripReply(parsed.text ?? '');
+  const stripped = stripReply((parsed.text ?? '').slice(0, MAX_SCAN_CHARS));
   const attachments = (parsed.attachments ?? [])
     // Images the HTML body embeds (logos in signatures) are not something the customer sent us.
     .filter((a) => !a.related)
@@ -122,9 +180,13 @@ export function readInbound(parsed: ParsedInbound, envelope: SmtpEnvelope, raw: 
 
   return {
     ...(messageId ? { messageId } : {}),
-    key: messageId ?? rawMessageKey(raw),
+    key: messageId ?? (typeof raw === 'object' && 'digest' in raw ? raw.digest : rawMessageKey(raw)),
     ...(from ? { from } : {}),
     ...(customer ? { customer } : {}),
+    ...(identity ? { identity } : {}),
+    ...(replyAddress ? { replyAddress } : {}),
+    ...(ignoredReplyTo ? { ignoredReplyTo } : {}),
+    auth,
     ...(subject ? { subject } : {}),
     refersTo,
     tokens,
@@ -143,6 +205,9 @@ export function readInbound(parsed: ParsedInbound, envelope: SmtpEnvelope, raw: 
 export function transcriptText(mail: Pick<InboundMail, 'text' | 'attachments'>, subject?: string): string {
   const names = mail.attachments.map((a) => a.name);
   const note = names.length ? `[Attachments received by email, not shown here: ${names.join(', ')}]` : '';
-  const words = mail.text.trim() || subject?.trim() || '';
+  // Control characters are dropped here as the bridge would, so a body of only those falls back too.
+  // eslint-disable-next-line no-control-regex
+  const clean = (s: string | undefined) => (s ?? '').replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g, '').trim();
+  const words = clean(mail.text) || clean(subject);
   return [words, note].filter(Boolean).join('\n\n') || '(empty email)';
 }

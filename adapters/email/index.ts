@@ -12,7 +12,7 @@ export function createEmailChannel(options: EmailChannelOptions): EmailChannel {
   return new EmailChannel(options);
 }
 
-export { EmailChannel, asThread, type EmailBridge, type EmailChannelOptions, type RouteVia } from './channel.ts';
+export { EmailChannel, asThread, type EmailBridge, type EmailChannelOptions, type EmailCustomerMessage, type RouteVia } from './channel.ts';
 export { emailConfigFromEnv, resolveEmailConfig, type EmailChannelConfig } from './config.ts';
 export type { EmailThread, OutboundMail } from './compose.ts';
 export { classifySendError, type MailTransport, type SendFailure } from './transport.ts';

@@ -86,11 +86,18 @@ export function threadHeaders(thread: readonly string[]): { inReplyTo?: string; 
   return { inReplyTo: last, references };
 }
 
-/** Appends Message-IDs to a thread, skipping ones it already holds. */
+/**
+ * How many Message-IDs a thread record keeps: the root and the most recent ones, more than
+ * `References` uses. Every id stays routable through its own lookup key; this only keeps the
+ * record (read and written for every email) from growing with a long or flooded thread.
+ */
+export const MAX_THREAD_IDS = 100;
+
+/** Appends Message-IDs to a thread, skipping ones it already holds; keeps the root and the latest. */
 export function appendToThread(thread: readonly string[], ...ids: Array<string | undefined>): string[] {
   const next = [...thread];
   for (const id of ids) if (id && !next.includes(id)) next.push(id);
-  return next;
+  return next.length <= MAX_THREAD_IDS ? next : [next[0]!, ...next.slice(next.length - (MAX_THREAD_IDS - 1))];
 }
 
 /** A fresh reply token: short, URL- and address-safe, unguessable (it lets mail join a conversation). */

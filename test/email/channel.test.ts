@@ -7,7 +7,8 @@ import { rmSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { Conversation } from '../../src/model.ts';
 import { DANA, SAM, waitFor } from '../support/harness.ts';
-import { SUPPORT, fixture, sendRawToInbound, sendToInbound, startEmailBridge, ticketIn, waitForMail, type EmailBridge, type ReceivedMail } from './support.ts';
+import type { EmailCustomerMessage } from '../../adapters/email/index.ts';
+import { RELAY_ID, SUPPORT, authResults, fixture, recordCustomerMessages, sendRawToInbound, sendToInbound, startEmailBridge, ticketIn, waitForMail, type EmailBridge, type ReceivedMail } from './support.ts';
 
 const MARIA = 'maria.keller@example.net';
 
@@ -190,7 +191,9 @@ describe('replies find their conversation', () => {
     });
   });
 
-  it('a contact-form email (no-reply sender, Reply-To the customer) is answered to the customer', async () => {
+  it('a contact form listed in EMAIL_TRUST_REPLY_TO (no-reply sender, Reply-To the customer) is answered to the customer', async () => {
+    await env.close();
+    env = await startEmailBridge({ config: { replyToTrusted: ['no-reply@forms.acme.test'] } });
     const { response } = await sendToInbound(env.email.port, {
       from: 'no-reply@forms.acme.test',
       replyTo: { name: 'Lee Wong', address: 'lee@example.org' },
@@ -205,6 +208,26 @@ describe('replies find their conversation', () => {
     expect(env.sink.to('no-reply@forms.acme.test')).toHaveLength(0);
   });
 
+  it('a contact form not listed: the sender is the customer, nothing is mailed to the Reply-To, the thread says why', async () => {
+    const calls: EmailCustomerMessage[] = [];
+    await env.close();
+    env = await startEmailBridge({ wrapBridge: recordCustomerMessages(calls) });
+    const { response } = await sendToInbound(env.email.port, {
+      from: 'no-reply@forms.acme.test',
+      replyTo: { name: 'Lee Wong', address: 'lee@example.org' },
+      to: SUPPORT,
+      subject: 'Contact form: where is my order?',
+      text: 'Where is my order 5521?',
+    });
+    const conversation = (await env.bridge.findByTicket(ticketIn(response)))!;
+    expect(conversation.customer).toEqual({ id: 'no-reply@forms.acme.test', email: 'no-reply@forms.acme.test' });
+    expect(calls.at(-1)).toMatchObject({ autoReply: false });
+    await env.bridge.idle();
+    const notes = (await env.bridge.getConversation(conversation.id))!.messages.filter((m) => m.visibility === 'internal').map((m) => m.text);
+    expect(notes.join('\n')).toContain('lee@example.org is in another domain and is not used');
+    expect(env.sink.to('lee@example.org')).toHaveLength(0);
+  });
+
   it('a reply with no threading headers finds its conversation through the reply address token', async () => {
     const conversation = await customerWrites('My lamp arrived broken.');
     const [first] = await waitForMail(env.sink, MARIA, 1);
@@ -215,11 +238,15 @@ describe('replies find their conversation', () => {
     expect((await transcript(conversation.id)).filter((m) => m.role === 'customer').map((m) => m.text)).toEqual(['My lamp arrived broken.', 'Any news?']);
   });
 
-  it('a new email with the ticket in its subject joins the conversation, but only from the customer\'s own address', async () => {
+  it('a new email with the ticket in its subject joins the conversation, only from the customer\'s own, authenticated address', async () => {
+    await env.close();
+    env = await startEmailBridge({ config: { authservIds: [RELAY_ID] } });
     const conversation = await customerWrites('My lamp arrived broken.');
     await waitForMail(env.sink, MARIA, 1);
 
-    const fromCustomer = await sendToInbound(env.email.port, { from: MARIA, to: SUPPORT, subject: `Lamp again [${conversation.ticket}]`, text: 'Still waiting.' });
+    const raw = (from: string, auth: string) =>
+      `${auth}\r\nFrom: ${from}\r\nTo: ${SUPPORT}\r\nSubject: Lamp again [${conversation.ticket}]\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@example.net>\r\n\r\nStill waiting.\r\n`;
+    const fromCustomer = await sendRawToInbound(env.email.port, { from: MARIA, to: [SUPPORT] }, raw(MARIA, authResults('pass', 'example.net')));
     expect(fromCustomer.response).toBe(`250 OK: added to ${conversation.ticket}`);
 
     // Ticket numbers are guessable: a stranger quoting one starts a conversation of their own.

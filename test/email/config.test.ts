@@ -38,6 +38,57 @@ describe('email settings from the environment', () => {
     expect(configError(() => emailConfigFromEnv({ ...base, EMAIL_TLS_KEY: 'pem' })).variable).toBe('EMAIL_TLS_CERT');
   });
 
+  it('reads the sender and abuse settings', () => {
+    expect(
+      emailConfigFromEnv({
+        ...base,
+        EMAIL_AUTHSERV_ID: 'mx.acme.test, mx2.acme.test',
+        EMAIL_TRUSTED_RELAYS: '192.0.2.0/24, 2001:db8::1',
+        EMAIL_TRUST_REPLY_TO: 'forms@acme.test,@forms.acme.test',
+        EMAIL_AUTO_REPLIES_PER_ADDRESS: '3',
+        EMAIL_AUTO_REPLIES_PER_DOMAIN: '0',
+        SMTP_INBOUND_MAX_CONNECTIONS: '50',
+        SMTP_INBOUND_MAX_CONNECTIONS_PER_IP: '5',
+        SMTP_INBOUND_PRE_MAIL_TIMEOUT_MS: '5000',
+        EMAIL_PARSE_CONCURRENCY: '1',
+        EMAIL_SPOOL_DIR: '/var/spool/bridge',
+      }),
+    ).toEqual({
+      address: 'support@acme.test',
+      smtpUrl: 'smtp://mail.acme.test:587',
+      inboundPort: 2525,
+      authservIds: ['mx.acme.test', 'mx2.acme.test'],
+      trustedRelays: ['192.0.2.0/24', '2001:db8::1'],
+      replyToTrusted: ['forms@acme.test', '@forms.acme.test'],
+      autoReplyLimit: { perAddress: 3, perDomain: 0 },
+      maxConnections: 50,
+      maxConnectionsPerIp: 5,
+      preMailTimeoutMs: 5000,
+      parseConcurrency: 1,
+      spoolDir: '/var/spool/bridge',
+    });
+    expect(resolveEmailConfig({ address: 'support@acme.test', smtpUrl: 'smtp://x', inboundPort: 0 })).toMatchObject({
+      authservIds: [],
+      trustedRelays: [],
+      replyToTrusted: [],
+      autoReplyLimit: { perAddress: 5, perDomain: 50, windowMs: 3_600_000 },
+      maxConnections: 100,
+      maxConnectionsPerIp: 10,
+      preMailTimeoutMs: 10_000,
+      parseConcurrency: 1,
+    });
+  });
+
+  it('names the sender or abuse setting to fix', () => {
+    expect(configError(() => emailConfigFromEnv({ ...base, EMAIL_TRUSTED_RELAYS: 'mx.acme.test' })).variable).toBe('EMAIL_TRUSTED_RELAYS');
+    expect(configError(() => emailConfigFromEnv({ ...base, EMAIL_TRUSTED_RELAYS: '10.0.0.0/33' })).variable).toBe('EMAIL_TRUSTED_RELAYS');
+    expect(configError(() => emailConfigFromEnv({ ...base, EMAIL_TRUST_REPLY_TO: 'forms' })).variable).toBe('EMAIL_TRUST_REPLY_TO');
+    expect(configError(() => emailConfigFromEnv({ ...base, EMAIL_AUTO_REPLIES_PER_ADDRESS: 'many' })).variable).toBe('EMAIL_AUTO_REPLIES_PER_ADDRESS');
+    expect(configError(() => emailConfigFromEnv({ ...base, SMTP_INBOUND_MAX_CONNECTIONS_PER_IP: '0' })).variable).toBe('SMTP_INBOUND_MAX_CONNECTIONS_PER_IP');
+    expect(configError(() => emailConfigFromEnv({ ...base, SMTP_INBOUND_PRE_MAIL_TIMEOUT_MS: '-1' })).variable).toBe('SMTP_INBOUND_PRE_MAIL_TIMEOUT_MS');
+    expect(configError(() => emailConfigFromEnv({ ...base, EMAIL_PARSE_CONCURRENCY: '1.5' })).variable).toBe('EMAIL_PARSE_CONCURRENCY');
+  });
+
   it('fills defaults and normalizes the address', () => {
     const resolved = resolveEmailConfig({ address: 'Support@ACME.test', smtpUrl: 'smtps://u:p@mail.acme.test', inboundPort: 0 });
     expect(resolved).toMatchObject({

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
-import { createEmailChannel, type EmailChannel, type EmailChannelConfig } from '../../adapters/email/index.ts';
+import { createEmailChannel, type EmailBridge as EmailBridgePort, type EmailChannel, type EmailChannelConfig, type EmailCustomerMessage } from '../../adapters/email/index.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import type { Bridge, BridgeOptions } from '../../src/bridge.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -16,6 +16,14 @@ import type { Store } from '../../src/store/store.ts';
 import { createTestBridge, waitFor, type TestBridge } from '../support/harness.ts';
 
 export const SUPPORT = 'support@acme.test';
+
+/** The authserv-id the tests configure as the trusted receiving relay. */
+export const RELAY_ID = 'mx.acme.test';
+
+/** An `Authentication-Results` header line as our relay (or an impostor) writes it. */
+export function authResults(dmarc: 'pass' | 'fail' | 'none', fromDomain: string, authservId = RELAY_ID): string {
+  return `Authentication-Results: ${authservId};\r\n dkim=${dmarc === 'pass' ? 'pass' : 'none'} header.d=${fromDomain};\r\n spf=${dmarc === 'pass' ? 'pass' : 'fail'} (sender IP is 192.0.2.7) smtp.mailfrom=${fromDomain};\r\n dmarc=${dmarc} (p=REJECT sp=REJECT dis=NONE) header.from=${fromDomain}`;
+}
 
 /** A fixture from test/email/fixtures with `{{NAME}}` placeholders filled in. */
 export function fixture(name: string, vars: Record<string, string> = {}): string {
@@ -129,6 +137,24 @@ export async function sendToInbound(port: number, message: SendMailOptions): Pro
   }
 }
 
+/** Delivers many messages over one connection (a mail server sending a batch). Each result is the reply or the refusal. */
+export async function sendManyToInbound(port: number, messages: SendMailOptions[]): Promise<Array<{ response?: string; error?: { responseCode?: number; message: string } }>> {
+  const client = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, pool: true, maxConnections: 1, maxMessages: Infinity });
+  try {
+    const results: Array<{ response?: string; error?: { responseCode?: number; message: string } }> = [];
+    for (const message of messages) {
+      try {
+        results.push({ response: (await client.sendMail(message)).response });
+      } catch (err) {
+        results.push({ error: err as { responseCode?: number; message: string } });
+      }
+    }
+    return results;
+  } finally {
+    client.close();
+  }
+}
+
 /** Delivers a raw message (a fixture) with an explicit envelope. `from: ''` is the null sender `<>`. */
 export function sendRawToInbound(port: number, envelope: { from: string; to: string[] }, raw: string) {
   return sendToInbound(port, { envelope: { from: envelope.from || false, to: envelope.to } as never, raw });
@@ -158,6 +184,8 @@ export async function startEmailBridge(
     /** Other customer channels in the same bridge (web chat, API). */
     channels?: CustomerChannel[];
     bridgeOptions?: Partial<BridgeOptions>;
+    /** What the channel sees of the bridge (a recording wrapper, see `recordCustomerMessages`). */
+    wrapBridge?: (bridge: Bridge) => EmailBridgePort;
   } = {},
 ): Promise<EmailBridge> {
   const sink = opts.sink ?? new SmtpSink();
@@ -181,7 +209,7 @@ export async function startEmailBridge(
     brandName: 'Acme Support',
     ...opts.config,
   };
-  const email = createEmailChannel({ bridge: test.bridge, logger: silentLogger(), config });
+  const email = createEmailChannel({ bridge: opts.wrapBridge ? opts.wrapBridge(test.bridge) : test.bridge, logger: silentLogger(), config });
   ready(email);
   await email.start();
   return {
@@ -198,6 +226,25 @@ export async function startEmailBridge(
       await test.close();
     },
   };
+}
+
+/**
+ * The real bridge, with every customerMessage call the channel makes recorded: how the tests see
+ * what the channel asked of the engine (`autoReply: false`) before the engine honours it.
+ */
+export function recordCustomerMessages(calls: EmailCustomerMessage[]): (bridge: Bridge) => EmailBridgePort {
+  return (bridge) => ({
+    store: bridge.store,
+    maxMessageChars: bridge.maxMessageChars,
+    internalNote: (input) => bridge.internalNote(input),
+    getConversation: (id) => bridge.getConversation(id),
+    findByTicket: (ticket) => bridge.findByTicket(ticket),
+    updateChannelData: (id, channel, data) => bridge.updateChannelData(id, channel, data),
+    customerMessage: (input) => {
+      calls.push(input);
+      return bridge.customerMessage(input);
+    },
+  });
 }
 
 /** Waits until the sink holds `count` messages for `address`. */

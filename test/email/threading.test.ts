@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   MAX_REFERENCES,
+  MAX_THREAD_IDS,
   appendToThread,
   baseSubject,
   matchRecipient,
@@ -70,6 +71,15 @@ describe('threading our replies', () => {
 
   it('adding ids to a thread never duplicates one', () => {
     expect(appendToThread(['<a@x>'], '<b@x>', undefined, '<a@x>', '<b@x>')).toEqual(['<a@x>', '<b@x>']);
+  });
+
+  it('a flooded thread record keeps its root and the latest ids, so it stays small', () => {
+    const ids = Array.from({ length: 500 }, (_, i) => `<m${i}@x>`);
+    const thread = ids.reduce<string[]>((t, id) => appendToThread(t, id), []);
+    expect(thread).toHaveLength(MAX_THREAD_IDS);
+    expect(thread[0]).toBe('<m0@x>');
+    expect(thread.at(-1)).toBe('<m499@x>');
+    expect(threadHeaders(thread).inReplyTo).toBe('<m499@x>');
   });
 
   it('References always start at the root and end at In-Reply-To, whatever the thread length', () => {
