@@ -59,6 +59,8 @@ export class SlackUnavailableError extends Error {
   constructor(
     readonly method: string,
     readonly detail: string,
+    /** `setup`: an admin has to fix something (token, scope, channel membership) before it can work. */
+    readonly reason: 'outage' | 'setup' = 'outage',
   ) {
     super(`Slack ${method} failed: ${detail}`);
     this.name = 'SlackUnavailableError';
@@ -70,6 +72,9 @@ export const CONTENT_REFUSALS = new Set(['msg_blocks_too_long', 'invalid_blocks'
 
 /** Platform errors that say "try again later" rather than "this request is wrong". */
 const TRANSIENT_ERRORS = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout']);
+
+/** Slack's answers to a token it does not accept. */
+export const TOKEN_REJECTED = new Set(['not_authed', 'invalid_auth', 'account_inactive', 'token_revoked', 'token_expired', 'not_allowed_token_type']);
 
 /** Setup problems an admin fixes (token, scopes, the bot not in the channel): retried until they are. */
 const SETUP_ERRORS = new Set([
@@ -105,7 +110,8 @@ export function translateError(method: string, err: unknown): Error {
     case 'slack_webapi_platform_error': {
       const code = e.data?.error ?? 'unknown_error';
       if (code === 'ratelimited') return new RetryLaterError(1000, `Slack rate-limited ${method}`);
-      if (TRANSIENT_ERRORS.has(code) || SETUP_ERRORS.has(code)) return new SlackUnavailableError(method, code);
+      if (TRANSIENT_ERRORS.has(code)) return new SlackUnavailableError(method, code);
+      if (SETUP_ERRORS.has(code)) return new SlackUnavailableError(method, code, 'setup');
       return new SlackRefusedError(method, code);
     }
     default:

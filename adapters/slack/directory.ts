@@ -1,8 +1,8 @@
 /**
  * Where each conversation lives in Slack, kept in the store (`kv('slack')`) so any instance can
- * find it: the thread root, the briefing copies (for later `chat.update`s), and the reverse map from
- * a Slack thread (channel + thread_ts) back to the conversation. Plain state, not a record of work:
- * what was delivered is the delivery core's cursor.
+ * find it: the thread root, the briefing copies and managers' cards (for later `chat.update`s),
+ * and the reverse map from a Slack thread (channel + thread_ts) back to the conversation. Plain
+ * state, not a record of work: what was delivered is the delivery core's cursor.
  */
 import type { KeyValue } from '../../src/store/store.ts';
 import type { PostedRef } from './api.ts';
@@ -15,6 +15,20 @@ export interface BriefingCopy extends PostedRef {
   place: 'thread' | 'queue';
   /** Replaced by a newer briefing; its buttons are gone. */
   superseded?: boolean;
+}
+
+/** One posted managers' card. */
+export interface ManagersCardRef extends PostedRef {
+  /** Which escalation it was posted for. */
+  escalation: number;
+  /** Its metadata key (`managers:<conversation>:<escalation>`, `:<n>` for a later step of the same escalation). */
+  key: string;
+  /** The work item that posted it (the delivery attempt's key). */
+  work: string;
+  /** The thread link it shows. */
+  threadLink?: string;
+  /** A newer escalation replaced it: no longer refreshed. */
+  done?: boolean;
 }
 
 export class SlackDirectory {
@@ -38,6 +52,15 @@ export class SlackDirectory {
   /** Written only by the delivery worker holding the conversation's `slack` lease, so this read-modify-write does not race. */
   async setBriefings(conversationId: string, copies: BriefingCopy[]): Promise<void> {
     await this.kv.set(`briefings:${conversationId}`, copies);
+  }
+
+  managersCards(conversationId: string): Promise<ManagersCardRef[]> {
+    return this.kv.get<ManagersCardRef[]>(`managers:${conversationId}`).then((list) => list ?? []);
+  }
+
+  /** Written only by the delivery worker holding the conversation's `slack` lease, like the briefings. */
+  async setManagersCards(conversationId: string, cards: ManagersCardRef[]): Promise<void> {
+    await this.kv.set(`managers:${conversationId}`, cards);
   }
 
   /** Replies under `message` (a root or a briefing copy) belong to `conversationId`. */

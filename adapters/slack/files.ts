@@ -39,9 +39,10 @@ export class SlackFiles {
 
   /** A signed link the customer can open, or undefined if the file has no id. */
   link(file: SlackFile, nowMs = Date.now()): string | undefined {
-    if (!file.id || !/^F[A-Z0-9]+$/.test(file.id)) return undefined;
+    if (typeof file.id !== 'string' || !/^F[A-Z0-9]+$/.test(file.id)) return undefined;
     const expires = Math.floor(nowMs / 1000) + this.ttlSeconds;
-    const name = encodeURIComponent((file.name || file.title || 'file').slice(0, 120));
+    const label = [file.name, file.title].find((v): v is string => typeof v === 'string' && v.length > 0) ?? 'file';
+    const name = encodeURIComponent(label.slice(0, 120));
     const base = this.options.publicUrl.replace(/\/+$/, '');
     return `${base}${FILES_PATH}${file.id}/${name}?exp=${expires}&sig=${this.sign(file.id, expires)}`;
   }

@@ -1,11 +1,14 @@
 /**
  * Operator actions from Slack, turned into bridge commands: thread replies (relay or internal
- * note), Claim, option buttons, Return / Close (button + modal, `/return` and `/close-ticket`, message
- * shortcuts), and Take over. Clicks and commands ack first and do the work afterwards, carrying
- * the platform's id for the request (click, modal, command) into the commit. A thread
- * reply is committed with the Slack message as its idempotency key before Slack gets its answer
- * (see `receiver.ts`): a redelivery is recognised, and a reply that could not be recorded fails the
- * request so Slack delivers it again. Anything the bridge refuses is told to the operator privately.
+ * note), Claim (on a briefing or a managers' card), option buttons, Return / Close (button + modal,
+ * `/return` and `/close-ticket`, message shortcuts), and Take over; and the Home tab, published
+ * when opened. Payload fields are read by type: a field of the wrong type counts as absent, and a
+ * click on a conversation that does not exist stores nothing. Clicks and commands ack first and do
+ * the work afterwards, carrying the platform's id for the request (click, modal, command) into the
+ * commit. A thread reply is committed with the Slack message as its idempotency key before Slack
+ * gets its answer (see `receiver.ts`): a redelivery is recognised, and a reply that could not be
+ * recorded fails the request so Slack delivers it again. Anything the bridge refuses is told to the
+ * operator privately.
  */
 import { randomUUID } from 'node:crypto';
 import type { App, types } from '@slack/bolt';
@@ -16,11 +19,13 @@ import { transition } from '../../src/ownership.ts';
 import type { BridgePort } from '../../src/ports.ts';
 import type { KeyValue } from '../../src/store/store.ts';
 import { BRIEFING_ACTIONS, parseBriefingButtonValue } from '../../cards/slack/briefing.ts';
+import { HOME_ACTIONS } from '../../cards/slack/home.ts';
 import { NOTE_MODAL, noteModal, notices, parseNoteModalMetadata, parsePickerValue, PICKER_ACTIONS, pickerMessage, type HandBack } from '../../cards/slack/operator.ts';
 import { slackToPlain } from '../../cards/slack/text.ts';
 import type { SlackDirectory } from './directory.ts';
-import type { SlackOperators } from './operators.ts';
+import { SLACK_OPERATOR_PREFIX, type SlackOperators } from './operators.ts';
 import { filesToAttachments, mentionedUsers, parseHandBackText, threadReplyOf, type SlackFile } from './parse.ts';
+import { RETRY_REQUEST_CODE } from './receiver.ts';
 
 /** Slash commands the app registers (see manifest/slack.yaml). `/close` is Slack's own, hence `/close-ticket`. */
 export const COMMANDS = { return: '/return', close: '/close-ticket' } as const;
@@ -36,8 +41,8 @@ const LAST_SLACK_RETRY = 3;
  * so that Slack delivers the event again.
  */
 export class ReplyNotRecordedError extends Error {
-  /** Bolt passes errors with a `code` to the app's error handler as they are. */
-  readonly code = 'slack_reply_not_recorded';
+  /** Bolt passes errors with a `code` to the app's error handler as they are; the receivers answer it with a retry. */
+  readonly code = RETRY_REQUEST_CODE;
   constructor(override readonly cause: unknown) {
     super(`The Slack reply could not be recorded yet: ${(cause as Error)?.message ?? String(cause)}`);
     this.name = 'ReplyNotRecordedError';
@@ -56,6 +61,8 @@ export interface ListenerDeps {
   openModal(triggerId: string, view: types.ModalView): Promise<void>;
   /** A customer-openable link for a Slack file. */
   fileLink?(file: SlackFile): string | undefined;
+  /** Publishes the Home tab (the live queue and today's figures) for one user. */
+  publishHome(user: string): Promise<void>;
 }
 
 /** Where a click or command came from, in the shape every handler needs. */
@@ -77,12 +84,14 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     await onThreadReply(deps, event as unknown as Loose, context.retryNum);
   });
 
+  // The briefing's Claim, and the managers' card's (same action, same value).
   app.action(BRIEFING_ACTIONS.claim, async ({ ack, body, action }) => {
     await ack();
     const origin = clickOrigin(body as Loose);
     const button = parseBriefingButtonValue((action as Loose).value);
-    if (!button) return;
+    if (!button || !origin) return;
     await guarded(deps, origin, async () => {
+      if (!(await exists(deps, origin, button.conversationId))) return;
       await bridge.claim({ conversationId: button.conversationId, operator: await deps.operators.operator(origin.user, origin.userName), idempotencyKey: clickKey(body as Loose, action as Loose) });
     });
   });
@@ -91,8 +100,9 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     await ack();
     const origin = clickOrigin(body as Loose);
     const button = parseBriefingButtonValue((action as Loose).value);
-    if (!button) return;
+    if (!button || !origin) return;
     await guarded(deps, origin, async () => {
+      if (!(await exists(deps, origin, button.conversationId))) return;
       await bridge.takeOver({ conversationId: button.conversationId, operator: await deps.operators.operator(origin.user, origin.userName), idempotencyKey: clickKey(body as Loose, action as Loose) });
     });
   });
@@ -103,9 +113,10 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     const a = action as Loose;
     const optionId = String(a.action_id).slice(BRIEFING_ACTIONS.optionPrefix.length);
     const button = parseBriefingButtonValue(a.value);
-    if (!button) return;
+    if (!button || !origin) return;
     // The card's escalation: a click on an older briefing decides nothing (StaleBriefingError, told privately).
     await guarded(deps, origin, async () => {
+      if (!(await exists(deps, origin, button.conversationId))) return;
       await bridge.decide({
         conversationId: button.conversationId,
         operator: await deps.operators.operator(origin.user, origin.userName),
@@ -124,9 +135,11 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       await ack();
       const b = body as Loose;
       const button = parseBriefingButtonValue((action as Loose).value);
-      if (!button) return;
       const origin = clickOrigin(b);
-      await guarded(deps, origin, () => openNoteModal(deps, kind, button.conversationId, b.trigger_id as string, origin));
+      if (!button || !origin) return;
+      const triggerId = textOf(b.trigger_id);
+      if (!triggerId) return;
+      await guarded(deps, origin, () => openNoteModal(deps, kind, button.conversationId, triggerId, origin));
     });
   }
 
@@ -137,9 +150,10 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     app.action(actionId, async ({ ack, body, action, respond }) => {
       await ack();
       const origin = clickOrigin(body as Loose);
-      const picked = parsePickerValue((action as Loose).value as string | undefined);
-      if (!picked) return;
+      const picked = parsePickerValue((action as Loose).value);
+      if (!picked || !origin) return;
       const outcome = await unlessUnavailable(deps, async () => {
+        if (!(await deps.bridge.getConversation(picked.conversationId))) return notices.failed('That conversation no longer exists.');
         const pick = await deps.kv.get<{ note?: string }>(`pick:${picked.pickId}`);
         const operator = await deps.operators.operator(origin.user, origin.userName);
         return handBack(deps, kind, picked.conversationId, operator, pick?.note, clickKey(body as Loose, action as Loose));
@@ -154,12 +168,13 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   ] as const) {
     app.view(callbackId, async ({ ack, body, view }) => {
       const meta = parseNoteModalMetadata(view.private_metadata);
-      const user = (body as Loose).user?.id as string;
-      if (!meta || !user) {
+      const user = (body as Loose).user?.id;
+      if (!meta || typeof user !== 'string' || !user) {
         await ack();
         return;
       }
-      const note = (view.state.values[NOTE_MODAL.blockId]?.[NOTE_MODAL.actionId]?.value ?? '').trim();
+      const typed = (view as Loose).state?.values?.[NOTE_MODAL.blockId]?.[NOTE_MODAL.actionId]?.value;
+      const note = (typeof typed === 'string' ? typed : '').trim();
       // Refuse inside the modal when we can already tell, so the operator sees why right there.
       const blocked = await precheck(deps, kind, meta.conversationId, user).catch((err: unknown) => {
         deps.logger.warn({ err: (err as Error)?.message }, 'could not check a hand-back');
@@ -170,7 +185,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
         return;
       }
       await ack();
-      const operator = await deps.operators.operator(user, (body as Loose).user?.name);
+      const operator = await deps.operators.operator(user, textOf((body as Loose).user?.name));
       const outcome = await handBack(deps, kind, meta.conversationId, operator, note || undefined, `slack:view:${(view as Loose).id ?? ''}:${(view as Loose).hash ?? ''}`);
       if (outcome.startsWith(':warning:')) await deps.tell({ channel: meta.channel ?? deps.channelId, user, ...(meta.threadTs ? { threadTs: meta.threadTs } : {}) }, outcome);
     });
@@ -182,19 +197,20 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   ] as const) {
     app.command(command, async ({ ack, command: cmd, respond }) => {
       await ack();
+      if (!textOf(cmd.user_id)) return;
       const reply = (message: string | { text: string; blocks?: unknown[] }) =>
         respond(typeof message === 'string' ? { response_type: 'ephemeral', text: message } : { response_type: 'ephemeral', ...message } as never).catch((err: unknown) =>
           logger.warn({ err }, 'could not answer the slash command'),
         );
       const { ticket, note } = parseHandBackText(cmd.text);
       const answer = await unlessUnavailable(deps, async (): Promise<string | { text: string; blocks?: unknown[] }> => {
-        const operator = await deps.operators.operator(cmd.user_id, cmd.user_name);
+        // Nothing is resolved or stored for a command that names nothing: the operator comes last.
         let target: Conversation | undefined;
         if (ticket) {
           target = await bridge.findByTicket(ticket);
           if (!target) return notices.unknownTicket(ticket);
         } else {
-          const held = await bridge.conversationsHeldBy(operator.id);
+          const held = await bridge.conversationsHeldBy(SLACK_OPERATOR_PREFIX + cmd.user_id);
           if (held.length === 0) return notices.holdsNothing(kind);
           if (held.length > 1) {
             const pickId = randomUUID();
@@ -203,7 +219,8 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
           }
           target = held[0]!;
         }
-        return handBack(deps, kind, target.id, operator, note, `slack:command:${cmd.trigger_id}`);
+        const operator = await deps.operators.operator(cmd.user_id, textOf(cmd.user_name));
+        return handBack(deps, kind, target.id, operator, note, `slack:command:${textOf(cmd.trigger_id) ?? randomUUID()}`);
       });
       await reply(answer);
     });
@@ -216,18 +233,34 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     app.shortcut(callbackId, async ({ ack, shortcut }) => {
       await ack();
       const s = shortcut as Loose;
-      const channel = s.channel?.id as string;
-      const user = s.user?.id as string;
-      const threadTs = (s.message?.thread_ts ?? s.message?.ts ?? s.message_ts) as string | undefined;
-      if (!channel || !user || !threadTs) return;
-      const origin: Origin = { user, channel, threadTs, ...(s.user?.name ? { userName: s.user.name } : {}) };
+      const channel = textOf(s.channel?.id);
+      const user = textOf(s.user?.id);
+      const threadTs = textOf(s.message?.thread_ts) ?? textOf(s.message?.ts) ?? textOf(s.message_ts);
+      const triggerId = textOf(s.trigger_id);
+      if (!channel || !user || !threadTs || !triggerId) return;
+      const userName = textOf(s.user?.name);
+      const origin: Origin = { user, channel, threadTs, ...(userName ? { userName } : {}) };
       await guarded(deps, origin, async () => {
         const conversationId = await deps.directory.conversationAt(channel, threadTs);
         if (!conversationId) return void (await deps.tell(origin, notices.notInThread()));
-        await openNoteModal(deps, kind, conversationId, s.trigger_id as string, origin);
+        await openNoteModal(deps, kind, conversationId, triggerId, origin);
       });
     });
   }
+
+  // The Home tab: the live queue and today's figures, published each time it is opened.
+  app.event('app_home_opened', async ({ event }) => {
+    const e = event as Loose;
+    const user = textOf(e.user);
+    if (!user || (e.tab !== undefined && e.tab !== 'home')) return;
+    await deps.publishHome(user);
+  });
+
+  app.action(HOME_ACTIONS.refresh, async ({ ack, body }) => {
+    await ack();
+    const user = textOf((body as Loose).user?.id);
+    if (user) await deps.publishHome(user);
+  });
 }
 
 /**
@@ -331,6 +364,13 @@ function blockedReason(kind: HandBack, conversation: Conversation, user: string)
   return result.ok ? undefined : result.error.message;
 }
 
+/** True if the conversation exists; otherwise the operator is told, and nothing is resolved or stored for the click. */
+async function exists(deps: ListenerDeps, origin: Origin, conversationId: string): Promise<boolean> {
+  if (await deps.bridge.getConversation(conversationId)) return true;
+  await deps.tell(origin, notices.failed('That conversation no longer exists.'));
+  return false;
+}
+
 /** Runs a bridge command for an operator; refusals and failures are told to them privately. */
 async function guarded(deps: ListenerDeps, origin: Origin, work: () => Promise<void>): Promise<void> {
   try {
@@ -353,16 +393,22 @@ function clickKey(body: Loose, action: Loose): string {
   return `slack:click:${body.user?.id ?? ''}:${action.action_id ?? ''}:${action.action_ts ?? body.trigger_id ?? ''}`;
 }
 
-/** Who clicked, and where: the channel of the message, and its thread if it sits in one. */
-function clickOrigin(body: Loose): Origin {
-  const channel = (body.channel?.id ?? body.container?.channel_id) as string;
-  const threadTs = (body.message?.thread_ts ?? body.container?.thread_ts) as string | undefined;
-  return {
-    user: body.user?.id as string,
-    ...(body.user?.name || body.user?.username ? { userName: (body.user.name ?? body.user.username) as string } : {}),
-    channel,
-    ...(threadTs ? { threadTs } : {}),
-  };
+/**
+ * Who clicked, and where: the channel of the message, and its thread if it sits in one. Undefined
+ * without a user or a channel (nothing can be done or said for a click from nobody, nowhere).
+ */
+function clickOrigin(body: Loose): Origin | undefined {
+  const user = textOf(body.user?.id);
+  const channel = textOf(body.channel?.id) ?? textOf(body.container?.channel_id);
+  if (!user || !channel) return undefined;
+  const threadTs = textOf(body.message?.thread_ts) ?? textOf(body.container?.thread_ts);
+  const userName = textOf(body.user?.name) ?? textOf(body.user?.username);
+  return { user, channel, ...(userName ? { userName } : {}), ...(threadTs ? { threadTs } : {}) };
+}
+
+/** A non-empty string from a payload field, or undefined. */
+function textOf(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
 }
 
 function escapeRegExp(s: string): string {

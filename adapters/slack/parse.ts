@@ -38,18 +38,20 @@ const CONTENT_SUBTYPES = new Set([undefined, 'file_share']);
 export function threadReplyOf(event: Record<string, unknown>): { reply: ThreadReply } | { ignore: string } {
   if (event.type !== 'message') return { ignore: 'not a message' };
   const subtype = event.subtype as string | undefined;
-  if (!CONTENT_SUBTYPES.has(subtype)) return { ignore: `subtype ${subtype}` };
+  if (!CONTENT_SUBTYPES.has(subtype)) return { ignore: `subtype ${String(subtype)}` };
   if (event.bot_id || event.bot_profile || event.app_id) return { ignore: 'from a bot' };
-  const { channel, ts, thread_ts: threadTs, user } = event as Record<string, string | undefined>;
+  const text = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
+  const [channel, ts, threadTs, user] = [text(event.channel), text(event.ts), text(event.thread_ts), text(event.user)];
   if (!channel || !ts || !user) return { ignore: 'incomplete' };
   if (!threadTs || threadTs === ts) return { ignore: 'not in a thread' };
-  const files = Array.isArray(event.files) ? (event.files as SlackFile[]) : [];
+  const files = Array.isArray(event.files) ? (event.files.filter((f) => typeof f === 'object' && f !== null && !Array.isArray(f)) as SlackFile[]) : [];
   return { reply: { channel, threadTs, ts, user, text: typeof event.text === 'string' ? event.text : '', files } };
 }
 
 /** Files that can be shown (not deleted, not hidden by plan limits). */
 export function usableFiles(files: readonly SlackFile[]): SlackFile[] {
-  return files.filter((f) => f.mode !== 'tombstone' && f.mode !== 'hidden_by_limit' && (f.url_private || f.permalink || f.permalink_public));
+  const isText = (v: unknown) => typeof v === 'string' && v.length > 0;
+  return files.filter((f) => f.mode !== 'tombstone' && f.mode !== 'hidden_by_limit' && (isText(f.url_private) || isText(f.permalink) || isText(f.permalink_public)));
 }
 
 /**
@@ -57,12 +59,13 @@ export function usableFiles(files: readonly SlackFile[]): SlackFile[] {
  * bridge's signed file link); without it the public permalink or, as a last resort, Slack's own link.
  */
 export function filesToAttachments(files: readonly SlackFile[], link?: (file: SlackFile) => string | undefined): Attachment[] {
+  const text = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
   return usableFiles(files).map((f) => {
-    const url = link?.(f) ?? f.permalink_public ?? f.permalink ?? f.url_private!;
+    const url = link?.(f) ?? text(f.permalink_public) ?? text(f.permalink) ?? f.url_private!;
     return {
-      name: (f.name || f.title || 'file').slice(0, 200),
+      name: (text(f.name) ?? text(f.title) ?? 'file').slice(0, 200),
       url,
-      ...(f.mimetype ? { contentType: f.mimetype } : {}),
+      ...(text(f.mimetype) ? { contentType: f.mimetype! } : {}),
       ...(typeof f.size === 'number' ? { size: f.size } : {}),
     };
   });
@@ -72,8 +75,8 @@ export function filesToAttachments(files: readonly SlackFile[], link?: (file: Sl
 const TICKET = /^\s*([A-Z][A-Z0-9]{0,9}-\d{1,9})\b[\s:,.-]*/i;
 
 /** `/return [ticket] [note]`: an optional leading ticket reference, the rest is the note. */
-export function parseHandBackText(text: string | undefined): { ticket?: string; note?: string } {
-  const raw = (text ?? '').trim();
+export function parseHandBackText(text: unknown): { ticket?: string; note?: string } {
+  const raw = (typeof text === 'string' ? text : '').trim();
   const match = TICKET.exec(raw);
   const ticket = match?.[1]?.toUpperCase();
   const note = (match ? raw.slice(match[0].length) : raw).trim();

@@ -1,33 +1,42 @@
 /**
  * The Slack workspace: mirrors each conversation into a thread, posts and refreshes the briefing,
- * and tells operators things privately. Inbound operator actions are wired in `listeners.ts`.
+ * tells operators things privately and, with a managers' channel, posts unclaimed escalations
+ * there and the daily digest. The Home tab shows the live queue. Inbound operator actions are
+ * wired in `listeners.ts`.
  *
  * The bridge's delivery workers call the Workspace port for one conversation at a time, in order,
  * at least once. Nothing here queues, sleeps or retries: a failure goes back to the worker, which
  * tries this conversation again later (a 429 after its Retry-After). Every post carries a key
  * derived from the work (`root:<conversation>`, `msg:<message>`,
- * `briefing:<conversation>:<escalation>:thread|queue`), so a repeat after an uncertain outcome
+ * `briefing:<conversation>:<escalation>:thread|queue`, `managers:<conversation>:<escalation>`,
+ * `digest:<date>`), so a repeat after an uncertain outcome
  * finds the earlier post instead of posting twice (`SlackApi.post`). A message Slack refuses for
  * its content is replaced by a smaller one rather than dropped.
  */
+import { createHmac } from 'node:crypto';
 import { App, SocketModeReceiver, type webApi } from '@slack/bolt';
 import { PermanentDeliveryError, RetryLaterError } from '../../src/delivery/outcome.ts';
+import type { Digest } from '../../src/engine/digest.ts';
+import { BridgeError, ConfigError } from '../../src/errors.ts';
 import type { HttpServer } from '../../src/http.ts';
 import { conversationLogger, type Logger } from '../../src/log.ts';
 import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
 import { FIRST_ATTEMPT, type BridgePort, type DeliveryAttempt, type Service, type Workspace } from '../../src/ports.ts';
 import { briefingCard, briefingFallbacks, supersededBriefingCard } from '../../cards/slack/briefing.ts';
+import { digestMessage } from '../../cards/slack/digest.ts';
+import { homeView, HOME_LIST_LIMIT } from '../../cards/slack/home.ts';
 import type { SlackMessage } from '../../cards/slack/limits.ts';
+import { managersCard, managersCardText, type ManagersCardInput } from '../../cards/slack/managers.ts';
 import { escalationNumber } from '../../cards/slack/status.ts';
 import { escapeMrkdwn } from '../../cards/slack/text.ts';
 import { bridgeLine, threadMessage, threadRoot } from '../../cards/slack/thread.ts';
-import { CONTENT_REFUSALS, describe, SlackApi, SlackRefusedError, SlackUnavailableError, type PostArgs, type PostedRef } from './api.ts';
+import { CONTENT_REFUSALS, describe, SlackApi, SlackRefusedError, SlackUnavailableError, TOKEN_REJECTED, type PostArgs, type PostedRef } from './api.ts';
 import { boltLogger } from './bolt-logger.ts';
-import { normalizeApiUrl, type SlackConfig } from './config.ts';
-import { SlackDirectory, type BriefingCopy } from './directory.ts';
+import { normalizeApiUrl, oncallGroupFor, type SlackConfig } from './config.ts';
+import { SlackDirectory, type BriefingCopy, type ManagersCardRef } from './directory.ts';
 import { SlackFiles } from './files.ts';
 import { registerListeners, ReplyNotRecordedError } from './listeners.ts';
-import { SlackOperators, slackUserId } from './operators.ts';
+import { SLACK_OPERATOR_PREFIX, SlackOperators, slackUserId } from './operators.ts';
 import { commitBeforeAck, SlackHttpReceiver } from './receiver.ts';
 
 export interface SlackWorkspaceOptions {
@@ -62,6 +71,13 @@ export class SlackWorkspace implements Workspace, Service {
   private readonly files?: SlackFiles;
   private readonly logger: Logger;
   private started = false;
+  /** The workspace's URL (`https://acme.slack.com/`), from auth.test: thread links without an API call. */
+  private teamUrl?: string;
+
+  /** An unclaimed escalation that waited too long: a card in the managers' channel. Only with SLACK_MANAGERS_CHANNEL_ID. */
+  readonly postToManagers?: (conversation: Conversation, attempt?: DeliveryAttempt) => Promise<void>;
+  /** The daily digest in the managers' channel. Only with SLACK_MANAGERS_CHANNEL_ID. */
+  readonly postDigest?: (digest: Digest) => Promise<void>;
 
   constructor(private readonly options: SlackWorkspaceOptions) {
     const { config, bridge } = options;
@@ -78,9 +94,10 @@ export class SlackWorkspace implements Workspace, Service {
     const logger = boltLogger(this.logger);
     if (config.appToken) {
       const receiver = new SocketModeReceiver({ appToken: config.appToken, logger, installerOptions: { clientOptions: { slackApiUrl } } });
-      commitBeforeAck(receiver);
+      commitBeforeAck(receiver, this.logger);
       this.app = new App({ token: config.botToken, receiver, logger, clientOptions, deferInitialization: true, convoStore: false });
     } else {
+      if (!config.signingSecret) throw new ConfigError('SLACK_SIGNING_SECRET', 'required in HTTP mode (no SLACK_APP_TOKEN): the Signing Secret from the app\'s "Basic Information" page');
       this.receiver = new SlackHttpReceiver({ http: options.http, signingSecret: config.signingSecret, logger: this.logger, ...(config.eventsPath ? { path: config.eventsPath } : {}) });
       this.app = new App({ token: config.botToken, receiver: this.receiver, logger, clientOptions, deferInitialization: true, convoStore: false });
     }
@@ -98,7 +115,8 @@ export class SlackWorkspace implements Workspace, Service {
       this.files = new SlackFiles({
         http: options.http,
         publicUrl: options.publicUrl,
-        secret: config.signingSecret,
+        // Socket Mode may run without a signing secret: then a key derived from the bot token signs the links.
+        secret: config.signingSecret ?? createHmac('sha256', config.botToken).update('handoff-bridge slack file links').digest('hex'),
         botToken: config.botToken,
         apiUrl: slackApiUrl,
         fileInfo: (file) => this.api.call('files.info', { file }),
@@ -118,19 +136,38 @@ export class SlackWorkspace implements Workspace, Service {
         await this.client.views.open({ trigger_id: triggerId, view });
       },
       ...(this.files ? { fileLink: (file) => this.files!.link(file) } : {}),
+      publishHome: (user) => this.publishHome(user),
     });
+    const managersChannel = config.managersChannelId;
+    if (managersChannel) {
+      this.postToManagers = (conversation, attempt) => this.managersCard(managersChannel, conversation, attempt);
+      this.postDigest = (digest) => this.digest(managersChannel, digest);
+    }
   }
 
-  /** Checks the bot token (auth.test), then starts taking Slack requests (HTTP) or connects (Socket Mode). */
+  /**
+   * Checks the bot token (auth.test) and the on-call groups, then starts taking Slack requests
+   * (HTTP) or connects (Socket Mode). A token Slack rejects is a `ConfigError` naming the variable;
+   * Slack out of reach is one line too.
+   */
   async start(): Promise<void> {
+    const { config } = this.options;
     try {
+      const auth = await this.api.call<{ url?: string }>('auth.test', {});
+      if (typeof auth.url === 'string' && /^https:\/\/[^\s<>|]+\/$/.test(auth.url)) this.teamUrl = auth.url;
       await this.app.init();
     } catch (err) {
-      throw new Error(`Slack rejected SLACK_BOT_TOKEN or could not be reached (auth.test: ${(err as Error).message}).`);
+      throw startError('SLACK_BOT_TOKEN', 'the Bot User OAuth Token (xoxb-...) from the app\'s "OAuth & Permissions" page', normalizeApiUrl(config.apiUrl), err);
     }
-    await this.app.start();
+    await this.checkOncallGroups();
+    try {
+      await this.app.start();
+    } catch (err) {
+      await this.app.stop().catch(() => {});
+      throw startError('SLACK_APP_TOKEN', 'an app-level token (xapp-...) with connections:write, from the app\'s "Basic Information" page', normalizeApiUrl(config.apiUrl), err);
+    }
     this.started = true;
-    this.logger.info({ mode: this.mode }, 'slack workspace started');
+    this.logger.info({ mode: this.mode, managers: Boolean(config.managersChannelId) }, 'slack workspace started');
   }
 
   /** Stops taking Slack requests and lets those in progress finish. Outbound work stays with the bridge's workers. */
@@ -151,7 +188,10 @@ export class SlackWorkspace implements Workspace, Service {
     const log = conversationLogger(this.logger, conversation);
     const root = await this.ensureThread(conversation, attempt);
     const fallback = bridgeLine(`A ${message.author.role} message could not be shown in Slack; it is in the conversation's transcript in the bridge.`);
-    await this.postFirstAccepted(`msg:${message.id}`, { channel: root.channel, thread_ts: root.ts }, [threadMessage(message), fallback], attempt, log);
+    const { config } = this.options;
+    const oncallGroup = oncallGroupFor(config, conversation.queue);
+    const context = { ...(oncallGroup ? { oncallGroup } : {}), ...(config.managersChannelId ? { managersChannel: config.managersChannelId } : {}) };
+    await this.postFirstAccepted(`msg:${message.id}`, { channel: root.channel, thread_ts: root.ts }, [threadMessage(message, context), fallback], attempt, log);
   }
 
   /**
@@ -181,7 +221,7 @@ export class SlackWorkspace implements Workspace, Service {
     }
   }
 
-  /** Refreshes the thread root and every current briefing copy (chat.update is safe to repeat). */
+  /** Refreshes the thread root, every current briefing copy and managers' card (chat.update is safe to repeat). */
   async ownershipChanged(conversation: Conversation, _change: HistoryEntry, _attempt?: DeliveryAttempt): Promise<void> {
     const log = conversationLogger(this.logger, conversation);
     const root = await this.directory.thread(conversation.id);
@@ -193,6 +233,7 @@ export class SlackWorkspace implements Workspace, Service {
     for (const copy of await this.supersedeOlder(conversation, escalationNumber(conversation), log)) {
       if (!copy.superseded) await this.update(copy, [briefingCard(conversation), ...briefingFallbacks(conversation)], log);
     }
+    await this.refreshManagersCards(conversation, log);
   }
 
   /**
@@ -211,6 +252,123 @@ export class SlackWorkspace implements Workspace, Service {
     }
   }
 
+  // ---- managers' channel, digest and Home tab ------------------------------------------------
+
+  /**
+   * The managers' card for the conversation's current escalation: ticket, wait, reason, a link to
+   * the thread and Claim. Once per (conversation, escalation); a later step of the same escalation
+   * (after a release) gets its own card. Recorded as soon as it is posted; after an uncertain
+   * attempt the post is looked up by its key first.
+   */
+  private async managersCard(channel: string, conversation: Conversation, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
+    const log = conversationLogger(this.logger, conversation);
+    const root = await this.ensureThread(conversation, attempt);
+    const escalation = escalationNumber(conversation);
+    const cards = await this.directory.managersCards(conversation.id);
+    // This work item posted and recorded its card already (the worker is repeating it).
+    if (attempt !== FIRST_ATTEMPT && cards.some((c) => c.work === attempt.key)) return;
+    const round = cards.filter((c) => c.escalation === escalation).length + 1;
+    const key = `managers:${conversation.id}:${escalation}${round > 1 ? `:${round}` : ''}`;
+    const threadLink = await this.permalink(root);
+    const input: ManagersCardInput = { conversation, escalation, ...(threadLink ? { threadLink } : {}), threadChannel: root.channel, now: new Date() };
+    const ref = await this.postFirstAccepted(key, { channel }, [managersCard(input), managersCardText(input)], attempt, log);
+    const card: ManagersCardRef = { ...ref, escalation, key, work: attempt.key, ...(threadLink ? { threadLink } : {}) };
+    await this.directory.setManagersCards(conversation.id, [...cards, card]);
+  }
+
+  /** Managers' cards show the conversation as it is now; a card of an earlier escalation loses its button once. */
+  private async refreshManagersCards(conversation: Conversation, log: Logger): Promise<void> {
+    let cards = await this.directory.managersCards(conversation.id);
+    const current = escalationNumber(conversation);
+    for (const card of cards) {
+      if (card.done) continue;
+      const input: ManagersCardInput = { conversation, escalation: card.escalation, ...(card.threadLink ? { threadLink: card.threadLink } : {}), now: new Date() };
+      await this.update(card, [managersCard(input), managersCardText(input)], log);
+      if (card.escalation !== current) {
+        cards = cards.map((c) => (c === card ? { ...c, done: true } : c));
+        await this.directory.setManagersCards(conversation.id, cards);
+      }
+    }
+  }
+
+  /**
+   * The daily digest in the managers' channel. The scheduler tries again after any failure, so
+   * the post always looks for an earlier one of the day first: a lost answer is not posted twice.
+   */
+  private async digest(channel: string, digest: Digest): Promise<void> {
+    const names = new Map<string, string>();
+    for (const { operatorId } of digest.returnsPerOperator.slice(0, 10)) names.set(operatorId, await this.operatorName(operatorId));
+    const message = digestMessage(digest, (id) => names.get(id) ?? id);
+    const key = `digest:${digest.date}`;
+    // Posted on or after its (UTC) day; look from the start of that day, or the last hour if later.
+    const dayStart = Date.parse(`${digest.date}T00:00:00Z`);
+    const since = Math.min(Number.isFinite(dayStart) ? dayStart : Date.now(), Date.now() - 3_600_000);
+    await this.postFirstAccepted(key, { channel }, [message, { text: message.text }], { key, count: 2, since }, this.logger);
+  }
+
+  /**
+   * Publishes the Home tab for one user: waiting conversations (oldest first) with their wait,
+   * held ones with owner and duration, and today's figures. A failure is logged; the next open
+   * publishes again.
+   */
+  async publishHome(user: string): Promise<void> {
+    const { bridge } = this.options;
+    try {
+      const now = new Date();
+      const [waiting, held, digest] = await Promise.all([bridge.conversationsIn('waiting'), bridge.conversationsIn('human'), bridge.digest(now.toISOString().slice(0, 10))]);
+      const listed = [...waiting.slice(0, HOME_LIST_LIMIT * 2), ...held.slice(0, HOME_LIST_LIMIT * 2)];
+      const roots = new Map(await Promise.all(listed.map(async (c) => [c.id, await this.directory.thread(c.id)] as const)));
+      const view = homeView({ waiting, held, digest, now, threadLink: (c) => this.threadLink(roots.get(c.id)) });
+      await this.api.call('views.publish', { user_id: user, view });
+    } catch (err) {
+      this.logger.warn({ user, err: describe(err) }, 'could not publish the home tab');
+    }
+  }
+
+  /** The thread's permalink (chat.getPermalink), or one built from the workspace URL if Slack will not give it. */
+  private async permalink(root: PostedRef): Promise<string | undefined> {
+    try {
+      const result = await this.api.call<{ permalink?: unknown }>('chat.getPermalink', { channel: root.channel, message_ts: root.ts });
+      if (typeof result.permalink === 'string') return result.permalink;
+    } catch (err) {
+      if (!(err instanceof SlackRefusedError)) throw err;
+      this.logger.warn({ channel: root.channel, ts: root.ts, err: describe(err) }, 'slack gave no permalink for a thread; using a built link');
+    }
+    return this.threadLink(root);
+  }
+
+  /** A link to a thread root built like Slack's permalinks (`https://acme.slack.com/archives/C123/p1700000000123456`). */
+  private threadLink(root: PostedRef | undefined): string | undefined {
+    if (!root || !this.teamUrl || !/^\d+\.\d+$/.test(root.ts)) return undefined;
+    return `${this.teamUrl}archives/${root.channel}/p${root.ts.replace('.', '')}`;
+  }
+
+  /** A display name for an operator id (a Slack user's name, cached; another workspace's id as it is). */
+  private async operatorName(operatorId: string): Promise<string> {
+    if (operatorId.startsWith(SLACK_OPERATOR_PREFIX)) return this.operators.name(operatorId.slice(SLACK_OPERATOR_PREFIX.length));
+    return operatorId;
+  }
+
+  /**
+   * With SLACK_ONCALL_GROUPS set, checks each id is a user group here (usergroups.list, scope
+   * `usergroups:read`). An unknown id stops start-up; if Slack will not say, a warning is logged.
+   */
+  private async checkOncallGroups(): Promise<void> {
+    const groups = this.options.config.oncallGroups;
+    if (!groups || Object.keys(groups).length === 0) return;
+    let known: Set<string>;
+    try {
+      const result = await this.api.call<{ usergroups?: Array<{ id?: string }> }>('usergroups.list', { include_disabled: false });
+      known = new Set((result.usergroups ?? []).map((g) => g.id).filter((id): id is string => typeof id === 'string'));
+    } catch (err) {
+      this.logger.warn({ err: describe(err) }, 'could not check SLACK_ONCALL_GROUPS (needs the usergroups:read scope); reminders mention them as configured');
+      return;
+    }
+    for (const [queue, id] of Object.entries(groups)) {
+      if (!known.has(id)) throw new ConfigError('SLACK_ONCALL_GROUPS', `${id} (queue ${queue}) is not an enabled user group in this Slack workspace`);
+    }
+  }
+
   // ---- helpers --------------------------------------------------------------------------
 
   /**
@@ -224,7 +382,8 @@ export class SlackWorkspace implements Workspace, Service {
         await this.api.call('chat.postEphemeral', args);
         return true;
       } catch (err) {
-        const wait = err instanceof RetryLaterError ? err.retryAfterMs : err instanceof SlackUnavailableError ? 250 * tries : undefined;
+        // A short 429 or an outage may pass; a setup problem (channel, scope) will not in a second.
+        const wait = err instanceof RetryLaterError ? err.retryAfterMs : err instanceof SlackUnavailableError && err.reason === 'outage' ? 250 * tries : undefined;
         if (wait === undefined || tries >= 3 || wait > TELL_MAX_WAIT_MS) {
           this.logger.warn({ user: target.user, err: describe(err) }, 'could not tell the operator privately');
           return false;
@@ -294,6 +453,19 @@ export class SlackWorkspace implements Workspace, Service {
       }
     }
   }
+}
+
+/**
+ * What start-up says when Slack refuses a token or cannot be reached: one line, no stack. A
+ * rejected token is a `ConfigError` naming `variable`.
+ */
+function startError(variable: string, expected: string, apiUrl: string, err: unknown): Error {
+  if (err instanceof BridgeError) return err;
+  const e = err as { code?: string; data?: { error?: unknown }; message?: string };
+  const code = typeof e.data?.error === 'string' ? e.data.error : err instanceof SlackUnavailableError ? err.detail : undefined;
+  if (code && TOKEN_REJECTED.has(code)) return new ConfigError(variable, `Slack rejected it (${code}); expected ${expected}`);
+  const detail = String(e.message ?? err).replace(/\s+/g, ' ').slice(0, 200);
+  return new BridgeError('slack_unreachable', `Slack did not answer at ${apiUrl} (${detail}); check the network or SLACK_API_URL.`);
 }
 
 function render(message: SlackMessage): { text: string; blocks?: unknown[] } {

@@ -46,8 +46,8 @@ export function briefingButtonValue(conversationId: string, escalation: number):
   return fit(`${conversationId}|${escalation}`, LIMITS.buttonValue);
 }
 
-export function parseBriefingButtonValue(value: string | undefined): BriefingButtonValue | undefined {
-  if (!value) return undefined;
+export function parseBriefingButtonValue(value: unknown): BriefingButtonValue | undefined {
+  if (typeof value !== 'string' || !value) return undefined;
   const bar = value.lastIndexOf('|');
   if (bar < 0) return { conversationId: value };
   const escalation = Number(value.slice(bar + 1));

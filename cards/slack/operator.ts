@@ -74,8 +74,8 @@ export function noteModal(kind: HandBack, conversation: Conversation, metadata: 
 }
 
 /** Reads the metadata back from a submitted modal; undefined if it is not ours. */
-export function parseNoteModalMetadata(raw: string | undefined): NoteModalMetadata | undefined {
-  if (!raw) return undefined;
+export function parseNoteModalMetadata(raw: unknown): NoteModalMetadata | undefined {
+  if (typeof raw !== 'string' || !raw) return undefined;
   try {
     const data = JSON.parse(raw) as Partial<NoteModalMetadata>;
     if (typeof data.conversationId !== 'string' || data.conversationId.length === 0) return undefined;
@@ -122,8 +122,8 @@ export function pickerMessage(kind: HandBack, conversations: Conversation[], pic
 }
 
 /** Splits a picker button value back into conversation id and pick id. */
-export function parsePickerValue(value: string | undefined): { conversationId: string; pickId: string } | undefined {
-  if (!value) return undefined;
+export function parsePickerValue(value: unknown): { conversationId: string; pickId: string } | undefined {
+  if (typeof value !== 'string' || !value) return undefined;
   const bar = value.lastIndexOf('|');
   if (bar <= 0) return undefined;
   return { conversationId: value.slice(0, bar), pickId: value.slice(bar + 1) };

@@ -58,6 +58,16 @@ export function describeChange(change: HistoryEntry, maxNote = 1500): string {
       return `:lock: ${who} closed the conversation${note}`;
     case 'reopen':
       return `:unlock: The conversation reopened with the agent${note}`;
+    case 'remind':
+      return `:alarm_clock: Reminder posted in the thread${note}`;
+    case 'managers':
+      return `:mega: Sent to the managers' channel${note}`;
+    case 'fallback':
+      return `:leftwards_arrow_with_hook: Nobody claimed it in time; the customer was told and the agent continues${note}`;
+    case 'expire':
+      return `:hourglass: Back in the queue${note}`;
+    case 'nudge':
+      return `:bell: The owner was reminded privately${note}`;
     default:
       return `${who}: ${escapeMrkdwn(change.reason)} (${change.from} → ${change.to})${note}`;
   }
@@ -78,4 +88,43 @@ export function sinceLastEscalation(conversation: Conversation): HistoryEntry[] 
  */
 export function escalationNumber(conversation: Conversation): number {
   return conversation.history.filter((h) => h.reason === 'escalate').length;
+}
+
+/** A span of time as people say it: "under a minute", "1 min", "17 min", "2 h 5 min", "3 d 4 h". */
+export function formatDuration(ms: number): string {
+  const minutes = Math.floor(Math.max(0, ms) / 60_000);
+  if (minutes < 1) return 'under a minute';
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+  const days = Math.floor(hours / 24);
+  return hours % 24 ? `${days} d ${hours % 24} h` : `${days} d`;
+}
+
+/**
+ * The conversation's latest wait for a person: when it started (an escalation, a release, an
+ * expiry) and the change that ended it (a claim, a decision, a fallback...), if it ended.
+ */
+export function lastWait(conversation: Conversation): { start: HistoryEntry; end?: HistoryEntry } | undefined {
+  const history = conversation.history;
+  for (let i = history.length - 1; i >= 0; i--) {
+    const entry = history[i]!;
+    if (entry.to !== 'waiting' || entry.from === 'waiting') continue;
+    const end = history.slice(i + 1).find((h) => h.from === 'waiting' && h.to !== 'waiting');
+    return { start: entry, ...(end ? { end } : {}) };
+  }
+  return undefined;
+}
+
+/** Since when the current owner holds the conversation (the latest change that gave it to them). */
+export function heldSince(conversation: Conversation): string | undefined {
+  if (conversation.state !== 'human') return undefined;
+  return [...conversation.history].reverse().find((h) => h.to === 'human')?.at;
+}
+
+/** A Slack date token that each reader sees in their own time zone, e.g. "Nov 30, 2026 14:03". */
+export function slackTime(at: Date | string): string {
+  const date = typeof at === 'string' ? new Date(at) : at;
+  const fallback = date.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+  return `<!date^${Math.floor(date.getTime() / 1000)}^{date_short_pretty} {time}|${fallback}>`;
 }

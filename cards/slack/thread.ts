@@ -39,8 +39,20 @@ export function threadRoot(conversation: Conversation): SlackMessage {
   };
 }
 
+/** What the thread adds to the escalation ladder's internal notices (from the Slack configuration). */
+export interface ThreadContext {
+  /** User group (`S...`) a reminder mentions: the queue's on-call group. */
+  oncallGroup?: string;
+  /** The managers' channel, linked from the "sent to the managers" line. */
+  managersChannel?: string;
+}
+
+/** Ids that may go into a mention or channel link as they are. */
+const USER_GROUP_ID = /^S[A-Z0-9]{2,}$/;
+const CHANNEL_ID = /^[CG][A-Z0-9]{2,}$/;
+
 /** One transcript message as a thread reply, labelled by author; internal notes and notices look different. */
-export function threadMessage(message: Message): SlackMessage {
+export function threadMessage(message: Message, context: ThreadContext = {}): SlackMessage {
   const name = message.author.name;
   let label: string;
   switch (message.author.role) {
@@ -56,6 +68,8 @@ export function threadMessage(message: Message): SlackMessage {
     case 'system':
       // Public system messages are status notices the customer saw; internal ones record who did what.
       label = message.visibility === 'public' ? ':speech_balloon: *Customer was told:*' : ':information_source:';
+      if (message.notice === 'reminder') label = ':alarm_clock:';
+      if (message.notice === 'managers') label = ':mega:';
       break;
   }
   if (message.visibility === 'internal' && message.author.role !== 'system') {
@@ -64,8 +78,16 @@ export function threadMessage(message: Message): SlackMessage {
   const body = message.text.trim().length > 0 ? bodyText(message.text) : '';
   const files = (message.attachments ?? []).map((a) => `:paperclip: ${mrkdwn(a.name, 300)}: ${mrkdwn(a.url, 2000)}`);
   const separator = message.author.role === 'system' ? ' ' : '\n';
-  const head = [label, body].filter((p) => p.length > 0).join(separator);
+  const head = [label, body, ladderSuffix(message, context)].filter((p) => p.length > 0).join(separator);
   return { text: fit([head, ...files].join('\n'), LIMITS.messageText) };
+}
+
+/** The on-call mention on a reminder, the channel link on a "sent to the managers" line. */
+function ladderSuffix(message: Message, context: ThreadContext): string {
+  if (message.author.role !== 'system' || message.visibility !== 'internal') return '';
+  if (message.notice === 'reminder' && context.oncallGroup && USER_GROUP_ID.test(context.oncallGroup)) return `<!subteam^${context.oncallGroup}>`;
+  if (message.notice === 'managers' && context.managersChannel && CHANNEL_ID.test(context.managersChannel)) return `→ <#${context.managersChannel}>`;
+  return '';
 }
 
 /** A plain line from the bridge into the thread (e.g. a file that could not be relayed). */

@@ -8,7 +8,8 @@
  * and slowness, one fault at a time (`fault`) or at random (`chaos`). Like Slack it refuses blocks
  * over their limits, including `msg_blocks_too_long` when the text of all blocks together passes
  * `blocksTextLimit`, and pages `conversations.replies` / `conversations.history` by `limit` and
- * `cursor`. It also serves `response_url`s and private file downloads.
+ * `cursor`. It also serves `response_url`s and private file downloads, publishes Home tabs
+ * (`views.publish`), gives permalinks (`chat.getPermalink`) and lists user groups (`usergroups.list`).
  *
  * `SlackEventsClient` plays Slack's side of inbound traffic: signed Events API callbacks,
  * interactivity (`payload=` forms) and slash commands, sent to the app's `/slack/events`.
@@ -89,6 +90,9 @@ export class SlackApiEmulator {
   readonly ephemerals: Array<{ channel: string; user: string; text: string; blocks?: any[]; thread_ts?: string }> = [];
   readonly responses: Array<{ id: string; body: Record<string, any> }> = [];
   readonly views: Array<{ id: string; trigger_id: string; view: Record<string, any> }> = [];
+  /** Every Home tab published, in order (the latest per user is what they see). */
+  readonly homeViews: Array<{ user: string; view: Record<string, any> }> = [];
+  readonly userGroups = new Map<string, { id: string; handle: string; name: string }>();
   readonly users = new Map<string, EmulatedUser>();
   readonly channels = new Map<string, { id: string; name: string }>();
   readonly files = new Map<string, { file: Record<string, any>; content: Buffer }>();
@@ -190,6 +194,22 @@ export class SlackApiEmulator {
 
   addChannel(id: string, name: string): void {
     this.channels.set(id, { id, name });
+  }
+
+  addUserGroup(group: { id: string; handle: string; name?: string }): void {
+    this.userGroups.set(group.id, { id: group.id, handle: group.handle, name: group.name ?? group.handle });
+  }
+
+  /** The Home tab `user` sees now. */
+  homeView(user: string): Record<string, any> | undefined {
+    return this.homeViews.filter((v) => v.user === user).at(-1)?.view;
+  }
+
+  /** The permalink Slack gives for a message (the same shape as `chat.getPermalink`'s). */
+  permalink(channel: string, ts: string): string {
+    const message = this.message(channel, ts);
+    const base = `https://emulated.slack.com/archives/${channel}/p${ts.replace('.', '')}`;
+    return message?.thread_ts && message.thread_ts !== ts ? `${base}?thread_ts=${message.thread_ts}&cid=${channel}` : base;
   }
 
   /** A file an operator shared, downloadable with the bot token. */
@@ -546,6 +566,22 @@ export class SlackApiEmulator {
         this.views.push({ id, trigger_id: args.trigger_id, view });
         return { ok: true, view: { ...view, id } };
       }
+      case 'views.publish': {
+        const view = parseJsonArg(args.view);
+        if (!args.user_id || !view || view.type !== 'home') return { ok: false, error: 'invalid_arguments' };
+        if (!Array.isArray(view.blocks) || view.blocks.length > 100) return { ok: false, error: 'invalid_blocks' };
+        const invalid = blockProblems(view.blocks, '', Number.POSITIVE_INFINITY, 100);
+        if (invalid) return { ok: false, error: invalid };
+        this.homeViews.push({ user: String(args.user_id), view });
+        return { ok: true, view: { ...view, id: `V${randomUUID().replace(/-/g, '').slice(0, 10).toUpperCase()}` } };
+      }
+      case 'chat.getPermalink': {
+        if (!args.channel) return { ok: false, error: 'channel_not_found' };
+        if (!this.message(args.channel, args.message_ts)) return { ok: false, error: 'message_not_found' };
+        return { ok: true, channel: args.channel, permalink: this.permalink(args.channel, args.message_ts) };
+      }
+      case 'usergroups.list':
+        return { ok: true, usergroups: [...this.userGroups.values()].map((g) => ({ id: g.id, team_id: this.teamId, handle: g.handle, name: g.name, is_usergroup: true, date_delete: 0 })) };
       case 'conversations.info': {
         const channel = this.channels.get(args.channel);
         return channel ? { ok: true, channel: { id: channel.id, name: channel.name, is_channel: true, is_member: true } } : { ok: false, error: 'channel_not_found' };
@@ -667,10 +703,10 @@ function totalBlocksText(node: unknown): number {
 }
 
 /** The error Slack gives for blocks (or text) over its limits, or undefined. */
-function blockProblems(blocks: any[] | undefined, text: string, blocksTextLimit: number): string | undefined {
+function blockProblems(blocks: any[] | undefined, text: string, blocksTextLimit: number, maxBlocks = PLAIN_LIMITS.blocks): string | undefined {
   if (text.length > PLAIN_LIMITS.text) return 'msg_too_long';
   if (!blocks) return undefined;
-  if (!Array.isArray(blocks) || blocks.length > PLAIN_LIMITS.blocks) return 'invalid_blocks';
+  if (!Array.isArray(blocks) || blocks.length > maxBlocks) return 'invalid_blocks';
   if (totalBlocksText(blocks) > blocksTextLimit) return 'msg_blocks_too_long';
   for (const block of blocks) {
     if (block.type === 'header' && !(block.text?.text?.length > 0 && block.text.text.length <= PLAIN_LIMITS.header)) return 'invalid_blocks';

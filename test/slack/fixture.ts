@@ -4,6 +4,8 @@
  * customer channel, and a client that sends signed Slack requests to `/slack/events`.
  */
 import type { Agent } from '../../src/agent/agent.ts';
+import type { SlackConfig } from '../../adapters/slack/config.ts';
+import type { Policy } from '../../src/policy.ts';
 import type { Bridge } from '../../src/bridge.ts';
 import { HttpServer } from '../../src/http.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -11,7 +13,7 @@ import type { Conversation } from '../../src/model.ts';
 import { createSlackWorkspace, type SlackWorkspace } from '../../adapters/slack/index.ts';
 import type { BriefingCopy } from '../../adapters/slack/directory.ts';
 import type { PostedRef } from '../../adapters/slack/api.ts';
-import type { Store } from '../../src/store/store.ts';
+import type { KeyValue, Store } from '../../src/store/store.ts';
 import { SlackApiEmulator, SlackEventsClient, type StoredMessage } from '../emulators/slack-api.ts';
 import { MemoryChannel } from '../support/memory-ports.ts';
 import { createTestBridge, waitFor, type TestBridge } from '../support/harness.ts';
@@ -19,6 +21,7 @@ import { createTestBridge, waitFor, type TestBridge } from '../support/harness.t
 export const SIGNING_SECRET = '3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c';
 export const CHANNEL = 'CSUPPORT01';
 export const BILLING_CHANNEL = 'CBILLING01';
+export const MANAGERS_CHANNEL = 'CMANAGERS1';
 
 export const DANA = { userId: 'UDANA0001', name: 'Dana' };
 export const SAM = { userId: 'USAM00001', name: 'Sam' };
@@ -49,14 +52,33 @@ export interface SlackFixture {
   close(): Promise<void>;
 }
 
-export async function startSlackFixture(options: { agent?: Agent; queueChannels?: Record<string, string>; publicUrl?: boolean; store?: Store } = {}): Promise<SlackFixture> {
+export interface SlackFixtureOptions {
+  agent?: Agent;
+  queueChannels?: Record<string, string>;
+  publicUrl?: boolean;
+  store?: Store;
+  policy?: Policy;
+  /** More Slack settings (managers' channel, on-call groups...). */
+  config?: Partial<SlackConfig>;
+  /** User groups the emulated workspace has (checked at start when on-call groups are configured). */
+  userGroups?: Array<{ id: string; handle: string }>;
+}
+
+export async function startSlackFixture(options: SlackFixtureOptions = {}): Promise<SlackFixture> {
   const emulator = await new SlackApiEmulator().start();
   emulator.addUser({ id: DANA.userId, name: 'dana', displayName: DANA.name, realName: 'Dana Scully' });
   emulator.addUser({ id: SAM.userId, name: 'sam', displayName: SAM.name, realName: 'Sam Vimes' });
   emulator.addChannel(CHANNEL, 'support');
   emulator.addChannel(BILLING_CHANNEL, 'billing');
+  emulator.addChannel(MANAGERS_CHANNEL, 'support-managers');
+  for (const group of options.userGroups ?? []) emulator.addUserGroup(group);
   const customer = new MemoryChannel('webchat');
-  const test = await createTestBridge({ channels: [customer], ...(options.agent ? { agent: options.agent } : {}), ...(options.store ? { store: options.store } : {}) });
+  const test = await createTestBridge({
+    channels: [customer],
+    ...(options.agent ? { agent: options.agent } : {}),
+    ...(options.store ? { store: options.store } : {}),
+    ...(options.policy ? { policy: options.policy } : {}),
+  });
   const bridge = test.bridge;
   const http = new HttpServer(silentLogger());
   const port = await http.listen(0, '127.0.0.1');
@@ -70,6 +92,7 @@ export async function startSlackFixture(options: { agent?: Agent; queueChannels?
       channelId: CHANNEL,
       apiUrl: emulator.url,
       ...(options.queueChannels ? { queueChannels: options.queueChannels } : {}),
+      ...options.config,
     },
     ...(options.publicUrl ? { publicUrl: `http://127.0.0.1:${port}` } : {}),
   });
@@ -132,4 +155,30 @@ export async function startSlackFixture(options: { agent?: Agent; queueChannels?
     },
   };
   return fixture;
+}
+
+/** The store, counting every write (commits, adapter data, once/forget/increment). */
+export function countingStore(store: Store): { store: Store; writes: () => number } {
+  let writes = 0;
+  const counted =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> => {
+      writes += 1;
+      return fn(...args);
+    };
+  const wrapped = new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'kv') {
+        return (namespace: string): KeyValue => {
+          const kv = target.kv(namespace);
+          return { get: (key) => kv.get(key), set: counted((key, value, ttl) => kv.set(key, value, ttl)), delete: counted((key) => kv.delete(key)) };
+        };
+      }
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      const bound = (value as (...args: unknown[]) => unknown).bind(target);
+      return ['commit', 'once', 'forget', 'increment'].includes(String(prop)) ? counted(bound as (...args: unknown[]) => Promise<unknown>) : bound;
+    },
+  });
+  return { store: wrapped, writes: () => writes };
 }

@@ -1,6 +1,6 @@
 /**
- * The manifest installs the app as built: every command, shortcut, event and scope the adapter
- * relies on is declared, and nothing points anywhere but /slack/events.
+ * The manifest installs the app as built: every command, shortcut, event, scope and the Home tab
+ * the adapter relies on is declared, and nothing points anywhere but /slack/events.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -18,7 +18,8 @@ describe('the Slack app manifest', () => {
   });
 
   it('subscribes to channel messages and enables interactivity and Socket Mode', () => {
-    expect(manifest.settings.event_subscriptions.bot_events).toEqual(expect.arrayContaining(['message.channels', 'message.groups']));
+    expect(manifest.settings.event_subscriptions.bot_events).toEqual(expect.arrayContaining(['message.channels', 'message.groups', 'app_home_opened']));
+    expect(manifest.features.app_home.home_tab_enabled).toBe(true);
     expect(manifest.settings.interactivity.is_enabled).toBe(true);
     expect(manifest.settings.socket_mode_enabled).toBe(true);
     const urls = [manifest.settings.event_subscriptions.request_url, manifest.settings.interactivity.request_url, ...manifest.features.slash_commands.map((c: any) => c.url)];
@@ -27,8 +28,9 @@ describe('the Slack app manifest', () => {
 
   it('asks for the scopes the Web API calls and events need', () => {
     const scopes: string[] = manifest.oauth_config.scopes.bot;
-    // chat.postMessage/update/postEphemeral, users.info, files.info, conversations.replies/history/info, commands.
-    for (const scope of ['chat:write', 'users:read', 'files:read', 'channels:history', 'groups:history', 'channels:read', 'groups:read', 'commands', 'metadata.message:read']) {
+    // chat.postMessage/update/postEphemeral, users.info, files.info, conversations.replies/history/info, commands,
+    // usergroups.list (views.publish and chat.getPermalink need none).
+    for (const scope of ['chat:write', 'users:read', 'files:read', 'channels:history', 'groups:history', 'channels:read', 'groups:read', 'commands', 'metadata.message:read', 'usergroups:read']) {
       expect(scopes).toContain(scope);
     }
   });

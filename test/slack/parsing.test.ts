@@ -38,9 +38,31 @@ describe('request signatures', () => {
 
 describe('reading Slack requests', () => {
   it('parses JSON events, payload= forms and slash command forms', () => {
-    expect(parseSlackBody('{"type":"event_callback"}', 'application/json')).toEqual({ type: 'event_callback' });
+    expect(parseSlackBody('{"type":"event_callback","event":{"type":"message"}}', 'application/json')).toEqual({ type: 'event_callback', event: { type: 'message' } });
     expect(parseSlackBody(new URLSearchParams({ payload: '{"type":"block_actions"}' }).toString(), 'application/x-www-form-urlencoded')).toEqual({ type: 'block_actions' });
     expect(parseSlackBody('command=%2Freturn&text=HB-1%20ok', 'application/x-www-form-urlencoded')).toEqual({ command: '/return', text: 'HB-1 ok' });
+  });
+
+  it('refuses a body that is not an object, or that Bolt could not route', () => {
+    const form = (payload: string) => new URLSearchParams({ payload }).toString();
+    for (const [raw, type] of [
+      ['null', 'application/json'],
+      ['[]', 'application/json'],
+      ['"x"', 'application/json'],
+      ['5', 'application/json'],
+      ['{', 'application/json'],
+      [form('null'), 'application/x-www-form-urlencoded'],
+      [form('[1]'), 'application/x-www-form-urlencoded'],
+      ['{"type":"event_callback"}', 'application/json'],
+      ['{"type":"event_callback","event":null}', 'application/json'],
+      ['{"type":"event_callback","event":{"channel":"C1"}}', 'application/json'],
+      [form('{"type":"block_actions","actions":null}'), 'application/x-www-form-urlencoded'],
+      [form('{"type":"block_actions","actions":[]}'), 'application/x-www-form-urlencoded'],
+      [form('{"type":"view_submission"}'), 'application/x-www-form-urlencoded'],
+      [form('{"type":"block_actions","user":5,"actions":[{}]}'), 'application/x-www-form-urlencoded'],
+    ] as const) {
+      expect(() => parseSlackBody(raw, type), raw).toThrow();
+    }
   });
 
   it('takes only human replies inside a thread', () => {
@@ -109,6 +131,24 @@ describe('Slack configuration', () => {
     expect(error({ SLACK_APP_TOKEN: 'xoxb-wrong' }).variable).toBe('SLACK_APP_TOKEN');
     expect(error({ SLACK_API_URL: 'slack.com' }).variable).toBe('SLACK_API_URL');
     expect(error({ SLACK_QUEUE_CHANNELS: 'billing' }).variable).toBe('SLACK_QUEUE_CHANNELS');
+    expect(error({ SLACK_MANAGERS_CHANNEL_ID: '#managers' }).variable).toBe('SLACK_MANAGERS_CHANNEL_ID');
+    expect(error({ SLACK_ONCALL_GROUPS: 'general:U0123ABCD' }).message).toBe(
+      'SLACK_ONCALL_GROUPS: expected queue=userGroupId pairs separated by commas (general:S0123ABCD,billing:S0456EFGH; * for any queue), got "general:U0123ABCD"',
+    );
+    // One line, and a secret is never echoed whole.
+    const secret = error({ SLACK_SIGNING_SECRET: 'not-hex-but-very-secret' });
+    expect(secret.message).not.toContain('very-secret');
+    expect(secret.message).not.toContain('\n');
+  });
+
+  it('needs no signing secret in Socket Mode, and reads the managers channel and on-call groups', () => {
+    const socket = slackConfigFromEnv({ ...env, SLACK_SIGNING_SECRET: undefined, SLACK_APP_TOKEN: 'xapp-1-A' });
+    expect(socket.signingSecret).toBeUndefined();
+    expect(socket.appToken).toBe('xapp-1-A');
+    expect(slackConfigFromEnv({ ...env, SLACK_MANAGERS_CHANNEL_ID: 'C0MANAGERS', SLACK_ONCALL_GROUPS: 'general:S0123ABCD, billing=S0456EFGH, *:S0ALLQUEUE' })).toMatchObject({
+      managersChannelId: 'C0MANAGERS',
+      oncallGroups: { general: 'S0123ABCD', billing: 'S0456EFGH', '*': 'S0ALLQUEUE' },
+    });
   });
 });
 
