@@ -26,6 +26,10 @@ export interface TeamsConfig {
   allowUnauthenticated?: boolean;
   /** Queue → channel id, for queues that have their own channel. */
   queueChannels?: Record<string, string>;
+  /** Channel id where unclaimed escalations and the daily digest go (`TEAMS_MANAGERS_CHANNEL_ID`). */
+  managersChannelId?: string;
+  /** Queue → the Teams tag a reminder mentions (`TEAMS_ONCALL_TAGS`); `*` for any other queue. */
+  oncallTags?: Record<string, OncallTag>;
   /**
    * Where inbound tokens' signing keys are published. Defaults to Microsoft's; tests point it at
    * the loopback emulator, sovereign clouds at theirs.
@@ -38,6 +42,15 @@ export interface TeamsConfig {
   /** Per-thread pacing windows ([window ms, most requests]); Teams' published limits by default. */
   threadLimits?: ReadonlyArray<readonly [number, number]>;
 }
+
+/** A Teams tag: its id (Graph's teamworkTag id) and the name shown in the mention. */
+export interface OncallTag {
+  id: string;
+  name: string;
+}
+
+/** Tag ids as Graph gives them (base64), with some room. */
+const TAG_ID = /^[A-Za-z0-9+/=_.-]{1,512}$/;
 
 /** The public Teams Bot Connector endpoint; Teams sends the region-specific one on each activity. */
 export const DEFAULT_TEAMS_SERVICE_URL = 'https://smba.trafficmanager.net/teams/';
@@ -88,6 +101,8 @@ export function teamsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): TeamsC
     channelId,
     serviceUrl,
     ...(env.TEAMS_QUEUE_CHANNELS?.trim() ? { queueChannels: parseQueueChannels(env.TEAMS_QUEUE_CHANNELS) } : {}),
+    ...(env.TEAMS_MANAGERS_CHANNEL_ID?.trim() ? { managersChannelId: env.TEAMS_MANAGERS_CHANNEL_ID.trim() } : {}),
+    ...(env.TEAMS_ONCALL_TAGS?.trim() ? { oncallTags: parseOncallTags(env.TEAMS_ONCALL_TAGS) } : {}),
     ...(allowUnauthenticated ? { allowUnauthenticated } : {}),
   };
   validateTeamsConfig(config);
@@ -115,6 +130,13 @@ export function validateTeamsConfig(config: TeamsConfig): void {
   }
   for (const [queue, channel] of Object.entries(config.queueChannels ?? {})) {
     if (!/^19:.+/.test(channel)) throw new ConfigError('TEAMS_QUEUE_CHANNELS', `queue "${queue}" maps to "${channel}", which is not a Teams channel id (19:...)`);
+  }
+  if (config.managersChannelId !== undefined && !/^19:.+/.test(config.managersChannelId)) {
+    throw new ConfigError('TEAMS_MANAGERS_CHANNEL_ID', `expected a Teams channel id like 19:abc...@thread.tacv2, got "${config.managersChannelId}"`);
+  }
+  for (const [queue, tag] of Object.entries(config.oncallTags ?? {})) {
+    if (!TAG_ID.test(tag.id)) throw new ConfigError('TEAMS_ONCALL_TAGS', `queue "${queue}" has "${tag.id}", which is not a Teams tag id (as Graph lists it under /teams/<team id>/tags)`);
+    if (!tag.name.trim()) throw new ConfigError('TEAMS_ONCALL_TAGS', `queue "${queue}" has an empty tag name`);
   }
   let url: URL;
   try {
@@ -187,6 +209,31 @@ export function parseQueueChannels(raw: string): Record<string, string> {
     out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
   }
   return out;
+}
+
+/**
+ * `general:<tag id>,billing:<tag id>:Billing on-call` → { general: { id, name: 'general on-call' }, billing: {...} }.
+ * The name is what the mention shows (default `<queue> on-call`); `*` stands for any other queue.
+ * Separated by `:` only, since tag ids end in `=`.
+ */
+export function parseOncallTags(raw: string): Record<string, OncallTag> {
+  const out: Record<string, OncallTag> = {};
+  for (const entry of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const first = entry.indexOf(':');
+    const second = first < 0 ? -1 : entry.indexOf(':', first + 1);
+    const queue = first > 0 ? entry.slice(0, first).trim() : '';
+    const id = (second < 0 ? entry.slice(first + 1) : entry.slice(first + 1, second)).trim();
+    const name = second < 0 ? '' : entry.slice(second + 1).replace(/\s+/g, ' ').trim();
+    if (!queue || !id || first < 0) throw new ConfigError('TEAMS_ONCALL_TAGS', `expected queue:tagId[:name] entries separated by commas (general:<tag id>,billing:<tag id>:Billing on-call), got "${entry}"`);
+    if (!TAG_ID.test(id)) throw new ConfigError('TEAMS_ONCALL_TAGS', `"${id}" (queue "${queue}") is not a Teams tag id (as Graph lists it under /teams/<team id>/tags)`);
+    out[queue] = { id, name: name || (queue === '*' ? 'on-call' : `${queue} on-call`) };
+  }
+  return out;
+}
+
+/** The tag a reminder for `queue` mentions: the queue's own, else the `*` one. */
+export function oncallTagFor(config: Pick<TeamsConfig, 'oncallTags'>, queue: string): OncallTag | undefined {
+  return config.oncallTags?.[queue] ?? config.oncallTags?.['*'];
 }
 
 /** The channel a conversation's thread opens in: its queue's channel, else the default. */

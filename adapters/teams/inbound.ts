@@ -21,7 +21,7 @@ export interface TeamsActivity {
   conversation?: { id?: string; tenantId?: string; conversationType?: string; isGroup?: boolean };
   entities?: Array<{ type?: string; text?: string; mentioned?: { id?: string; name?: string } }>;
   attachments?: Array<{ contentType?: string; contentUrl?: string; name?: string; content?: unknown }>;
-  channelData?: { tenant?: { id?: string }; channel?: { id?: string }; team?: { id?: string }; eventType?: string };
+  channelData?: { tenant?: { id?: string }; channel?: { id?: string }; team?: { id?: string; aadGroupId?: string }; eventType?: string };
 }
 
 /** A typed command in a conversation's thread, or an ordinary message. */

@@ -10,6 +10,7 @@
  */
 import { ConfigurationServiceClientCredentialFactory } from 'botbuilder';
 import type { HttpServer } from '../../src/http.ts';
+import type { Digest } from '../../src/engine/digest.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
 import type { BridgePort, DeliveryAttempt, Service, Workspace } from '../../src/ports.ts';
@@ -38,6 +39,9 @@ export interface TeamsWorkspaceOptions {
 /** The Teams workspace: a bridge `Workspace` and a `Service` main.ts starts and stops. */
 export class TeamsWorkspace implements Workspace, Service {
   readonly name = 'teams';
+  /** Set only with a managers' channel (`TEAMS_MANAGERS_CHANNEL_ID`): without one, the bridge leaves managers' work out. */
+  readonly postToManagers?: (conversation: Conversation, attempt?: DeliveryAttempt) => Promise<void>;
+  readonly postDigest?: (digest: Digest) => Promise<void>;
   private readonly outbound: TeamsOutbound;
   private readonly logger: Logger;
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -64,6 +68,11 @@ export class TeamsWorkspace implements Workspace, Service {
       allowServiceUrl: (url) => trustedServiceUrl(config, url) !== undefined,
     });
     this.outbound = new TeamsOutbound({ bridge, config, connector, state, logger: this.logger });
+    if (config.managersChannelId) {
+      const outbound = this.outbound;
+      this.postToManagers = (conversation, attempt) => this.track(outbound.postToManagers(conversation, attempt));
+      this.postDigest = (digest) => this.track(outbound.postDigest(digest));
+    }
     const authenticated = !!config.appId;
     const turns = new TeamsTurns({
       bridge,

@@ -1,7 +1,8 @@
 /**
  * What the Teams adapter remembers, in the store's `teams` area: each conversation's thread (root and
  * briefing activity ids), the reverse map from a Teams thread to the conversation, the activity id
- * each mirrored message got, and operators' profiles for private messages. Plain state: what is
+ * each mirrored message got, the managers' alerts and digests posted, and operators' profiles for
+ * private messages. Plain state: what is
  * still to be sent lives in the delivery core's work log, and which inbound activities were acted
  * on is recorded by the bridge with each change (idempotency keys), not here.
  */
@@ -46,6 +47,41 @@ export interface BotAccount {
   id: string;
   name?: string;
 }
+
+/** One managers' alert (a thread of its own in the managers' channel), recorded right after Teams accepted it. */
+export interface ManagersAlertRecord {
+  conversationId: string;
+  /** The escalation it alerts about (1 for the first): one alert per escalation. */
+  escalation: number;
+  /** The alert card's activity id (the root of its thread). */
+  activityId: string;
+  /** `<managers channel>;messageid=<activity id>`: where clicks on it come from. */
+  threadId: string;
+  serviceUrl: string;
+  postedAt: string;
+  /** Nothing on it changes any more: an earlier escalation's alert, or a text alert (no card to edit). */
+  final?: boolean;
+}
+
+/** The daily digest posted for one date. */
+export interface DigestRecord {
+  activityId: string;
+  threadId: string;
+  postedAt: string;
+}
+
+/** What the bot's activities say about where it works (for deep links). */
+export interface TeamInfo {
+  tenantId?: string;
+  /** Channel id → its team's Microsoft 365 group id (`channelData.team.aadGroupId`). */
+  groups?: Record<string, string>;
+}
+
+/** Alerts kept per conversation: older ones are final and never edited again. */
+const MAX_ALERTS = 10;
+
+/** How long a digest's record is kept: only a second post of the same day reads it. */
+const DIGEST_TTL_MS = 30 * 24 * 3600 * 1000;
 
 /** How long a mirrored message's activity id is kept: only a retry of its delivery reads it. */
 const POSTED_TTL_MS = 30 * 24 * 3600 * 1000;
@@ -106,6 +142,54 @@ export class TeamsState {
 
   async saveDirectChat(userId: string, conversationId: string): Promise<void> {
     await this.kv.set(`dm:${userId}`, conversationId);
+  }
+
+  /** The managers' alerts posted for a conversation, oldest first. */
+  async managersAlerts(conversationId: string): Promise<ManagersAlertRecord[]> {
+    return (await this.kv.get<ManagersAlertRecord[]>(`managers:${conversationId}`)) ?? [];
+  }
+
+  /** Records a posted alert (and where clicks on it come from). */
+  async recordManagersAlert(record: ManagersAlertRecord): Promise<void> {
+    const key = threadKey(record.threadId);
+    if (key) await this.kv.set(`by-managers:${key}`, { conversationId: record.conversationId, escalation: record.escalation });
+    const known = (await this.managersAlerts(record.conversationId)).filter((r) => r.escalation !== record.escalation);
+    await this.kv.set(`managers:${record.conversationId}`, [...known, record].slice(-MAX_ALERTS));
+  }
+
+  /** Marks alerts as final (shown as an earlier escalation's). */
+  async finalizeManagersAlerts(conversationId: string, activityIds: Set<string>): Promise<void> {
+    const records = await this.managersAlerts(conversationId);
+    await this.kv.set(`managers:${conversationId}`, records.map((r) => (activityIds.has(r.activityId) ? { ...r, final: true } : r)));
+  }
+
+  /** The conversation (and escalation) whose alert an inbound Teams conversation id is the thread of. */
+  async managersAlertFor(teamsConversationId: string): Promise<{ conversationId: string; escalation: number } | undefined> {
+    const key = threadKey(teamsConversationId);
+    return key ? this.kv.get<{ conversationId: string; escalation: number }>(`by-managers:${key}`) : undefined;
+  }
+
+  digest(date: string): Promise<DigestRecord | undefined> {
+    return this.kv.get<DigestRecord>(`digest:${date}`);
+  }
+
+  async recordDigest(date: string, record: DigestRecord): Promise<void> {
+    await this.kv.set(`digest:${date}`, record, DIGEST_TTL_MS);
+  }
+
+  team(): Promise<TeamInfo | undefined> {
+    return this.kv.get<TeamInfo>('team');
+  }
+
+  async rememberTeam(info: { tenantId?: string; channelId?: string; groupId?: string }): Promise<void> {
+    const known = await this.team();
+    const merged: TeamInfo = {
+      ...known,
+      ...(info.tenantId ? { tenantId: info.tenantId } : {}),
+      ...(info.channelId && info.groupId ? { groups: { ...known?.groups, [info.channelId]: info.groupId } } : {}),
+    };
+    if (known && JSON.stringify(known) === JSON.stringify(merged)) return;
+    await this.kv.set('team', merged);
   }
 
   bot(): Promise<BotAccount | undefined> {

@@ -8,7 +8,9 @@
  * commit as the change: a retry after the commit changes nothing, one after a crash before it goes
  * through. A retry arriving while the first is still being handled here shares the first's outcome.
  *
- * Nothing is remembered from an activity outside the bridge's threads, and an activity's
+ * Buttons on a managers' alert (its own thread in the managers' channel) can only claim.
+ *
+ * Nothing is remembered from an activity outside the bridge's threads and alerts, and an activity's
  * `serviceUrl` only when it came with a valid token and points at Teams (`serviceUrlOf`).
  */
 import { ActivityTypes, type TurnContext } from 'botbuilder';
@@ -29,6 +31,9 @@ import {
 } from './inbound.ts';
 import type { TeamsState } from './state.ts';
 import type { TeamsOutbound } from './workspace.ts';
+
+/** A Microsoft Entra id (tenant, group): only such values go into links. */
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The `adaptiveCard/action` invoke response body Teams expects. */
 export type CardActionResponse =
@@ -70,7 +75,7 @@ export class TeamsTurns {
   private async onMessage(activity: TeamsActivity): Promise<void> {
     if (isFromBot(activity)) return;
     const conversationId = activity.conversation?.id ? await this.deps.state.conversationForThread(activity.conversation.id) : undefined;
-    if (!conversationId) return; // a post outside our threads: not ours to handle
+    if (!conversationId) return this.onManagersSubmit(activity); // outside our threads: only a managers' alert's button is ours
     const action = parseCardAction(activity.value);
     if (action && action.conversationId !== conversationId) return; // a card from another thread: not this one's to act on
     const { text, mentionedBot } = messageText(activity);
@@ -129,8 +134,12 @@ export class TeamsTurns {
     const action = parseCardAction(activity.value);
     if (!action) return errorResponse(400, 'bad_action', 'This card action is not one the bridge knows.');
     if (!activity.from?.id) return errorResponse(400, 'no_user', 'Teams did not say who clicked.');
-    // A card acts only on the conversation whose thread it sits in.
+    // A card acts only on the conversation whose thread it sits in, or whose managers' alert it is.
     const threadOwner = activity.conversation?.id ? await this.deps.state.conversationForThread(activity.conversation.id) : undefined;
+    if (!threadOwner) {
+      const alert = activity.conversation?.id ? await this.deps.state.managersAlertFor(activity.conversation.id) : undefined;
+      if (alert) return this.onManagersInvoke(activity, action, alert);
+    }
     if (threadOwner !== action.conversationId) return errorResponse(403, 'wrong_thread', 'This card does not belong to this thread.');
     const conversation = await this.deps.bridge.getConversation(action.conversationId);
     if (!conversation) return errorResponse(404, 'not_found', `No conversation ${action.conversationId}; it may have been deleted.`);
@@ -150,6 +159,37 @@ export class TeamsTurns {
     // A button from an older briefing: that card is out of date, so show it as such, with why.
     if (outcome.stale) return cardResponse(buildSupersededBriefingCard(outcome.conversation, outcome.notice));
     return cardResponse(this.deps.outbound.briefingCard(outcome.conversation, { viewerId: operator.id, ...(outcome.notice ? { notice: outcome.notice } : {}) }));
+  }
+
+  /**
+   * A click on a managers' alert: Claim (the same claim as the briefing's) or the per-viewer
+   * refresh. The answer is the alert as the clicker sees it now; everyone's copy is redrawn by the
+   * ownership change the claim commits.
+   */
+  private async onManagersInvoke(activity: TeamsActivity, action: ParsedCardAction, alert: { conversationId: string; escalation: number }): Promise<CardActionResponse> {
+    if (action.conversationId !== alert.conversationId) return errorResponse(403, 'wrong_thread', 'This card does not belong to this thread.');
+    if (action.action !== 'claim' && action.action !== 'refresh') return errorResponse(403, 'not_here', 'Open the thread to do that.');
+    const conversation = await this.deps.bridge.getConversation(action.conversationId);
+    if (!conversation) return errorResponse(404, 'not_found', `No conversation ${action.conversationId}; it may have been deleted.`);
+    const operator = await this.operator(activity);
+    if (!operator) return errorResponse(400, 'no_user', 'Teams did not say who clicked.');
+    const outcome = action.action === 'claim' ? await this.shared(activity, () => this.perform(action, operator, idempotencyKey(activity), conversation)) : { conversation };
+    const card = await this.deps.outbound.managersCard(outcome.conversation, alert.escalation, { viewerId: operator.id, ...('notice' in outcome && outcome.notice ? { notice: outcome.notice } : {}) });
+    return cardResponse(card);
+  }
+
+  /** An older client's `Action.Submit` on a managers' alert: the claim, with any refusal told privately. */
+  private async onManagersSubmit(activity: TeamsActivity): Promise<void> {
+    const action = parseCardAction(activity.value);
+    if (!action || action.action !== 'claim' || !activity.conversation?.id) return;
+    const alert = await this.deps.state.managersAlertFor(activity.conversation.id);
+    if (!alert || alert.conversationId !== action.conversationId) return;
+    const operator = await this.operator(activity);
+    if (!operator) return;
+    await this.shared(activity, async () => {
+      const { notice } = await this.perform(action, operator, idempotencyKey(activity));
+      if (notice) await this.tellPrivately(operator, notice, action.conversationId);
+    });
   }
 
   /** Runs one card action; a refused action (already claimed, not the owner) comes back as a notice. */
@@ -211,6 +251,12 @@ export class TeamsTurns {
       this.deps.logger.warn({ seen: serviceUrl, configured: this.deps.serviceUrl }, `Teams serves this tenant from ${serviceUrl}; set TEAMS_SERVICE_URL to it`);
     }
     if (activity.recipient?.id) await this.deps.state.rememberBot({ id: activity.recipient.id, ...(activity.recipient.name ? { name: activity.recipient.name } : {}) });
+    // For deep links to threads (managers' alerts): the tenant, and the channel's team group id when Teams says.
+    const groupId = activity.channelData?.team?.aadGroupId;
+    const channelId = activity.conversation?.id?.split(';')[0];
+    const tenant = typeof tenantId === 'string' && GUID.test(tenantId) ? tenantId : undefined;
+    const group = typeof groupId === 'string' && GUID.test(groupId) && channelId?.startsWith('19:') ? groupId : undefined;
+    if (tenant || group) await this.deps.state.rememberTeam({ ...(tenant ? { tenantId: tenant } : {}), ...(group ? { channelId, groupId: group } : {}) });
     await this.deps.state.rememberOperator({
       userId,
       name: operator.name,

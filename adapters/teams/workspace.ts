@@ -12,18 +12,25 @@
  */
 import { PermanentDeliveryError } from '../../src/delivery/outcome.ts';
 import { conversationLogger, type Logger } from '../../src/log.ts';
+import type { Digest } from '../../src/engine/digest.ts';
 import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
 import { FIRST_ATTEMPT, type BridgePort, type DeliveryAttempt, type Workspace } from '../../src/ports.ts';
 import { CARD_CONTENT_TYPE, type AdaptiveCard } from '../../cards/teams/adaptive.ts';
 import { buildBriefingCard, buildBriefingFallbackText, buildSupersededBriefingCard, type CardView } from '../../cards/teams/briefing.ts';
+import { buildDigestCard, buildDigestText, digestSummary } from '../../cards/teams/digest.ts';
+import { buildManagersCard, buildManagersFallbackText, managersSummary, threadDeepLink, type ManagersCardView } from '../../cards/teams/managers.ts';
 import { formatBridgeLine, formatMirroredMessage } from '../../cards/teams/message.ts';
+import { buildReminderCard, mentionName } from '../../cards/teams/reminder.ts';
 import { buildRootCard, rootSummary } from '../../cards/teams/root.ts';
 import { escalationNumber } from '../../cards/teams/status.ts';
 import { escapeMessageText, oneLine } from '../../cards/teams/text.ts';
-import { channelForQueue, trustedServiceUrl, type TeamsConfig } from './config.ts';
-import { BotConnectorError, isRefusal, type BotConnector, type OutgoingActivity } from './connector.ts';
+import { channelForQueue, oncallTagFor, trustedServiceUrl, type TeamsConfig } from './config.ts';
+import { BotConnectorError, isRefusal, type BotConnector, type ConversationParameters, type OutgoingActivity } from './connector.ts';
 import { teamsUserId } from './inbound.ts';
-import { threadIdFor, type BriefingRecord, type TeamsState, type ThreadRecord } from './state.ts';
+import { threadIdFor, type BriefingRecord, type ManagersAlertRecord, type TeamsState, type ThreadRecord } from './state.ts';
+
+/** Attempts at a managers' alert the managers' channel refuses (403, 404) before the thread is told instead. */
+const MANAGERS_ATTEMPTS = 3;
 
 export interface TeamsOutboundDeps {
   bridge: BridgePort;
@@ -34,7 +41,9 @@ export interface TeamsOutboundDeps {
 }
 
 /** Turns bridge work into Teams thread messages and card edits. */
-export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' | 'ownershipChanged' | 'notifyOperator'> {
+export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' | 'ownershipChanged' | 'notifyOperator'>, Required<Pick<Workspace, 'postToManagers' | 'postDigest'>> {
+  private warnedNoManagersChannel = false;
+
   constructor(private readonly deps: TeamsOutboundDeps) {}
 
   async mirror(conversation: Conversation, message: Message, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
@@ -43,6 +52,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     const key = `msg:${message.id}`;
     if (attempt.count > 1 && (await this.postedEarlier(conversation, key, attempt))) return;
     try {
+      if (message.notice === 'reminder' && message.author.role === 'system' && (await this.postReminderWithTag(conversation, thread, key, message, attempt))) return;
       await this.post(conversation, thread, key, { type: 'message', ...formatMirroredMessage(message) }, attempt);
     } catch (err) {
       if (!isRefusal(err)) throw err;
@@ -88,7 +98,200 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     // An escalation brings a new briefing right after this; the old card is superseded then, not redrawn now.
     const latest = change.reason === 'escalate' ? undefined : thread.briefings.at(-1);
     if (latest && !latest.fallback) updates.push({ activityId: latest.activityId, activity: this.briefingActivity(conversation) });
-    await this.updateAll(conversation, thread, updates, attempt);
+    let firstError: unknown;
+    try {
+      await this.updateAll(conversation, thread, updates, attempt);
+    } catch (err) {
+      firstError = err;
+    }
+    // The managers' alerts follow too (tried even if a thread card failed; the first failure is retried).
+    try {
+      await this.refreshManagersAlerts(conversation, attempt);
+    } catch (err) {
+      firstError ??= err;
+    }
+    if (firstError) throw firstError;
+  }
+
+  /**
+   * An unclaimed escalation waited too long: a short alert card, as a new thread in the managers'
+   * channel, with the wait, the reason, a link to the conversation's thread and a Claim button. One
+   * per escalation, under the same rule as briefings: recorded as soon as Teams answers, and a retry
+   * that finds no record posts again (Teams cannot be asked whether the first one arrived).
+   */
+  async postToManagers(conversation: Conversation, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
+    const { config, connector, state } = this.deps;
+    const channelId = config.managersChannelId;
+    if (!channelId) return this.noManagersChannel('an unclaimed escalation');
+    const escalation = escalationNumber(conversation);
+    const log = conversationLogger(this.deps.logger, conversation);
+    if ((await state.managersAlerts(conversation.id)).some((r) => r.escalation === escalation)) {
+      log.info({ escalation }, "the managers' alert for this escalation is already posted");
+      return;
+    }
+    if (attempt.count > 1) {
+      log.warn({ escalation, attempts: attempt.count }, "no managers' alert recorded from an earlier attempt; Teams cannot be asked whether it arrived, so posting it again (it may show twice)");
+    }
+    // The alert links to the thread, so the thread exists first (it normally does: the briefing opened it).
+    await this.ensureThread(conversation, attempt);
+    const open = (activity: OutgoingActivity) => connector.createConversation(config.serviceUrl, this.channelThread(channelId, activity), channelId, signalOf(attempt));
+    let created: { id: string; activityId?: string };
+    let fallback = false;
+    try {
+      try {
+        created = await open(cardActivity(await this.managersCard(conversation, escalation), managersSummary(conversation)));
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        // Refused for good: the same alert as text (no button; the text says how to claim in the thread).
+        log.error({ err: err.message }, "Teams refused the managers' alert card; posting it as text");
+        fallback = true;
+        created = await open({ type: 'message', ...buildManagersFallbackText(conversation, { now: new Date(), ...(await this.threadLink(conversation)) }) });
+      }
+    } catch (err) {
+      // The managers' channel refuses the bot (not in that team, no such channel): this conversation's
+      // thread waits behind this item, so after a few tries the thread is told instead.
+      const barred = err instanceof BotConnectorError && (err.status === 403 || err.status === 404) && attempt.count >= MANAGERS_ATTEMPTS;
+      if (!isRefusal(err) && !barred) throw err;
+      return this.alertNotPosted(conversation, escalation, (err as Error).message, attempt);
+    }
+    const activityId = created.activityId ?? /;messageid=(\d+)/.exec(created.id)?.[1];
+    if (!activityId) throw new BotConnectorError(`Teams opened conversation ${created.id} without a root message id`, 'unknown');
+    const record: ManagersAlertRecord = {
+      conversationId: conversation.id,
+      escalation,
+      activityId,
+      threadId: threadIdFor(created.id, activityId),
+      serviceUrl: config.serviceUrl,
+      postedAt: new Date().toISOString(),
+      // A text alert has no card to redraw.
+      ...(fallback ? { final: true } : {}),
+    };
+    await state.recordManagersAlert(record);
+    log.info({ escalation, activityId }, "posted the managers' alert");
+  }
+
+  /**
+   * The managers' daily digest, as a card starting a new thread in the managers' channel. Once per
+   * date: a second call for a date already posted (the scheduler retrying after another workspace
+   * failed) does nothing.
+   */
+  async postDigest(digest: Digest): Promise<void> {
+    const { config, connector, state } = this.deps;
+    const channelId = config.managersChannelId;
+    if (!channelId) return this.noManagersChannel('the daily digest');
+    if (await state.digest(digest.date)) {
+      this.deps.logger.info({ date: digest.date }, 'the Teams digest for this date is already posted');
+      return;
+    }
+    const names: Record<string, string> = {};
+    for (const { operatorId } of digest.returnsPerOperator) {
+      const userId = operatorId.startsWith('teams:') ? operatorId.slice('teams:'.length) : undefined;
+      const profile = userId ? await state.operator(userId) : undefined;
+      if (profile?.name) names[operatorId] = profile.name;
+    }
+    const open = (activity: OutgoingActivity) => connector.createConversation(config.serviceUrl, this.channelThread(channelId, activity), channelId);
+    let created: { id: string; activityId?: string };
+    try {
+      created = await open(cardActivity(buildDigestCard(digest, { operatorNames: names }), digestSummary(digest)));
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      this.deps.logger.error({ err: err.message, date: digest.date }, 'Teams refused the digest card; posting it as text');
+      try {
+        created = await open({ type: 'message', ...buildDigestText(digest, { operatorNames: names }) });
+      } catch (again) {
+        // Refused again: retrying each minute (and making other workspaces post again) would change nothing.
+        if (!isRefusal(again)) throw again;
+        this.deps.logger.error({ err: again.message, date: digest.date }, 'Teams refused the digest as text too; it is not posted in Teams today');
+        return;
+      }
+    }
+    const activityId = created.activityId ?? /;messageid=(\d+)/.exec(created.id)?.[1] ?? '';
+    // A failed record only matters if the day is posted again; failing now would make that certain.
+    await state.recordDigest(digest.date, { activityId, threadId: activityId ? threadIdFor(created.id, activityId) : created.id, postedAt: new Date().toISOString() }).catch((err: unknown) => {
+      this.deps.logger.warn({ err: String(err), date: digest.date }, 'posted the digest in Teams but could not record it');
+    });
+    this.deps.logger.info({ date: digest.date, activityId }, 'posted the daily digest in Teams');
+  }
+
+  /**
+   * The alert card for `escalation` as `view` sees it, linking to the conversation's thread (with
+   * the tenant and team group ids when known, from the config or the team's own activities).
+   */
+  async managersCard(conversation: Conversation, escalation: number, view: Omit<ManagersCardView, 'escalation' | 'now' | 'threadLink'> = {}): Promise<AdaptiveCard> {
+    return buildManagersCard(conversation, { ...view, escalation, now: new Date(), ...(await this.threadLink(conversation)) });
+  }
+
+  /** A deep link to the conversation's thread, if it has one. */
+  private async threadLink(conversation: Conversation): Promise<{ threadLink?: string }> {
+    const thread = await this.deps.state.thread(conversation.id);
+    if (!thread) return {};
+    const team = await this.deps.state.team();
+    const tenantId = this.deps.config.tenantId || team?.tenantId;
+    const groupId = team?.groups?.[thread.channelId];
+    return {
+      threadLink: threadDeepLink({ channelId: thread.channelId, rootMessageId: thread.rootActivityId, ...(tenantId ? { tenantId } : {}), ...(groupId ? { groupId } : {}) }),
+    };
+  }
+
+  /** Redraws the conversation's managers' alerts; an earlier escalation's alert is redrawn once, as such. */
+  private async refreshManagersAlerts(conversation: Conversation, attempt: DeliveryAttempt): Promise<void> {
+    const alerts = (await this.deps.state.managersAlerts(conversation.id)).filter((r) => !r.final);
+    if (alerts.length === 0) return;
+    const current = escalationNumber(conversation);
+    const finished = new Set<string>();
+    let firstError: unknown;
+    for (const alert of alerts) {
+      const activity = cardActivity(await this.managersCard(conversation, alert.escalation), managersSummary(conversation));
+      const failure = await this.update(conversation, alert, alert.activityId, activity, attempt);
+      if (failure) firstError ??= failure;
+      else if (alert.escalation !== current) finished.add(alert.activityId);
+    }
+    if (finished.size) await this.deps.state.finalizeManagersAlerts(conversation.id, finished);
+    if (firstError) throw firstError;
+  }
+
+  /** The managers' alert cannot be posted: said in the conversation's thread (and the log), and the item ends. */
+  private async alertNotPosted(conversation: Conversation, escalation: number, why: string, attempt: DeliveryAttempt): Promise<void> {
+    conversationLogger(this.deps.logger, conversation).error({ escalation, err: why }, "could not post the managers' alert in Teams (check TEAMS_MANAGERS_CHANNEL_ID and that the app is in that team)");
+    const { thread } = await this.ensureThread(conversation, attempt);
+    const key = `managers-failed:${escalation}`;
+    if (await this.deps.state.posted(conversation.id, key)) return;
+    await this.post(conversation, thread, key, { type: 'message', ...formatBridgeLine(`The managers' alert for ${conversation.ticket} could not be posted in Teams (${why}).`) }, attempt);
+  }
+
+  /** Logs once that managers' work is skipped for want of a channel. */
+  private noManagersChannel(what: string): void {
+    if (this.warnedNoManagersChannel) return;
+    this.warnedNoManagersChannel = true;
+    this.deps.logger.info(`TEAMS_MANAGERS_CHANNEL_ID is not set: ${what} is not posted in Teams`);
+  }
+
+  /** Parameters that start a new thread in a channel with `activity` as its root. */
+  private channelThread(channelId: string, activity: OutgoingActivity): ConversationParameters {
+    const { tenantId } = this.deps.config;
+    return {
+      isGroup: true,
+      channelData: { channel: { id: channelId }, ...(tenantId ? { tenant: { id: tenantId } } : {}) },
+      activity,
+      ...(tenantId ? { tenantId } : {}),
+    };
+  }
+
+  /**
+   * Posts a reminder as a small card mentioning the queue's on-call tag. False when there is no tag,
+   * or Teams refused the mention (a deleted tag, a wrong id): the caller then posts the plain line.
+   */
+  private async postReminderWithTag(conversation: Conversation, thread: ThreadRecord, key: string, message: Message, attempt: DeliveryAttempt): Promise<boolean> {
+    const tag = oncallTagFor(this.deps.config, conversation.queue);
+    if (!tag) return false;
+    try {
+      await this.post(conversation, thread, key, cardActivity(buildReminderCard(message, tag), `@${mentionName(tag.name)} ${message.text}`), attempt);
+      return true;
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      conversationLogger(this.deps.logger, conversation).error({ err: err.message, tag: tag.id }, 'Teams refused the on-call tag mention (check TEAMS_ONCALL_TAGS); posting the reminder without it');
+      return false;
+    }
   }
 
   /**
@@ -170,17 +373,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
       const log = conversationLogger(this.deps.logger, conversation);
       if (attempt.count > 1) log.warn({ attempts: attempt.count }, 'no thread recorded from an earlier attempt; opening one (an unanswered earlier attempt may have left an empty thread in Teams)');
       const channelId = channelForQueue(config, conversation.queue);
-      const created = await connector.createConversation(
-        config.serviceUrl,
-        {
-          isGroup: true,
-          channelData: { channel: { id: channelId }, ...(config.tenantId ? { tenant: { id: config.tenantId } } : {}) },
-          activity: this.rootActivity(conversation),
-          ...(config.tenantId ? { tenantId: config.tenantId } : {}),
-        },
-        channelId,
-        signalOf(attempt),
-      );
+      const created = await connector.createConversation(config.serviceUrl, this.channelThread(channelId, this.rootActivity(conversation)), channelId, signalOf(attempt));
       const rootActivityId = created.activityId ?? /;messageid=(\d+)/.exec(created.id)?.[1];
       if (!rootActivityId) throw new BotConnectorError(`Teams opened conversation ${created.id} without a root message id`, 'unknown');
       const thread: ThreadRecord = {
@@ -281,7 +474,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
    * One card edit (idempotent, so retried freely). Returns a failure to retry; a refusal (the
    * message was deleted, the card is refused) is logged and not retried, since no retry changes it.
    */
-  private async update(conversation: Conversation, thread: ThreadRecord, activityId: string, activity: OutgoingActivity, attempt: DeliveryAttempt): Promise<unknown> {
+  private async update(conversation: Conversation, thread: Pick<ThreadRecord, 'serviceUrl' | 'threadId'>, activityId: string, activity: OutgoingActivity, attempt: DeliveryAttempt): Promise<unknown> {
     try {
       await this.deps.connector.updateActivity(thread.serviceUrl, thread.threadId, activityId, activity, signalOf(attempt));
       return undefined;

@@ -4,7 +4,7 @@
  * clients. Untrusted text only ever goes into `TextRun`s, which Adaptive Cards never parse as markdown.
  */
 import { z } from 'zod';
-import { clean, clip } from './text.ts';
+import { clean, clip, safeUrl } from './text.ts';
 
 export const CARD_SCHEMA = 'http://adaptivecards.io/schemas/adaptive-card.json';
 export const CARD_CONTENT_TYPE = 'application/vnd.microsoft.card.adaptive';
@@ -22,14 +22,31 @@ export interface CardAction {
   associatedInputs?: 'auto' | 'none';
 }
 
+/**
+ * A mention in a card (`msteams.entities`): Teams renders `text` where it appears in a TextBlock.
+ * `type: 'tag'` mentions a Teams tag, notifying everyone who has it.
+ */
+export interface MentionEntity {
+  type: 'mention';
+  text: string;
+  mentioned: { id: string; name: string; type?: 'tag' };
+}
+
+/** A link button (no round trip to the bot). */
+export interface OpenUrlAction {
+  type: 'Action.OpenUrl';
+  title: string;
+  url: string;
+}
+
 export interface AdaptiveCard {
   type: 'AdaptiveCard';
   $schema: string;
   version: '1.5';
   body: CardElement[];
-  actions?: CardAction[];
+  actions?: Array<CardAction | OpenUrlAction>;
   refresh?: { action: CardAction; userIds: string[] };
-  msteams?: { width?: 'Full' };
+  msteams?: { width?: 'Full'; entities?: MentionEntity[] };
   fallbackText?: string;
 }
 
@@ -94,6 +111,12 @@ export function button(title: string, data: CardActionData, style: CardAction['s
     ...(style !== 'default' ? { style } : {}),
     fallback: { type: 'Action.Submit', title: label, data, ...(style !== 'default' ? { style } : {}) },
   };
+}
+
+/** A link button, for an http(s) URL only; undefined for anything else. */
+export function openUrl(title: string, url: string): OpenUrlAction | undefined {
+  const safe = safeUrl(url);
+  return safe ? { type: 'Action.OpenUrl', title: clip(clean(title).replace(/\s+/g, ' ').trim(), 75), url: safe } : undefined;
 }
 
 /** A TextBlock for the bridge's own words (never untrusted text: TextBlock parses markdown). */

@@ -12,6 +12,9 @@ import { clip, escapeAttribute, escapeMessageText, oneLine, safeUrl } from './te
  */
 export const MAX_MESSAGE_CHARS = 14_000;
 
+/** Labels of the internal lines the escalation ladder writes into the thread. */
+const INTERNAL_NOTICE_LABEL: Record<string, string> = { reminder: '⏰', managers: '📋' };
+
 /** A message activity body ready for the Bot Connector. */
 export interface TeamsText {
   text: string;
@@ -36,7 +39,7 @@ export function formatMirroredMessage(message: Message): TeamsText {
       break;
     case 'system':
       // Public system messages are notices the customer saw; internal ones record who did what.
-      label = message.visibility === 'public' ? '📣 <i>Customer was told:</i>' : 'ℹ️';
+      label = message.visibility === 'public' ? '📣 <i>Customer was told:</i>' : (INTERNAL_NOTICE_LABEL[message.notice ?? ''] ?? 'ℹ️');
       break;
   }
   if (message.visibility === 'internal' && message.author.role !== 'system') {

@@ -71,6 +71,16 @@ export function describeChange(change: HistoryEntry, maxNote = 300): string {
       return `🔒 ${who} closed the conversation${note}`;
     case 'reopen':
       return `🔓 Reopened with the agent${note}`;
+    case 'remind':
+      return `⏰ Reminder${note}`;
+    case 'managers':
+      return `📋 Sent to the managers${note}`;
+    case 'fallback':
+      return `⌛ Fallback, nobody claimed it in time${note}`;
+    case 'expire':
+      return `⤴️ Back in the queue${note}`;
+    case 'nudge':
+      return `🔔 Owner nudged privately${note}`;
     default:
       return `${who}: ${change.reason} (${change.from} → ${change.to})${note}`;
   }
@@ -93,4 +103,35 @@ export function lastEscalationAt(conversation: Conversation): string | undefined
 /** Which escalation the current briefing belongs to (1 for the first; 0 before any). */
 export function escalationNumber(conversation: Conversation): number {
   return conversation.history.filter((h) => h.reason === 'escalate').length;
+}
+
+/** Reasons that put a conversation in the queue: the current wait for a person starts at the latest. */
+const QUEUED = new Set(['escalate', 'release', 'expire']);
+
+/** Index in the history of the change that started the current (or latest) wait for a person. */
+function waitStart(conversation: Conversation): number {
+  return conversation.history.findLastIndex((h) => QUEUED.has(h.reason) && h.to === 'waiting');
+}
+
+/** When the current (or latest) wait for a person started. */
+export function waitStartedAt(conversation: Conversation): string | undefined {
+  const i = waitStart(conversation);
+  return i < 0 ? undefined : conversation.history[i]!.at;
+}
+
+/** The change that ended the latest wait (claim, fallback, return...), if the conversation is no longer waiting. */
+export function endOfWait(conversation: Conversation): HistoryEntry | undefined {
+  const i = waitStart(conversation);
+  if (i < 0 || conversation.state === 'waiting') return undefined;
+  return conversation.history.slice(i + 1).find((h) => h.from === 'waiting' && h.to !== 'waiting');
+}
+
+/** A duration for people: "45 s", "3 min 20 s", "2 h 5 min". */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
+  const h = Math.floor(m / 60);
+  return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
 }

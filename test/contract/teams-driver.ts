@@ -94,10 +94,10 @@ export class TeamsDriver implements WorkspaceDriver {
     return this.emulator.replies(threadId, { fromBot: true }).map((m) => visibleText(m.activity));
   }
 
-  /** The bot's briefing cards in the thread (replies carrying a card), oldest first. */
+  /** The bot's briefing cards in the thread (replies carrying a card with a per-user refresh), oldest first. */
   async briefingMessages(conversationId: string): Promise<TeamsMessage[]> {
     const threadId = await this.threadId(conversationId);
-    return this.emulator.replies(threadId, { fromBot: true }).filter((m) => cardOf(m.activity));
+    return this.emulator.replies(threadId, { fromBot: true }).filter((m) => cardOf(m.activity)?.refresh);
   }
 
   async briefingCards(conversationId: string): Promise<string[]> {

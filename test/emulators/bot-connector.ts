@@ -5,7 +5,8 @@
  * slowness, Teams' per-thread limits, the 40 KB message limit). It also plays the Teams client: it posts channel messages (with @mention
  * entities), `adaptiveCard/action` invokes and `Action.Submit` messages to the bot's
  * `/api/messages`, with `serviceUrl` pointing back at itself, and can sign Bot Framework tokens
- * with its own key (published at its OpenID metadata URL) for the authentication tests.
+ * with its own key (published at its OpenID metadata URL) for the authentication tests. Helpers
+ * read messages as people see them: texts, buttons, links, and the mentions Teams would render.
  */
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -493,6 +494,30 @@ export function visibleText(activity: Record<string, unknown>): string {
   const text = String(activity.text ?? '');
   if (activity.textFormat !== 'xml') return text;
   return decodeEntities(text.replace(/<br\s*\/?>/gi, '\n').replace(/<[^>]+>/g, ''));
+}
+
+/**
+ * The mentions Teams would render in a message: entities of type `mention` whose text appears in
+ * the message text (for a card, in its texts, with the entities under `msteams.entities`). Teams
+ * ignores a mention whose text it cannot find.
+ */
+export function renderedMentions(activity: Record<string, unknown>): Array<{ text: string; mentioned: { id?: string; name?: string; type?: string } }> {
+  const card = cardOf(activity);
+  const where = card ? cardTexts(card).join('\n') : String(activity.text ?? '');
+  const entities = (card ? (card.msteams as { entities?: unknown[] } | undefined)?.entities : activity.entities) ?? [];
+  return (entities as Array<Record<string, unknown>>)
+    .filter((e) => e?.type === 'mention' && typeof e.text === 'string' && where.includes(e.text))
+    .map((e) => ({ text: e.text as string, mentioned: (e.mentioned ?? {}) as { id?: string; name?: string; type?: string } }));
+}
+
+/** Link buttons (`Action.OpenUrl`) on a card, by title. */
+export function linkButtons(card: Record<string, unknown> | undefined): Array<{ title: string; url: string }> {
+  const links: Array<{ title: string; url: string }> = [];
+  findElement(card, (e) => {
+    if (e.type === 'Action.OpenUrl' && typeof e.title === 'string' && typeof e.url === 'string') links.push({ title: e.title, url: e.url });
+    return false;
+  });
+  return links;
 }
 
 /** Texts on a card in reading order, buttons as `[Title]`. */
