@@ -125,9 +125,7 @@ export async function startBridge(
           store,
           at: config.DIGEST_AT,
           ...(policy.hours ? { timeZone: parseSupportHours(policy.hours.schedule, policy.hours.holidays).timeZone } : {}),
-          post: async (d) => {
-            for (const w of digestTargets) await w.postDigest!(d);
-          },
+          targets: digestTargets.map((w) => ({ name: w.name, post: (d) => w.postDigest!(d) })),
           logger,
         })
       : undefined;

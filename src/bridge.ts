@@ -60,6 +60,8 @@ export interface CustomerMessageInput {
   channelData?: Record<string, unknown>;
   /** false: a closed conversation stays closed (`ConversationClosedError`, nothing written) instead of reopening. */
   reopen?: boolean;
+  /** false: store and mirror the message, but no agent turn, no trigger, no automatic notice (unverified or rate-limited senders). */
+  autoReply?: boolean;
 }
 
 export interface OperatorMessageInput {
@@ -251,7 +253,7 @@ export class Bridge implements BridgePort {
           });
           sink.effects.push({ kind: 'mirror', message });
           this.rules.customerWaitsOnOwner(c);
-          if (c.state === 'agent') {
+          if (c.state === 'agent' && input.autoReply !== false) {
             if (c.messages.filter((m) => m.author.role === 'customer').length === 1) c.queue = routeQueue(this.policy, text);
             const hit = evaluateCustomerTriggers(c, this.policy);
             if (hit) this.rules.escalate(c, { trigger: hit.trigger, reason: hit.reason, priority: hit.priority }, { kind: 'system' }, sink);

@@ -4,6 +4,7 @@
  * order, retries, leases, and the attempt count they need to avoid doing a thing twice.
  */
 import { CUSTOMER } from '../engine/commit.ts';
+import { escalationCount } from '../engine/rules.ts';
 import type { Conversation, Message } from '../model.ts';
 import type { CustomerChannel, DeliveryAttempt, Workspace } from '../ports.ts';
 import type { WorkItem } from '../store/store.ts';
@@ -69,6 +70,8 @@ export class WorkspaceDestination implements Destination {
       case 'briefing':
         return this.workspace.postBriefing(conversation, attempt);
       case 'managers':
+        // A newer escalation has its own ladder: this one's managers step is moot.
+        if (payload.escalation !== escalationCount(conversation)) return;
         return this.workspace.postToManagers?.(conversation, attempt);
       case 'ownership':
         return this.workspace.ownershipChanged(conversation, payload.change, attempt);

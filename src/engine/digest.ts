@@ -19,7 +19,8 @@ export interface Digest {
   unclaimed: number;
   fallbacks: number;
   topTriggers: Array<{ trigger: string; count: number }>;
-  returnsPerOperator: Array<{ operatorId: string; count: number }>;
+  /** `name`: the operator's display name when they handed back (their id if unknown). */
+  returnsPerOperator: Array<{ operatorId: string; name: string; count: number }>;
 }
 
 export const ESCALATION_TARGET = { low: 0.1, high: 0.15 };
@@ -44,7 +45,11 @@ export function summarizeDay(date: string, sets: { conversations: string[]; esca
     unclaimed,
     fallbacks: sets.fallbacks.length,
     topTriggers: count(sets.triggers.map((m) => m.split('|')[0]!)).slice(0, 5).map(([trigger, n]) => ({ trigger, count: n })),
-    returnsPerOperator: count(sets.returns.map((m) => m.split('|')[0]!)).map(([operatorId, n]) => ({ operatorId, count: n })),
+    returnsPerOperator: count(sets.returns.map((m) => m.split('|')[0]!)).map(([operatorId, n]) => ({
+      operatorId,
+      name: sets.returns.map((m) => m.split('|')).find((parts) => parts[0] === operatorId && parts[3])?.[3] ?? operatorId,
+      count: n,
+    })),
   };
 }
 
@@ -76,7 +81,8 @@ export class DigestScheduler {
       store: Pick<Store, 'indexMembers' | 'once' | 'forget'>;
       at: string;
       timeZone?: string;
-      post: (digest: Digest) => Promise<void>;
+      /** Where the digest goes; each gets it once a day, on its own (one failing does not hold the others). */
+      targets: Array<{ name: string; post: (digest: Digest) => Promise<void> }>;
       logger: Logger;
       now?: () => Date;
     },
@@ -92,7 +98,7 @@ export class DigestScheduler {
     clearInterval(this.timer);
   }
 
-  /** Posts today's digest if it is time and nobody has yet. True when this call posted it. */
+  /** Posts today's digest to each target if it is time and nobody has yet. True when this call posted somewhere. */
   async tick(): Promise<boolean> {
     const now = this.options.now?.() ?? new Date();
     const local = new Intl.DateTimeFormat('en-CA', { timeZone: this.options.timeZone ?? 'UTC', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(now);
@@ -100,20 +106,23 @@ export class DigestScheduler {
     if (`${part('hour')}:${part('minute')}` < this.options.at) return false;
     // The day's figures are kept by UTC date (see stats.ts).
     const date = now.toISOString().slice(0, 10);
-    const mark = `digest:${date}`;
-    try {
-      if (!(await this.options.store.once(mark, 3 * 24 * 3600_000))) return false;
-    } catch {
-      return false; // the store is down: the next minute tries again
+    let posted = false;
+    for (const target of this.options.targets) {
+      const mark = `digest:${date}:${target.name}`;
+      try {
+        if (!(await this.options.store.once(mark, 3 * 24 * 3600_000))) continue;
+      } catch {
+        return posted; // the store is down: the next minute tries again
+      }
+      try {
+        await target.post(await readDigest(this.options.store, date));
+        this.options.logger.info({ date, workspace: target.name }, 'daily digest posted');
+        posted = true;
+      } catch (err) {
+        this.options.logger.warn({ err: String(err), date, workspace: target.name }, 'could not post the daily digest; trying again in a minute');
+        await this.options.store.forget(mark).catch(() => {});
+      }
     }
-    try {
-      await this.options.post(await readDigest(this.options.store, date));
-      this.options.logger.info({ date }, 'daily digest posted');
-      return true;
-    } catch (err) {
-      this.options.logger.warn({ err: String(err), date }, 'could not post the daily digest; trying again in a minute');
-      await this.options.store.forget(mark).catch(() => {});
-      return false;
-    }
+    return posted;
   }
 }

@@ -307,7 +307,7 @@ export class Rules {
         case 'managers':
           if (c.state !== 'waiting' || !current) break;
           this.record(c, 'managers', `Unclaimed for ${waited(escalatedAt)}`);
-          this.appendSystem(c, sink, { text: `Sent to the managers' channel: unclaimed for ${waited(escalatedAt)}.`, visibility: 'internal', notice: 'managers' });
+          this.appendSystem(c, sink, { text: `Escalated to the managers: unclaimed for ${waited(escalatedAt)}.`, visibility: 'internal', notice: 'managers' });
           sink.effects.push({ kind: 'managers', escalation });
           break;
         case 'fallback':
@@ -318,6 +318,7 @@ export class Rules {
         case 'owner_nudge':
           if (c.state !== 'human' || !c.owner) break;
           this.record(c, 'nudge', 'The customer is waiting for the owner');
+          this.appendSystem(c, sink, { text: `${c.owner.name} was nudged privately: the customer has waited ${minutes(this.durations.ownerSilent)} for a reply.`, visibility: 'internal' });
           sink.effects.push({ kind: 'notify', operator: c.owner, text: `${c.ticket}: the customer has waited ${minutes(this.durations.ownerSilent)} for your reply.` });
           break;
         case 'owner_release': {

@@ -16,7 +16,7 @@ export type Observation =
   | { kind: 'first_reply'; seconds: number }
   | { kind: 'handled'; seconds: number; how: string }
   | { kind: 'fallback' }
-  | { kind: 'return'; operatorId: string };
+  | { kind: 'return'; operatorId: string; name: string };
 
 export function observe(before: Conversation, after: Conversation): Observation[] {
   const out: Observation[] = [];
@@ -43,7 +43,7 @@ export function observe(before: Conversation, after: Conversation): Observation[
           const took = lastBefore(after.history, entry, (h) => h.to === 'human' && h.from !== 'human');
           if (took) out.push({ kind: 'handled', seconds: seconds(took.at, entry.at), how: entry.reason });
         }
-        if (entry.reason === 'return' && entry.by.kind === 'operator') out.push({ kind: 'return', operatorId: entry.by.operator.id });
+        if (entry.reason === 'return' && entry.by.kind === 'operator') out.push({ kind: 'return', operatorId: entry.by.operator.id, name: entry.by.operator.name });
         break;
       }
     }
@@ -80,7 +80,7 @@ export function dayIndexes(observations: Observation[], conversationId: string, 
         writes.push({ op: 'add', key: key('fallbacks'), member: conversationId });
         break;
       case 'return':
-        writes.push({ op: 'add', key: key('returns'), member: `${o.operatorId}|${conversationId}|${at}` });
+        writes.push({ op: 'add', key: key('returns'), member: `${o.operatorId}|${conversationId}|${at}|${o.name.replace(/\|/g, '/')}` });
         break;
       default:
         break;

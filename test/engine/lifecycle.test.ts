@@ -97,7 +97,8 @@ describe('the ladder of an unclaimed escalation (fake clock)', () => {
     r.rules.customerWaitsOnOwner(r.c); // a second message does not restart the clock
     r.at(10 * MIN);
     s = r.fire();
-    expect(s.effects).toEqual([{ kind: 'notify', operator: DANA, text: `${r.c.ticket}: the customer has waited 10 min for your reply.` }]);
+    expect(s.effects.filter((e) => e.kind === 'notify')).toEqual([{ kind: 'notify', operator: DANA, text: `${r.c.ticket}: the customer has waited 10 min for your reply.` }]);
+    expect(r.c.messages.at(-1)).toMatchObject({ visibility: 'internal', text: 'Dana was nudged privately: the customer has waited 10 min for a reply.' });
     r.at(30 * MIN);
     r.fire();
     expect(r.c.state).toBe('waiting');
@@ -238,16 +239,16 @@ describe("the managers' daily digest", () => {
       const digest = await readDigest(a.store, today);
       expect(digest).toMatchObject({ date: today, conversations: 4, escalations: 2, escalationRate: 0.5, claims: 1, unclaimed: 1, fallbacks: 0 });
       expect(digest.topTriggers).toEqual([{ trigger: 'explicit_request', count: 2 }]);
-      expect(digest.returnsPerOperator).toEqual([{ operatorId: DANA.id, count: 1 }]);
+      expect(digest.returnsPerOperator).toEqual([{ operatorId: DANA.id, name: 'Dana', count: 1 }]);
       expect(digest.medianTimeToClaimSeconds).toBeGreaterThanOrEqual(0);
 
       const posted: string[] = [];
-      const scheduler = (name: string, store: typeof a.store) => new DigestScheduler({ store, at: '00:00', post: async (d) => void posted.push(`${name}:${d.date}`), logger: silentLogger() });
+      const scheduler = (name: string, store: typeof a.store) => new DigestScheduler({ store, at: '00:00', targets: [{ name: 'slack', post: async (d) => void posted.push(`${name}:${d.date}`) }], logger: silentLogger() });
       const results = await Promise.all([scheduler('a', a.store).tick(), scheduler('b', b.store).tick(), scheduler('a', a.store).tick()]);
       expect(results.filter(Boolean)).toHaveLength(1);
       expect(posted).toHaveLength(1);
       // Before its time of day, nobody posts.
-      expect(await new DigestScheduler({ store: a.store, at: '23:59', now: () => new Date(`${today}T00:00:00Z`), post: async () => void posted.push('early'), logger: silentLogger() }).tick()).toBe(false);
+      expect(await new DigestScheduler({ store: a.store, at: '23:59', now: () => new Date(`${today}T00:00:00Z`), targets: [{ name: 'teams', post: async () => void posted.push('early') }], logger: silentLogger() }).tick()).toBe(false);
     } finally {
       await a.close();
       await b.close();

@@ -45,8 +45,9 @@ it('an unclaimed escalation reminds, reaches the managers and falls back once ea
   expect(c.messages.filter((m) => m.notice === 'reminder')).toHaveLength(1);
   const fallbacks = customer.shown().filter((f) => f.frame.text.includes('no one from our team is free'));
   expect(fallbacks).toHaveLength(1);
-  // The reminder is in the Slack thread once.
+  // The reminder is in the Slack thread once, and the managers' channel got one card.
   expect(rig.emulator.messages.filter((m) => m.text.includes('Reminder:') && m.text.includes(c.ticket))).toHaveLength(1);
+  expect(rig.emulator.messages.filter((m) => m.channel === 'CMANAGERS1' && !m.thread_ts && m.text.includes(c.ticket))).toHaveLength(1);
   customer.close();
 });
 
