@@ -30,7 +30,7 @@ import { classifySendError, createMailTransport, describeSendError, type MailTra
 /**
  * A customer message as the email channel hands it over. `autoReply: false` asks the engine to
  * store and mirror the message but start no agent turn and send no automatic notice (see
- * docs/security-email.md, "Engine hook"); an engine that ignores it still stores the message.
+ * SECURITY.md, Email).
  */
 export type EmailCustomerMessage = CustomerMessageInput & { autoReply?: boolean };
 

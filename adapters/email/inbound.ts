@@ -4,7 +4,7 @@
  * conversation it may belong to (Message-IDs, reply tokens, ticket in the subject), whether a
  * machine sent it, and the customer's new text with quotes and signature cut.
  *
- * Reply-To (a decision, see docs/security-email.md): replies go to From, unless Reply-To is in
+ * Reply-To (a decision, see SECURITY.md, Email): replies go to From, unless Reply-To is in
  * From's own domain, or From is one of `replyToTrusted` (your contact form), whose Reply-To names
  * the customer. Any other Reply-To is kept for the operators to see, never mailed.
  */
