@@ -10,7 +10,11 @@ import { createTeamsWorkspace, teamsConfigFromEnv } from '../adapters/teams/inde
 import { createWebChat, webChatConfigFromEnv } from '../adapters/webchat/index.ts';
 import type { Agent } from './agent/agent.ts';
 import { loadFaq, OfflineAgent } from './agent/offline-agent.ts';
+import { multiAgentFromEnv } from './agent/multi-agent.ts';
 import { openAIAgentFromEnv } from './agent/openai-agent.ts';
+import { demoTools } from './agent/tools.ts';
+import { webhookConfigFromEnv } from './delivery/webhooks.ts';
+import { redactedPort } from './engine/redact.ts';
 import { baseUrlFor, type StartupInfo } from './banner.ts';
 import { Bridge } from './bridge.ts';
 import { parseCoreConfig, type CoreConfig } from './config.ts';
@@ -52,8 +56,11 @@ export async function startBridge(
   // Read every setting before opening anything, so a wrong value stops start-up with nothing half-open.
   const policy = applyPolicyEnv(loadPolicy(config.POLICY_FILE), env);
   if (policy.hours) parseSupportHours(policy.hours.schedule, policy.hours.holidays, env.SUPPORT_HOURS ? 'SUPPORT_HOURS' : 'POLICY_FILE');
-  const openai = openAIAgentFromEnv(env, { logger });
-  const agent: Agent = openai ?? new OfflineAgent(loadFaq(config.FAQ_FILE));
+  // AGENTS_FILE: several agents; else OPENAI_API_KEY: one; else the offline agent.
+  const agents = multiAgentFromEnv(env, { tools: demoTools(), logger });
+  const openai = agents ? undefined : openAIAgentFromEnv(env, { logger });
+  const agent: Agent = agents ?? openai ?? new OfflineAgent(loadFaq(config.FAQ_FILE));
+  const webhooks = webhookConfigFromEnv(env);
   const slackConfig = slackConfigured(env) ? slackConfigFromEnv(env) : undefined;
   const teamsConfig = teamsConfigFromEnv(env);
   const emailConfig = emailConfigFromEnv(env);
@@ -77,8 +84,11 @@ export async function startBridge(
       maxMessageChars: config.MAX_MESSAGE_CHARS,
       agentTimeoutMs: config.AGENT_TIMEOUT_MS,
       delivery: { leaseMs: config.DELIVERY_LEASE_MS, concurrency: config.DELIVERY_CONCURRENCY },
+      ...(webhooks ? { webhooks } : {}),
       metrics,
     });
+    // Workspaces read conversations (threads, views, cards) only as redacted copies.
+    const workspaceBridge = redactedPort(bridge, bridge.redactor);
     http.route('GET', '/metrics', async (_req, res) => {
       const { contentType, body } = await metrics.text();
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
@@ -96,18 +106,18 @@ export async function startBridge(
       services.push(email);
     }
     if (slackConfig) {
-      const slack = createSlackWorkspace({ bridge, http, logger, config: slackConfig, ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}) });
+      const slack = createSlackWorkspace({ bridge: workspaceBridge, http, logger, config: slackConfig, ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}) });
       bridge.addWorkspace(slack);
       services.push(slack);
     }
     if (teamsConfig) {
-      const teams = createTeamsWorkspace({ bridge, http, logger, config: teamsConfig });
+      const teams = createTeamsWorkspace({ bridge: workspaceBridge, http, logger, config: teamsConfig });
       bridge.addWorkspace(teams);
       services.push(teams);
     }
     let operatorConsole: ConsoleWorkspace | undefined;
     if (consoleConfig) {
-      operatorConsole = createConsoleWorkspace({ bridge, http, logger, config: consoleConfig, notePrefix: config.NOTE_PREFIX });
+      operatorConsole = createConsoleWorkspace({ bridge: workspaceBridge, http, logger, config: consoleConfig, notePrefix: config.NOTE_PREFIX });
       bridge.addWorkspace(operatorConsole);
       services.push(operatorConsole);
     }

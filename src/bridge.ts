@@ -6,7 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Agent } from './agent/agent.ts';
+import { routeConversation, type RouteInput } from './agent/handoff-history.ts';
 import { CustomerDestination, WorkspaceDestination } from './delivery/destinations.ts';
+import { WebhookDestination, type WebhookConfig } from './delivery/webhooks.ts';
 import { DeliveryWorker, type Destination } from './delivery/worker.ts';
 import { AgentTurns } from './engine/agent-turns.ts';
 import { Committer, type ChangeSink } from './engine/commit.ts';
@@ -14,6 +16,7 @@ import { isOpen, nextOpening, parseSupportHours, type SupportHours } from './eng
 import { escalationCount, Rules, type Availability } from './engine/rules.ts';
 import { TimerWorker } from './engine/timer-worker.ts';
 import { readDigest, type Digest } from './engine/digest.ts';
+import { redactedWorkspace, Redactor, revealMessage, type RevealInput, type RevealResult } from './engine/redact.ts';
 import type { Observation } from './engine/stats.ts';
 import type { BridgeMetrics } from './metrics.ts';
 import type { EscalateToolArgs } from './envelope.ts';
@@ -44,6 +47,8 @@ export interface BridgeOptions {
   now?: () => Date;
   /** Prometheus metrics this instance records (GET /metrics). */
   metrics?: BridgeMetrics;
+  /** Signed webhooks (`WEBHOOK_URL`, `WEBHOOK_SECRET`); absent: none. */
+  webhooks?: WebhookConfig;
   /** Delivery workers' settings (tests shorten leases and backoff). */
   delivery?: { leaseMs?: number; pollMs?: number; concurrency?: number; backoff?: { initialMs: number; maxMs: number; factor: number; jitter: number }; stuckAfter?: number };
 }
@@ -81,6 +86,9 @@ export class Bridge implements BridgePort {
   readonly store: Store;
   readonly logger: Logger;
   readonly policy: Policy;
+  /** The policy's PII redaction: what workspaces and webhooks are given. */
+  readonly redactor: Redactor;
+  private readonly webhooks: WebhookConfig | undefined;
   /** Longest text accepted from a customer or operator; channels shorten to fit. */
   readonly maxMessageChars: number;
   private readonly agent: Agent;
@@ -107,12 +115,14 @@ export class Bridge implements BridgePort {
     this.maxMessageChars = options.maxMessageChars ?? 8000;
     this.now = options.now ?? (() => new Date());
     this.delivery = options.delivery ?? {};
+    this.redactor = new Redactor(this.policy.redaction);
+    this.webhooks = options.webhooks;
     const hours = this.policy.hours ? parseSupportHours(this.policy.hours.schedule, this.policy.hours.holidays, 'POLICY_FILE hours') : undefined;
     this.rules = new Rules(this.policy, this.now, this.availability(hours));
     const metrics = options.metrics;
     this.committer = new Committer(
       this.store,
-      { workspaces: () => this.workspaces.map((w) => w.name), ...(metrics ? { observed: (o: Observation[]) => metrics.record(o) } : {}) },
+      { workspaces: () => this.workspaces.map((w) => w.name), webhooks: () => this.webhooks !== undefined, ...(metrics ? { observed: (o: Observation[]) => metrics.record(o) } : {}) },
       this.now,
       this.logger,
     );
@@ -158,7 +168,7 @@ export class Bridge implements BridgePort {
   addWorkspace(workspace: Workspace): void {
     this.workspaces.push(workspace);
     if (this.started) {
-      this.startWorker(new WorkspaceDestination(workspace, (c, item, name) => this.briefingStuck(c, item, name)));
+      this.startWorker(new WorkspaceDestination(redactedWorkspace(workspace, this.redactor), (c, item, name) => this.briefingStuck(c, item, name)));
       void this.catchUp().catch((err: unknown) => this.logger.error({ err }, 'could not catch up waiting escalations'));
     }
   }
@@ -172,7 +182,8 @@ export class Bridge implements BridgePort {
     this.started = true;
     this.startWorker(new CustomerDestination(() => this.channels));
     this.startWorker(this.agentTurns);
-    for (const workspace of this.workspaces) this.startWorker(new WorkspaceDestination(workspace, (c, item, name) => this.briefingStuck(c, item, name)));
+    for (const workspace of this.workspaces) this.startWorker(new WorkspaceDestination(redactedWorkspace(workspace, this.redactor), (c, item, name) => this.briefingStuck(c, item, name)));
+    if (this.webhooks) this.startWorker(new WebhookDestination({ config: this.webhooks, redactor: this.redactor, kv: this.store.kv('webhooks') }));
     this.timers.start();
     void this.catchUp().catch((err: unknown) => this.logger.error({ err }, 'could not catch up waiting escalations'));
   }
@@ -415,6 +426,18 @@ export class Bridge implements BridgePort {
     const ids = await this.store.indexMembers(`state:${state}`);
     const conversations = await Promise.all(ids.map((id) => this.getConversation(id)));
     return conversations.filter((c): c is Conversation => c?.state === state).sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
+  }
+
+  /** The owner reveals the masked values of one message (returned to the caller only; logged). */
+  reveal(input: RevealInput): Promise<RevealResult> {
+    return revealMessage({ committer: this.committer, rules: this.rules, redactor: this.redactor, now: this.now, seen: (key) => this.store.inboundSeen(key) }, input);
+  }
+
+  /** An operator picks the agent that answers (several agents configured). */
+  route(input: RouteInput): Promise<Conversation> {
+    const agents = (this.agent as { agents?: { names: readonly string[]; defaultAgent: string } }).agents;
+    if (!agents) throw new BridgeError('single_agent', 'One agent runs here: there is no other agent to route to.');
+    return routeConversation({ committer: this.committer, rules: this.rules, agents, now: this.now }, input);
   }
 
   digest(date: string): Promise<Digest> {

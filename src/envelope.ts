@@ -53,6 +53,9 @@ export const HandoffEnvelopeSchema = z.object({
   options: z.array(OptionSchema).max(5).default([]).describe('Choices an operator can pick without taking over'),
   queue: z.string().min(1).max(60).default('general'),
   ticket: z.string().max(40).default(''),
+  /** Several agents: the one that escalated, and every agent involved so far. Set by the bridge. */
+  agent: z.string().max(60).optional(),
+  agents: z.array(z.string().max(60)).max(20).optional(),
 });
 
 export type HandoffEnvelope = z.output<typeof HandoffEnvelopeSchema>;
@@ -62,7 +65,7 @@ export type Priority = z.output<typeof PrioritySchema>;
 export type Sentiment = z.output<typeof SentimentSchema>;
 
 /** What the agent's `escalate_to_human` tool takes: the envelope minus what the bridge fills in. */
-export const EscalateToolArgsSchema = HandoffEnvelopeSchema.omit({ trigger: true, ticket: true }).extend({
+export const EscalateToolArgsSchema = HandoffEnvelopeSchema.omit({ trigger: true, ticket: true, agent: true, agents: true }).extend({
   queue: z.string().min(1).max(60).optional().describe('Queue to route to, if the agent knows better than the default'),
 });
 export type EscalateToolArgs = z.output<typeof EscalateToolArgsSchema>;

@@ -100,6 +100,8 @@ export interface HistoryEntry {
   optionId?: string;
   /** For transfers: who received it. */
   to_operator?: Operator;
+  /** Agent-to-agent handoffs (reason `agent_handoff`, several agents configured): see src/agent/handoff-history.ts. */
+  agent_handoff?: { from: string; to: string; input?: Record<string, unknown>; pinned?: boolean; since?: number };
 }
 
 /** An operator's pick among the briefing's options. */

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Approval } from './model.ts';
 import { ConfigError } from './errors.ts';
 import { parseSupportHours } from './engine/hours.ts';
+import { RedactionPolicySchema } from './engine/redact.ts';
 
 export const ToolClassSchema = z.enum(['read', 'write', 'irreversible']);
 export type ToolClass = z.output<typeof ToolClassSchema>;
@@ -81,6 +82,8 @@ export const PolicySchema = z.object({
     .optional(),
   /** Queues whose on-call switch is off: escalations there are deferred like outside hours. */
   offDuty: z.array(z.string()).default([]),
+  /** PII masked before anything reaches a workspace or a webhook (on by default). */
+  redaction: RedactionPolicySchema,
 });
 
 export type Policy = z.output<typeof PolicySchema>;

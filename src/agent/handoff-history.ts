@@ -23,6 +23,8 @@ export interface AgentHandoffDetail {
   input?: Record<string, unknown>;
   /** An operator pinned this agent: no routing or transfers until someone picks again. */
   pinned?: boolean;
+  /** Index of the first transcript message the receiving agent was asked to answer (where "since the handoff" starts). */
+  since?: number;
 }
 
 export type AgentHandoffEntry = HistoryEntry & { agent_handoff: AgentHandoffDetail };
@@ -33,6 +35,8 @@ export interface AgentHandoff {
   to: string;
   reason?: string;
   input?: Record<string, unknown>;
+  /** See `AgentHandoffDetail.since`. */
+  since?: number;
   at: string;
   /** `agent`: a transfer tool; `router`: the route_conversation router. */
   via: 'agent' | 'router';
@@ -54,6 +58,15 @@ export function lastHandoff(c: Pick<Conversation, 'history'>): AgentHandoffEntry
 /** The agent that holds the conversation: the last handoff's target, else `defaultAgent`. */
 export function currentAgent(c: Pick<Conversation, 'history'>, defaultAgent: string): string {
   return lastHandoff(c)?.agent_handoff.to ?? defaultAgent;
+}
+
+/** Index of the first message nobody has answered yet: after the last public agent or operator message. */
+export function unansweredFrom(messages: readonly Message[]): number {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i]!;
+    if (m.visibility === 'public' && (m.author.role === 'agent' || m.author.role === 'operator')) return i + 1;
+  }
+  return 0;
 }
 
 /** Every agent that handled the conversation so far, in order of first involvement. */
@@ -78,8 +91,10 @@ export function markChange(c: Conversation, sink: ChangeSink): ChangeMark {
   return { messages: c.messages.length, history: c.history.length, effects: sink.effects.length };
 }
 
-function handoffLine(from: string, to: string, reason: string | undefined, by: string): string {
-  return `${by} handed the conversation from ${from} to ${to}${reason ? `: ${reason}` : '.'}`;
+/** The activity line in the thread: "triage handed the conversation to billing: double charge". */
+function handoffLine(h: AgentHandoff): string {
+  const why = h.reason ? `: ${h.reason}` : '.';
+  return h.via === 'router' ? `The router moved the conversation from ${h.from} to ${h.to}${why}` : `${h.from} handed the conversation to ${h.to}${why}`;
 }
 
 /**
@@ -109,11 +124,11 @@ export function recordAgentHandoffs(c: Conversation, sink: ChangeSink, rules: Ap
       by,
       at,
       ...(h.reason ? { note: h.reason } : {}),
-      agent_handoff: { from: h.from, to: h.to, ...(h.input ? { input: h.input } : {}) },
+      agent_handoff: { from: h.from, to: h.to, ...(h.input ? { input: h.input } : {}), ...(h.since !== undefined ? { since: h.since } : {}) },
     };
     c.history.push(entry);
     sink.effects.push({ kind: 'ownership', change: entry });
-    const line = rules.appendSystem(c, sink, { text: handoffLine(h.from, h.to, h.reason, h.via === 'router' ? 'The router' : h.from), visibility: 'internal' });
+    const line = rules.appendSystem(c, sink, { text: handoffLine(h), visibility: 'internal' });
     // Appended before the turn's own messages, whose times may be earlier than the clock now.
     line.at = at;
   }
@@ -170,7 +185,7 @@ export async function routeConversation(deps: RouteDeps, input: RouteInput): Pro
         by: { kind: 'operator', operator: input.operator },
         at,
         ...(input.note ? { note: input.note } : {}),
-        agent_handoff: { from, to: input.agent, ...(input.pin ? { pinned: true } : {}) },
+        agent_handoff: { from, to: input.agent, ...(input.pin ? { pinned: true } : {}), since: unansweredFrom(c.messages) },
       };
       c.history.push(entry);
       sink.effects.push({ kind: 'ownership', change: entry });

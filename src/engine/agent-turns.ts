@@ -9,6 +9,7 @@
  * asks `authorize` first, which refuses once the conversation has left the agent.
  */
 import type { Agent, AgentTurnResult } from '../agent/agent.ts';
+import { markChange, recordAgentHandoffs } from '../agent/handoff-history.ts';
 import type { Destination, WorkContext } from '../delivery/worker.ts';
 import { BridgeError, LeaseLostError, StoreUnavailableError } from '../errors.ts';
 import { conversationLogger, type Logger } from '../log.ts';
@@ -123,6 +124,7 @@ export class AgentTurns implements Destination {
               dropped = true;
               return;
             }
+            const mark = markChange(c, sink);
             const actions = result.actionsTaken.map((a) => ({ tool: a.tool, input: a.input, output: a.output, ok: a.ok }));
             if (result.kind === 'reply') {
               const message = rules.append(c, { author: { role: 'agent', name: this.options.agent.name }, text: this.options.clip(result.text), visibility: 'public', ...(actions.length ? { actions } : {}) });
@@ -135,6 +137,8 @@ export class AgentTurns implements Destination {
               }
               rules.escalate(c, { trigger: result.trigger, reason: result.reason }, { kind: 'agent' }, sink, result.request);
             }
+            // Several agents: the turn's hops go in before its answer; the answer is signed by its agent.
+            recordAgentHandoffs(c, sink, rules, result, mark);
           },
           { cursor: { lease: context.lease, seq: item.seq } },
         );

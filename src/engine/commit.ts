@@ -9,6 +9,7 @@ import type { Conversation, HistoryEntry, Message, Operator } from '../model.ts'
 import { conversationLogger, type Logger } from '../log.ts';
 import { InProcessLocks } from '../store/locks.ts';
 import type { Commit, IndexWrite, Lease, Store, WorkPayload } from '../store/store.ts';
+import { WEBHOOKS } from '../delivery/webhooks.ts';
 import { Rules } from './rules.ts';
 import { dayIndexes, observe, type Observation } from './stats.ts';
 
@@ -51,6 +52,8 @@ export interface ChangeOptions {
 export interface Routing {
   /** Workspace names, e.g. `['slack', 'teams']`. */
   workspaces(): string[];
+  /** Whether signed webhooks run (`WEBHOOK_URL`): ownership changes and transcript messages are also work for them. */
+  webhooks?(): boolean;
   /** Told what each successful commit meant (metrics). */
   observed?(observations: Observation[]): void;
 }
@@ -118,6 +121,7 @@ export class Committer {
   /** Effects → work items, addressed to the destinations that should do them. */
   private route(c: Conversation, effects: Effect[]): NonNullable<Commit['work']> {
     const workspaces = this.routing.workspaces();
+    const hooks = this.routing.webhooks?.() ? [WEBHOOKS] : [];
     const work: NonNullable<Commit['work']> = [];
     const add = (to: string[], payload: WorkPayload) => {
       if (to.length > 0) work.push({ to, payload });
@@ -126,7 +130,11 @@ export class Committer {
       switch (effect.kind) {
         case 'mirror':
           add(
-            workspaces.filter((w) => (effect.only ? effect.only.includes(w) : w !== effect.message.source?.workspace || effect.message.source.inThread === false)),
+            [
+              ...workspaces.filter((w) => (effect.only ? effect.only.includes(w) : w !== effect.message.source?.workspace || effect.message.source.inThread === false)),
+              // A workspace's catch-up copy (`only`) is not a new message for the webhooks.
+              ...(effect.only ? [] : hooks),
+            ],
             { kind: 'mirror', messageId: effect.message.id },
           );
           break;
@@ -135,7 +143,8 @@ export class Committer {
           if (effect.message.visibility === 'public') add([CUSTOMER], { kind: 'deliver', messageId: effect.message.id });
           break;
         case 'ownership':
-          add(workspaces, { kind: 'ownership', change: effect.change });
+          // An agent-to-agent hop changes no owner: workspaces show its activity line; webhooks get handoff.agent.
+          add(effect.change.reason === 'agent_handoff' ? hooks : [...workspaces, ...hooks], { kind: 'ownership', change: effect.change });
           break;
         case 'briefing':
           add(effect.only ? workspaces.filter((w) => effect.only!.includes(w)) : workspaces, { kind: 'briefing', escalation: effect.escalation });
