@@ -79,13 +79,15 @@ export interface BridgePort {
   customerMessage(input: import('./bridge.ts').CustomerMessageInput): Promise<{ conversation: Conversation; message: Message | undefined; duplicate: boolean }>;
   operatorMessage(input: import('./bridge.ts').OperatorMessageInput): Promise<{ conversation: Conversation; message: Message | undefined; delivered: boolean; duplicate: boolean }>;
   internalNote(input: { conversationId: string; text: string }): Promise<Message>;
-  claim(input: { conversationId: string; operator: Operator ; idempotencyKey?: string }): Promise<Conversation>;
-  takeOver(input: { conversationId: string; operator: Operator ; idempotencyKey?: string }): Promise<Conversation>;
+  claim(input: { conversationId: string; operator: Operator; idempotencyKey?: string }): Promise<Conversation>;
+  takeOver(input: { conversationId: string; operator: Operator; idempotencyKey?: string }): Promise<Conversation>;
   decide(input: { conversationId: string; operator: Operator; optionId: string; note?: string; escalation?: number; idempotencyKey?: string }): Promise<Conversation>;
-  returnToAgent(input: { conversationId: string; operator: Operator; note?: string ; idempotencyKey?: string }): Promise<Conversation>;
-  release(input: { conversationId: string; operator: Operator ; idempotencyKey?: string }): Promise<Conversation>;
-  transfer(input: { conversationId: string; operator: Operator; to: Operator ; idempotencyKey?: string }): Promise<Conversation>;
-  close(input: { conversationId: string; operator?: Operator; note?: string ; idempotencyKey?: string }): Promise<Conversation>;
+  returnToAgent(input: { conversationId: string; operator: Operator; note?: string; idempotencyKey?: string }): Promise<Conversation>;
+  release(input: { conversationId: string; operator: Operator; idempotencyKey?: string }): Promise<Conversation>;
+  transfer(input: { conversationId: string; operator: Operator; to: Operator; idempotencyKey?: string }): Promise<Conversation>;
+  close(input: { conversationId: string; operator?: Operator; note?: string; idempotencyKey?: string }): Promise<Conversation>;
+  /** Moves the conversation to another queue: a new escalation in that queue's channel (`/transfer <queue> [note]`). */
+  transferQueue(input: { conversationId: string; operator: Operator; queue: string; note?: string; idempotencyKey?: string }): Promise<Conversation>;
   getConversation(id: string): Promise<Conversation | undefined>;
   findByTicket(ticket: string): Promise<Conversation | undefined>;
   conversationsHeldBy(operatorId: string): Promise<Conversation[]>;

@@ -28,7 +28,7 @@ import { filesToAttachments, mentionedUsers, parseHandBackText, threadReplyOf, t
 import { RETRY_REQUEST_CODE } from './receiver.ts';
 
 /** Slash commands the app registers (see manifest/slack.yaml). `/close` is Slack's own, hence `/close-ticket`. */
-export const COMMANDS = { return: '/return', close: '/close-ticket' } as const;
+export const COMMANDS = { return: '/return', close: '/close-ticket', transfer: '/transfer' } as const;
 
 /** Message shortcut callback ids (see manifest/slack.yaml). */
 export const SHORTCUTS = { return: 'handoff_return', close: 'handoff_close' } as const;
@@ -225,6 +225,35 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       await reply(answer);
     });
   }
+
+  // `/transfer [HB-1042] <queue> [note]`: a new escalation in that queue's channel.
+  app.command(COMMANDS.transfer, async ({ ack, command: cmd, respond }) => {
+    await ack();
+    if (!textOf(cmd.user_id)) return;
+    const answer = await unlessUnavailable(deps, async (): Promise<string> => {
+      const { ticket, note: rest } = parseHandBackText(cmd.text);
+      const [queue, ...words] = (rest ?? '').split(/\s+/).filter(Boolean);
+      if (!queue) return notices.failed('Name the queue: `/transfer HB-1042 billing why it moves`.');
+      let target: Conversation | undefined;
+      if (ticket) {
+        target = await bridge.findByTicket(ticket);
+        if (!target) return notices.unknownTicket(ticket);
+      } else {
+        const held = await bridge.conversationsHeldBy(SLACK_OPERATOR_PREFIX + cmd.user_id);
+        if (held.length !== 1) return notices.failed(held.length === 0 ? 'Name the ticket: `/transfer HB-1042 billing why it moves`.' : 'You hold several conversations: name the ticket, `/transfer HB-1042 billing why it moves`.');
+        target = held[0]!;
+      }
+      const operator = await deps.operators.operator(cmd.user_id, textOf(cmd.user_name));
+      try {
+        const moved = await bridge.transferQueue({ conversationId: target.id, operator, queue, ...(words.length ? { note: words.join(' ') } : {}), idempotencyKey: `slack:command:${textOf(cmd.trigger_id) ?? randomUUID()}` });
+        return `:twisted_rightwards_arrows: ${moved.ticket} moved to the *${queue}* queue; its briefing is posted there.`;
+      } catch (err) {
+        if (!(err instanceof BridgeError)) throw err;
+        return notices.failed(err.message);
+      }
+    });
+    await respond({ response_type: 'ephemeral', text: answer }).catch((err: unknown) => logger.warn({ err }, 'could not answer the slash command'));
+  });
 
   for (const [callbackId, kind] of [
     [SHORTCUTS.return, 'return'],

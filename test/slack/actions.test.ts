@@ -147,6 +147,23 @@ describe('Slack operator actions', () => {
     expect(f.emulator.buttons((await f.briefings(conversation.id))[0]!.channel, (await f.briefings(conversation.id))[0]!.ts)).toEqual([]);
   });
 
+  it('moves a conversation to another queue with /transfer: a new briefing there, the owner lets go', async () => {
+    const conversation = await escalated();
+    await f.click(conversation.id, DANA.userId, 'briefing_claim');
+    await f.settle();
+    const before = (await f.briefings(conversation.id)).length;
+    await f.events.command(f.emulator.slashCommand({ command: '/transfer', text: `${conversation.ticket} billing refund question`, user: DANA.userId, channel: CHANNEL }));
+    await f.settle();
+    const after = (await f.bridge.getConversation(conversation.id))!;
+    expect(after).toMatchObject({ state: 'waiting', queue: 'billing' });
+    expect(after.history.at(-1)).toMatchObject({ reason: 'escalate', trigger: 'transfer', note: 'to billing: refund question' });
+    expect(f.emulator.responsesFor(DANA.userId).some((r) => String(r.text).includes('moved to the *billing* queue'))).toBe(true);
+    expect((await f.briefings(conversation.id)).length).toBeGreaterThan(before);
+    await f.events.command(f.emulator.slashCommand({ command: '/transfer', text: `${conversation.ticket}`, user: DANA.userId, channel: CHANNEL }));
+    await f.settle();
+    expect(f.emulator.responsesFor(DANA.userId).some((r) => String(r.text).includes('Name the queue'))).toBe(true);
+  });
+
   it('asks which conversation when /return could mean several, and returns the one picked', async () => {
     const first = await escalated();
     const second = await escalated();
