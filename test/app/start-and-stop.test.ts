@@ -70,6 +70,8 @@ describe('starting the bridge', () => {
     child.stderr.on('data', (d) => (output += d));
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000, what: 'healthz' });
+      // The ready line is written as /healthz turns ready; the pipe may bring it a moment later.
+      await waitFor(() => /bridge ready on port/.test(output), { timeoutMs: 5_000, what: 'the ready line' });
       expect(output).toMatch(/bridge ready on port \d+: webchat, console running; off: email, slack, teams/);
       const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
