@@ -10,6 +10,7 @@
  *
  * FUZZ_RUNS sets the number of inputs (default 10,000); FUZZ_SEED replays a run.
  */
+import { countingStore } from '../support/counting-store.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +19,6 @@ import { SmtpReplyError } from '../../adapters/email/smtp-inbound.ts';
 import type { SmtpEnvelope } from '../../adapters/email/inbound.ts';
 import { silentLogger } from '../../src/log.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
-import type { KeyValue, Store } from '../../src/store/store.ts';
 import { createTestBridge, type TestBridge } from '../support/harness.ts';
 import { RELAY_ID, SUPPORT, authResults, fixture } from './support.ts';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -29,36 +29,6 @@ const RUNS = Math.max(1, Number(process.env.FUZZ_RUNS) || 10_000);
 /** Inputs handled at once (as an SMTP server handles several sessions): races on one conversation included. */
 const AT_ONCE = 8;
 
-/**
- * The store, counting every write (commits, adapter data, once/forget/increment) for the input
- * whose handling made it: each input runs in its own async context, so inputs handled at once
- * are told apart.
- */
-function countingStore(store: Store, current: () => number | undefined): { store: Store; writes: (input: number) => number } {
-  const counts = new Map<number, number>();
-  const counted =
-    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
-    (...args: A): Promise<R> => {
-      const input = current() ?? -1;
-      counts.set(input, (counts.get(input) ?? 0) + 1);
-      return fn(...args);
-    };
-  const wrapped = new Proxy(store, {
-    get(target, prop) {
-      if (prop === 'kv') {
-        return (namespace: string): KeyValue => {
-          const kv = target.kv(namespace);
-          return { get: (key) => kv.get(key), set: counted((key, value, ttl) => kv.set(key, value, ttl)), delete: counted((key) => kv.delete(key)) };
-        };
-      }
-      const value = Reflect.get(target, prop, target) as unknown;
-      if (typeof value !== 'function') return value;
-      const bound = (value as (...args: unknown[]) => unknown).bind(target);
-      return ['commit', 'once', 'forget', 'increment'].includes(String(prop)) ? counted(bound as (...args: unknown[]) => Promise<unknown>) : bound;
-    },
-  });
-  return { store: wrapped, writes: (input) => counts.get(input) ?? 0 };
-}
 
 interface Target {
   /** Message-IDs of the seeded conversations (the customer's and ours). */
@@ -233,7 +203,13 @@ describe('fuzzing inbound MIME email', () => {
     process.on('unhandledRejection', onRejection);
     // On tmpfs when there is one: the store's fsyncs would otherwise take most of the time.
     dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'email-fuzz-'));
-    const counting = countingStore(await openSqliteStore(join(dir, 'bridge.sqlite')), () => context.getStore());
+    // Each input runs in its own async context, so writes are counted per input even when handled at once.
+    const counts = new Map<number, number>();
+    const shared = countingStore(await openSqliteStore(join(dir, 'bridge.sqlite')), () => {
+      const input = context.getStore() ?? -1;
+      counts.set(input, (counts.get(input) ?? 0) + 1);
+    });
+    const counting = { store: shared.store, writes: (input: number) => counts.get(input) ?? 0 };
     writes = counting.writes;
     // No workers: only the inbound path writes, so every write is the input's.
     test = await createTestBridge({ store: counting.store, startWorkers: false });

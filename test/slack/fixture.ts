@@ -3,6 +3,7 @@
  * (SQLite in a temp dir, or the store the test brings), the shared HTTP server with the Slack workspace mounted, a recording
  * customer channel, and a client that sends signed Slack requests to `/slack/events`.
  */
+export { countingStore } from '../support/counting-store.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import type { SlackConfig } from '../../adapters/slack/config.ts';
 import type { Policy } from '../../src/policy.ts';
@@ -13,7 +14,7 @@ import type { Conversation } from '../../src/model.ts';
 import { createSlackWorkspace, type SlackWorkspace } from '../../adapters/slack/index.ts';
 import type { BriefingCopy } from '../../adapters/slack/directory.ts';
 import type { PostedRef } from '../../adapters/slack/api.ts';
-import type { KeyValue, Store } from '../../src/store/store.ts';
+import type { Store } from '../../src/store/store.ts';
 import { SlackApiEmulator, SlackEventsClient, type StoredMessage } from '../emulators/slack-api.ts';
 import { MemoryChannel } from '../support/memory-ports.ts';
 import { createTestBridge, waitFor, type TestBridge } from '../support/harness.ts';
@@ -157,28 +158,3 @@ export async function startSlackFixture(options: SlackFixtureOptions = {}): Prom
   return fixture;
 }
 
-/** The store, counting every write (commits, adapter data, once/forget/increment). */
-export function countingStore(store: Store): { store: Store; writes: () => number } {
-  let writes = 0;
-  const counted =
-    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
-    (...args: A): Promise<R> => {
-      writes += 1;
-      return fn(...args);
-    };
-  const wrapped = new Proxy(store, {
-    get(target, prop) {
-      if (prop === 'kv') {
-        return (namespace: string): KeyValue => {
-          const kv = target.kv(namespace);
-          return { get: (key) => kv.get(key), set: counted((key, value, ttl) => kv.set(key, value, ttl)), delete: counted((key) => kv.delete(key)) };
-        };
-      }
-      const value = Reflect.get(target, prop, target) as unknown;
-      if (typeof value !== 'function') return value;
-      const bound = (value as (...args: unknown[]) => unknown).bind(target);
-      return ['commit', 'once', 'forget', 'increment'].includes(String(prop)) ? counted(bound as (...args: unknown[]) => Promise<unknown>) : bound;
-    },
-  });
-  return { store: wrapped, writes: () => writes };
-}

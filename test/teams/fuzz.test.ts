@@ -10,6 +10,7 @@
  * FUZZ_RUNS sets the inputs per property (default 10,000 for the first, which runs with the
  * loopback opt-out so every input reaches the bot logic; a fifth of that with authentication).
  */
+import { countingStore } from '../support/counting-store.ts';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { TeamsState, threadKey } from '../../adapters/teams/state.ts';
 import type { Bridge } from '../../src/bridge.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
-import type { KeyValue, Store } from '../../src/store/store.ts';
 import { BotConnectorEmulator, type TeamsUser } from '../emulators/bot-connector.ts';
 import { TEAMS_TEST_CHANNEL, TeamsDriver } from '../contract/teams-driver.ts';
 import { ScriptedAgent } from '../support/harness.ts';
@@ -33,31 +33,6 @@ const ALICE: TeamsUser = { id: '29:alice-mri', name: 'Alice Ops' };
 const BOB: TeamsUser = { id: '29:bob-mri', name: 'Bob Ops' };
 const MALLORY: TeamsUser = { id: '29:mallory-mri', name: 'Mallory' };
 
-/** The store, counting every write (commits, adapter data, once/forget/increment). */
-function countingStore(store: Store): { store: Store; writes: () => number } {
-  let writes = 0;
-  const counted =
-    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
-    (...args: A): Promise<R> => {
-      writes += 1;
-      return fn(...args);
-    };
-  const wrapped = new Proxy(store, {
-    get(target, prop) {
-      if (prop === 'kv') {
-        return (namespace: string): KeyValue => {
-          const kv = target.kv(namespace);
-          return { get: (key) => kv.get(key), set: counted((key, value, ttl) => kv.set(key, value, ttl)), delete: counted((key) => kv.delete(key)) };
-        };
-      }
-      const value = Reflect.get(target, prop, target) as unknown;
-      if (typeof value !== 'function') return value;
-      const bound = (value as (...args: unknown[]) => unknown).bind(target);
-      return ['commit', 'once', 'forget', 'increment'].includes(String(prop)) ? counted(bound as (...args: unknown[]) => Promise<unknown>) : bound;
-    },
-  });
-  return { store: wrapped, writes: () => writes };
-}
 
 /** Escalates on "refund", answers anything else. */
 const agent = () =>
