@@ -6,7 +6,8 @@
  * instance knows it and signing out ends it everywhere. Each session has a CSRF token that every
  * action must echo in a header.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { safeEqual } from '../../src/safe-equal.ts';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Operator } from '../../src/model.ts';
 import type { KeyValue } from '../../src/store/store.ts';
@@ -165,13 +166,3 @@ function hash(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('base64url');
 }
 
-/** Constant-time comparison; unequal lengths still cost one comparison. */
-function safeEqual(given: string, expected: string): boolean {
-  const a = Buffer.from(given, 'utf8');
-  const b = Buffer.from(expected, 'utf8');
-  if (a.length !== b.length) {
-    timingSafeEqual(b, b);
-    return false;
-  }
-  return timingSafeEqual(a, b);
-}

@@ -6,7 +6,8 @@
  * A token names a session and one generation of it. The signature proves the bridge issued it; the
  * session record (sessions.ts) says which generation is current, so a used token stops working.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { safeEqual } from '../../src/safe-equal.ts';
+import { createHmac } from 'node:crypto';
 
 /** What a session token vouches for. */
 export interface SessionClaims {
@@ -92,16 +93,6 @@ function mac(data: string, secret: string): string {
   return createHmac('sha256', secret).update(data, 'utf8').digest('base64url');
 }
 
-/** Constant-time string comparison; unequal lengths still cost one comparison. */
-function safeEqual(given: string, expected: string): boolean {
-  const a = Buffer.from(given, 'utf8');
-  const b = Buffer.from(expected, 'utf8');
-  if (a.length !== b.length) {
-    timingSafeEqual(b, b);
-    return false;
-  }
-  return timingSafeEqual(a, b);
-}
 
 const optionalString = (value: unknown): value is string | undefined => value === undefined || (typeof value === 'string' && value.length > 0);
 

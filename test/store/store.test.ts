@@ -3,6 +3,7 @@
  * Every test reads as something the product relies on: a commit is all or nothing, a stale
  * writer loses, work reaches each destination once per lease, and nothing is lost on restart.
  */
+import { conversationFixture } from '../support/conversations.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,26 +49,7 @@ async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs =
 }
 
 function conversation(id: string, overrides: Partial<Conversation> = {}): Conversation {
-  const at = '2025-01-01T00:00:00.000Z';
-  return {
-    id,
-    ticket: `HB-${id}`,
-    origin: 'webchat',
-    customer: { id: 'visitor-1', name: 'Ada' },
-    queue: 'general',
-    state: 'agent',
-    ownershipVersion: 0,
-    version: 0,
-    messages: [],
-    history: [],
-    decisions: [],
-    agentTurns: 0,
-    approvals: [],
-    createdAt: at,
-    updatedAt: at,
-    channelData: {},
-    ...overrides,
-  };
+  return conversationFixture({ id, ticket: `HB-${id}`, customer: { id: 'visitor-1', name: 'Ada' }, ...overrides });
 }
 
 function message(id: string, text: string, role: Message['author']['role'] = 'customer'): Message {
