@@ -76,6 +76,8 @@ export interface Message {
   actions?: Array<{ tool: string; input: unknown; output?: unknown; ok: boolean }>;
   /** The workspace an operator message was typed in; that workspace does not get it mirrored back. */
   source?: MessageSource;
+  /** Set only on a workspace's redacted copy: how many values were masked in `text` (the owner may reveal them). */
+  masked?: number;
 }
 
 export interface MessageSource {

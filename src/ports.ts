@@ -98,6 +98,8 @@ export interface BridgePort {
   updateChannelData(conversationId: string, channel: string, data: Record<string, unknown>): Promise<Conversation>;
   /** The owner sees the masked values of one message: returned privately (never posted), logged in the history. */
   reveal(input: import('./engine/redact.ts').RevealInput): Promise<import('./engine/redact.ts').RevealResult>;
+  /** The configured agents an operator may route to (several agents configured); empty when one agent runs. */
+  agentNames(): readonly string[];
   /** An operator picks the agent that answers (several agents configured); `pin` keeps it there. */
   route(input: import('./agent/handoff-history.ts').RouteInput): Promise<Conversation>;
   openConversation(input: { origin: Origin; customer: import('./model.ts').Customer; subject?: string; channelData?: Record<string, unknown> }): Promise<Conversation>;

@@ -350,7 +350,8 @@ export class Redactor {
     if (!this.enabled) return message;
     const cached = this.messages.get(message);
     if (cached) return cached;
-    const copy: Message = { ...message, text: this.text(message.text) };
+    const { text, spans } = this.redact(message.text);
+    const copy: Message = { ...message, text, ...(spans.length > 0 ? { masked: spans.length } : {}) };
     if (message.actions) copy.actions = message.actions.map((a) => ({ ...a, input: this.value(a.input), ...('output' in a ? { output: this.value(a.output) } : {}) }));
     if (message.handback) {
       const h = message.handback;
