@@ -4,14 +4,15 @@
  *   POST /console/signin          uses a sign-in token (form post from the sign-in pages)
  *   GET  /console/app.js|app.css  the bundled app
  *   GET  /console/api/...         session, inbox, one conversation, find by ticket, today's figures
- *   POST /console/api/...         actions (claim, decide, reply, return, release, transfer, close),
- *                                 sign-in links, sign out
+ *   POST /console/api/...         actions (claim, decide, reply, return, release, transfer, close,
+ *                                 reveal, route), sign-in links, sign out
  * Actions need the session cookie, a same-origin request, a JSON body and the session's CSRF token
- * in a header; managers may read everything and act on nothing.
+ * in a header; managers may read everything and act on nothing. A reveal's original text is in
+ * that one response only: never pushed, stored as a notice or logged.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { AlreadyClaimedError, BridgeError, InputError } from '../../src/errors.ts';
+import { AlreadyClaimedError, BridgeError, DuplicateInboundError, InputError } from '../../src/errors.ts';
 import { readBody } from '../../src/http.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation } from '../../src/model.ts';
@@ -223,6 +224,7 @@ export class ConsoleRoutes {
       maxMessageChars: this.ctx.bridge.maxMessageChars,
       colleagues: this.ctx.config.operators.filter((o) => o.id !== session.operator.id).map((o) => ({ id: o.id, name: o.name, role: o.role })),
       workspaces: this.ctx.config.otherWorkspaces,
+      agents: [...this.ctx.bridge.agentNames()],
     };
   }
 
@@ -249,6 +251,7 @@ export class ConsoleRoutes {
     const key = typeof requestId === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(requestId) ? { idempotencyKey: `console:${operator.id}:${requestId}` } : {};
     let conversation: Conversation;
     let delivered: boolean | undefined;
+    let revealed: { messageId: string; text: string } | undefined;
     try {
       switch (action) {
         case 'claim':
@@ -299,6 +302,25 @@ export class ConsoleRoutes {
           conversation = await bridge.close({ conversationId, operator, ...(input.note?.trim() ? { note: input.note.trim() } : {}), ...key });
           break;
         }
+        case 'reveal': {
+          // Only the owner may; the bridge logs it. The original goes back to this person alone.
+          const input = parse(z.object({ messageId: z.string().min(1).max(100) }), body);
+          const result = await bridge.reveal({ conversationId, operator, messageId: input.messageId, ...key });
+          revealed = { messageId: input.messageId, text: result.text };
+          conversation = await this.require(conversationId);
+          break;
+        }
+        case 'route': {
+          const input = parse(z.object({ agent: z.string().min(1).max(60), note: text(2000).optional(), pin: z.boolean().optional() }), body);
+          try {
+            conversation = await bridge.route({ conversationId, operator, agent: input.agent, ...(input.note?.trim() ? { note: input.note.trim() } : {}), ...(input.pin ? { pin: true } : {}), ...key });
+          } catch (err) {
+            // The same press sent again: the first one routed it.
+            if (!(err instanceof DuplicateInboundError)) throw err;
+            conversation = await this.require(conversationId);
+          }
+          break;
+        }
         default:
           return json(res, 404, { error: { code: 'not_found', message: `No action ${action}.` } });
       }
@@ -306,7 +328,7 @@ export class ConsoleRoutes {
       return this.fail(res, err, action, conversationId);
     }
     this.ctx.live.offer(conversation);
-    return json(res, 200, { ok: true, view: threadView(conversation, viewerFor(session)), ...(delivered !== undefined ? { delivered } : {}) });
+    return json(res, 200, { ok: true, view: threadView(conversation, viewerFor(session)), ...(delivered !== undefined ? { delivered } : {}), ...(revealed ? { revealed } : {}) });
   }
 
   private async require(conversationId: string): Promise<Conversation> {
@@ -349,6 +371,7 @@ export class ConsoleRoutes {
 const STATUS: Record<string, number> = {
   bad_input: 400,
   unknown_option: 400,
+  unknown_agent: 400,
   not_found: 404,
   already_claimed: 409,
   not_owner: 409,

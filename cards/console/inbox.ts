@@ -4,7 +4,8 @@
  * then the agent's, then closed. Pure and browser-safe: the console's page sorts and times rows
  * with these same functions.
  */
-import type { Conversation, Customer, Message } from '../../src/model.ts';
+import { AGENT_HANDOFF } from '../../src/agent/handoff-history.ts';
+import type { Conversation, Customer, HistoryEntry, Message } from '../../src/model.ts';
 import type { InboxRow, PersonView, Priority, Sla } from './types.ts';
 
 const PREVIEW_CHARS = 160;
@@ -36,11 +37,16 @@ export function authorName(message: Message, conversation: Conversation): string
   }
 }
 
+/** False for history entries that leave ownership as it was (a reveal, an agent-to-agent hop). */
+export function changesOwnership(entry: HistoryEntry): boolean {
+  return entry.reason !== 'reveal' && entry.reason !== AGENT_HANDOFF;
+}
+
 /** The inbox row for a conversation. */
 export function inboxRow(conversation: Conversation): InboxRow {
   const c = conversation;
   const lastPublic = findLast(c.messages, (m) => m.visibility === 'public' && !m.notice && m.author.role !== 'system');
-  const lastChange = c.history.at(-1);
+  const lastChange = c.history.filter(changesOwnership).at(-1);
   const sinceState = lastChange && lastChange.to === c.state ? lastChange.at : undefined;
   const briefingLive = (c.state === 'waiting' || c.state === 'human') && c.briefing;
   const row: InboxRow = {

@@ -3,8 +3,9 @@
  * and what stayed internal, the handoff history in words, the current briefing with its options,
  * and what the viewer may do. Pure: same conversation and viewer in, same view out.
  */
+import { isAgentHandoff, lastHandoff } from '../../src/agent/handoff-history.ts';
 import type { Actor, Conversation, HistoryEntry, Message } from '../../src/model.ts';
-import { authorName, customerName, inboxRow } from './inbox.ts';
+import { authorName, changesOwnership, customerName, inboxRow } from './inbox.ts';
 import type { BriefingView, EntryKind, HistoryItem, Permissions, ThreadEntry, ThreadView } from './types.ts';
 
 /** Who is looking: their operator id (`console:dana`) and role. */
@@ -23,6 +24,8 @@ const NOTHING: Permissions = {
   release: false,
   transfer: false,
   close: false,
+  reveal: false,
+  route: false,
 };
 
 /** What the viewer may do now. Mirrors the ownership rules; the bridge still has the last word. */
@@ -40,6 +43,8 @@ export function permissions(c: Conversation, viewer: Viewer): Permissions {
     release: mine,
     transfer: mine,
     close: c.state !== 'closed' && (c.state !== 'human' || mine),
+    reveal: mine,
+    route: c.state !== 'closed',
   };
 }
 
@@ -59,6 +64,7 @@ export function replyHint(c: Conversation, viewer: Viewer): string {
 }
 
 export function threadView(c: Conversation, viewer: Viewer): ThreadView {
+  const handoff = lastHandoff(c);
   return {
     row: inboxRow(c),
     customer: { name: customerName(c.customer), id: c.customer.id, ...(c.customer.email ? { email: c.customer.email } : {}), origin: c.origin },
@@ -66,13 +72,18 @@ export function threadView(c: Conversation, viewer: Viewer): ThreadView {
     entries: c.messages.map((m) => threadEntry(m, c)),
     history: c.history.map(historyItem),
     ...(c.briefing ? { briefing: briefingView(c)! } : {}),
+    ...(handoff ? { agent: { name: handoff.agent_handoff.to, pinned: handoff.agent_handoff.pinned === true } } : {}),
     can: permissions(c, viewer),
     replyHint: replyHint(c, viewer),
   };
 }
 
 export function threadEntry(m: Message, c: Conversation): ThreadEntry {
-  const entry: ThreadEntry = { id: m.id, at: m.at, kind: entryKind(m), author: authorName(m, c), text: m.text, visibility: m.visibility };
+  // With several agents (the history has a hop) each answer names its agent.
+  const agentName = m.author.role === 'agent' && m.author.name && c.history.some(isAgentHandoff) ? m.author.name : undefined;
+  const author = agentName ? `${authorName(m, c)} · ${agentName}` : authorName(m, c);
+  const entry: ThreadEntry = { id: m.id, at: m.at, kind: entryKind(m), author, text: m.text, visibility: m.visibility };
+  if (m.masked) entry.masked = m.masked;
   if (m.source && m.source.workspace !== 'console') entry.via = m.source.workspace;
   if (m.attachments?.length) entry.attachments = m.attachments.map((a) => ({ name: a.name, ...(/^https?:\/\//i.test(a.url) ? { url: a.url } : {}) }));
   if (m.actions?.length) entry.tools = m.actions.map((a) => ({ tool: a.tool, ok: a.ok }));
@@ -110,7 +121,15 @@ function actorName(actor: Actor): string {
 export function describeChange(change: HistoryEntry): string {
   const who = actorName(change.by);
   const note = change.note ? `: ${change.note.replace(/\s+/g, ' ').trim()}` : '';
+  if (isAgentHandoff(change)) {
+    const hop = change.agent_handoff;
+    if (change.by.kind === 'operator') return `${who} handed the conversation from ${hop.from} to ${hop.to}${hop.pinned ? ' and pinned it' : ''}${note}`;
+    return `${hop.from} handed the conversation to ${hop.to}${note}`;
+  }
   switch (change.reason) {
+    case 'reveal':
+      // The note is "<kinds and last 4> in <message id>": the id means nothing to a person.
+      return `${who} revealed ${(change.note ?? 'masked values').replace(/ in \S+$/, '')}`;
     case 'escalate':
       return `Escalated${change.trigger ? ` (${change.trigger})` : ''}${note}`;
     case 'claim':
@@ -156,7 +175,8 @@ export function briefingStatus(c: Conversation): string {
       break;
     }
   }
-  const latest = c.history.slice(start + 1).at(-1);
+  // Reveals and agent hops leave ownership where it was.
+  const latest = c.history.slice(start + 1).filter(changesOwnership).at(-1);
   if (!latest) return c.state === 'waiting' ? 'Waiting for a person' : describeState(c);
   const who = actorName(latest.by);
   switch (latest.reason) {
@@ -230,5 +250,15 @@ export function briefingView(c: Conversation): BriefingView | undefined {
     options: b.options.map((o) => ({ id: o.id, label: o.label, risk: o.risk, ...(o.tradeoffs ? { tradeoffs: o.tradeoffs } : {}), chosen: decided?.optionId === o.id })),
     status: briefingStatus(c),
     open: c.state === 'waiting' || c.state === 'human',
+    ...(b.agent ? { agent: b.agent } : {}),
+    ...(b.agents?.length ? { agents: [...b.agents] } : {}),
   };
+}
+
+/** The briefing's agents in a line, e.g. "Escalated by billing · agents: triage → billing"; empty with one agent. */
+export function agentsLine(b: Pick<BriefingView, 'agent' | 'agents'>): string {
+  const parts: string[] = [];
+  if (b.agent) parts.push(`Escalated by ${b.agent}`);
+  if (b.agents && b.agents.length > 1) parts.push(`agents: ${b.agents.join(' → ')}`);
+  return parts.join(' · ');
 }

@@ -59,6 +59,10 @@ export interface Permissions {
   release: boolean;
   transfer: boolean;
   close: boolean;
+  /** See the masked values of a message (the owner only; logged). */
+  reveal: boolean;
+  /** Pick the agent that answers (any operator, while not closed; several agents configured). */
+  route: boolean;
 }
 
 export type EntryKind = 'customer' | 'agent' | 'operator' | 'note' | 'notice' | 'event';
@@ -78,6 +82,8 @@ export interface ThreadEntry {
   attachments?: Array<{ name: string; url?: string }>;
   /** Tools the agent used for this turn. */
   tools?: Array<{ tool: string; ok: boolean }>;
+  /** How many values were masked in `text` (the owner may reveal them). */
+  masked?: number;
 }
 
 /** One ownership change, in words. */
@@ -119,6 +125,9 @@ export interface BriefingView {
   status: string;
   /** Still waiting for a person or held: the card's buttons mean something. */
   open: boolean;
+  /** Several agents: the one that escalated, and every agent involved, in order. */
+  agent?: string;
+  agents?: string[];
 }
 
 export interface ThreadView {
@@ -128,6 +137,8 @@ export interface ThreadView {
   entries: ThreadEntry[];
   history: HistoryItem[];
   briefing?: BriefingView;
+  /** The agent picked by the last agent-to-agent handoff (several agents configured). */
+  agent?: { name: string; pinned: boolean };
   can: Permissions;
   /** Why the viewer's text would stay internal, when it would. */
   replyHint: string;
@@ -151,6 +162,8 @@ export interface ConsoleSettings {
   colleagues: Array<{ id: string; name: string; role: 'operator' | 'manager' }>;
   /** Other workspaces running beside the console (`slack`, `teams`). */
   workspaces: string[];
+  /** The agents an operator may route to; empty when one agent runs. */
+  agents: string[];
 }
 
 /** Frames the server pushes over the console's WebSocket. */

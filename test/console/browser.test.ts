@@ -6,6 +6,8 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MultiAgent } from '../../src/agent/multi-agent.ts';
+import { startChatEmulator, type ChatEmulator } from '../emulators/openai-chat.ts';
 import { waitFor } from '../support/harness.ts';
 import { demoAgent } from './agents.ts';
 import { CONSOLE_TOKEN, startConsole, type ConsoleRig } from './support.ts';
@@ -15,6 +17,7 @@ const DOCS = new URL('../../docs/screenshots/', import.meta.url).pathname;
 
 let browser: Browser;
 let rig: ConsoleRig | undefined;
+let model: ChatEmulator | undefined;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
@@ -30,6 +33,8 @@ afterEach(async () => {
   for (const context of contexts.splice(0)) await context.close();
   await rig?.close();
   rig = undefined;
+  await model?.close();
+  model = undefined;
 });
 
 async function newPage(viewport = { width: 1440, height: 900 }): Promise<{ page: Page; problems: string[] }> {
@@ -218,6 +223,43 @@ describe('the operator console in a real browser', () => {
     const { page: again } = await newPage();
     await again.goto(`${rig.baseUrl}${link}`);
     await sees(again, '.error', 'not valid, has expired, or was already used');
+    expect(problems).toEqual([]);
+  });
+
+  it('with several agents: Reveal shows the card number to the owner only, under its line, and Route… picks and pins an agent', { timeout: 60_000 }, async () => {
+    model = await startChatEmulator();
+    const agent = new MultiAgent(
+      { mode: 'handoffs', defaultAgent: 'triage', agents: [{ name: 'triage', instructions: 'Route.', handoffs: [{ to: 'billing' }] }, { name: 'billing', instructions: 'Charges.' }] },
+      { apiKey: 'sk-test', baseURL: model.baseURL, maxRetries: 0, brandName: 'Northwind' },
+    );
+    rig = await startConsole({ agent });
+    const card = '4242 4242 4242 4242';
+    const { conversation } = await rig.bridge.customerMessage({ origin: 'api', customer: { id: 'c-1', name: 'Ada Lovelace' }, text: `I want to talk to a human, my card ${card} was charged twice` });
+    await rig.settle();
+
+    const { page, problems } = await newPage();
+    await page.goto(`${rig.baseUrl}/console?token=${CONSOLE_TOKEN}`);
+    await page.getByRole('button', { name: /Dana Scully/ }).click();
+    await page.locator(`.row[data-id="${conversation.id}"]`).click();
+    const line = page.locator('.entry.e-customer').filter({ hasText: '•••• 4242' });
+    await line.waitFor();
+    // Not hers yet: Reveal waits for a claim.
+    expect(await line.locator('button.reveal').isDisabled()).toBe(true);
+    await page.locator('.actions .act-claim').click();
+    await sees(page, '.thread-header .state', 'With a person');
+    await line.locator('button.reveal:not([disabled])').click();
+    expect(await sees(page, '.revealed .revealed-text', card)).toContain(card);
+    expect(await line.locator('.bubble').textContent()).not.toContain(card);
+    await sees(page, '.entry.e-event', 'Dana Scully revealed card •••• 4242');
+
+    await page.locator('.actions .act-route').click();
+    const dialog = page.locator('dialog[open]');
+    await dialog.locator('select').selectOption('billing');
+    await dialog.locator('textarea').fill('a charge question');
+    await dialog.getByLabel(/Pin/).check();
+    await dialog.getByRole('button', { name: 'Route' }).click();
+    await sees(page, '.thread-sub .agent', 'Agent: billing (pinned)');
+    await sees(page, '.history', 'Dana Scully handed the conversation from triage to billing and pinned it: a charge question');
     expect(problems).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Boots the real console for tests, the way app.ts does: a bridge (SQLite by default), the shared
- * HTTP server on a loopback port, the console on it as a workspace, and a customer channel (a
+ * HTTP server on a loopback port, the console on it as a workspace reading through
+ * `redactedPort` (so it sees only redacted copies), and a customer channel (a
  * recording one, or the real web chat). `OperatorClient` is what a browser does: it signs in with
  * a token link, keeps the cookie and CSRF token, calls the API and listens on the WebSocket.
  */
@@ -10,6 +11,7 @@ import { createWebChat, type WebChat } from '../../adapters/webchat/index.ts';
 import type { InboxRow, ServerFrame, ThreadView } from '../../cards/console/types.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import type { Bridge } from '../../src/bridge.ts';
+import { redactedPort } from '../../src/engine/redact.ts';
 import { HttpServer } from '../../src/http.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Workspace } from '../../src/ports.ts';
@@ -71,7 +73,7 @@ export async function startConsole(
     await webchat.start();
   }
   const workspace = createConsoleWorkspace({
-    bridge: harness.bridge,
+    bridge: redactedPort(harness.bridge, harness.bridge.redactor),
     http,
     logger: silentLogger(),
     config: { operators: TEST_OPERATORS, token: CONSOLE_TOKEN, brandName: 'Northwind', ...options.config },

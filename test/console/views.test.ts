@@ -1,10 +1,11 @@
 /**
  * What the console shows, as pure functions of the conversation: the inbox order and its SLA
- * colours, the thread's lines, the briefing's status, and what each viewer may do.
+ * colours, the thread's lines, the briefing's status, and what each viewer may do; with several
+ * agents, the hops and the agents on the briefing; masked lines and reveals.
  */
 import { describe, expect, it } from 'vitest';
 import { customerName, filterInbox, formatDuration, inboxCounts, inboxRow, slaLevel, sortInbox } from '../../cards/console/inbox.ts';
-import { briefingStatus, permissions, replyHint, threadView } from '../../cards/console/thread.ts';
+import { agentsLine, briefingStatus, describeChange, permissions, replyHint, threadView } from '../../cards/console/thread.ts';
 import type { InboxRow } from '../../cards/console/types.ts';
 import { HandoffEnvelopeSchema } from '../../src/envelope.ts';
 import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
@@ -171,5 +172,59 @@ describe('the thread', () => {
 
     expect(permissions({ ...c, state: 'agent' }, dana)).toMatchObject({ claim: false, takeOver: true, decide: false });
     expect(Object.values(permissions(mine, { id: 'console:lee', role: 'manager' })).every((v) => v === false)).toBe(true);
+  });
+});
+
+describe('several agents and masked values', () => {
+  const hop = (fields: Partial<HistoryEntry> & { agent_handoff: Record<string, unknown> }) => change({ reason: 'agent_handoff', from: 'agent', to: 'agent', by: { kind: 'agent' }, ...fields }) as HistoryEntry;
+
+  it('names the agents on the briefing only when set, and each hop in words', () => {
+    expect(agentsLine({})).toBe('');
+    expect(agentsLine({ agent: 'billing', agents: ['billing'] })).toBe('Escalated by billing');
+    expect(agentsLine({ agent: 'billing', agents: ['triage', 'billing'] })).toBe('Escalated by billing · agents: triage → billing');
+    const c = waiting({ briefing: { ...briefing, agent: 'billing', agents: ['triage', 'billing'] } });
+    expect(threadView(c, { id: DANA.id, role: 'operator' }).briefing).toMatchObject({ agent: 'billing', agents: ['triage', 'billing'] });
+    expect(threadView(waiting(), { id: DANA.id, role: 'operator' }).briefing).not.toHaveProperty('agents');
+
+    expect(describeChange(hop({ note: 'Double charge', agent_handoff: { from: 'triage', to: 'billing' } }))).toBe('triage handed the conversation to billing: Double charge');
+    expect(describeChange(hop({ by: { kind: 'operator', operator: DANA }, note: 'done here', agent_handoff: { from: 'billing', to: 'triage', pinned: true } }))).toBe('Dana handed the conversation from billing to triage and pinned it: done here');
+    expect(describeChange(change({ reason: 'reveal', from: 'human', to: 'human', by: { kind: 'operator', operator: DANA }, note: 'card •••• 4242 in msg_1' }))).toBe('Dana revealed card •••• 4242');
+  });
+
+  it('a reveal or a hop leaves the status and the wait clocks as they were; the thread says which agent holds it', () => {
+    const c = waiting({ state: 'human', owner: DANA });
+    c.history.push(change({ reason: 'claim', from: 'waiting', to: 'human', by: { kind: 'operator', operator: DANA }, at: '2025-01-01T10:02:00.000Z' }));
+    c.history.push(change({ reason: 'reveal', from: 'human', to: 'human', by: { kind: 'operator', operator: DANA }, at: '2025-01-01T10:09:00.000Z', note: 'card •••• 4242 in m1' }));
+    c.history.push(hop({ from: 'human', to: 'human', by: { kind: 'operator', operator: DANA }, at: '2025-01-01T10:10:00.000Z', agent_handoff: { from: 'billing', to: 'triage', pinned: true } }));
+    expect(briefingStatus(c)).toBe('Claimed by Dana');
+    expect(inboxRow(c).heldSince).toBe('2025-01-01T10:02:00.000Z');
+    const view = threadView(c, { id: DANA.id, role: 'operator' });
+    expect(view.agent).toEqual({ name: 'triage', pinned: true });
+    expect(threadView(waiting(), { id: DANA.id, role: 'operator' })).not.toHaveProperty('agent');
+  });
+
+  it('a masked line says how many values it hides; answers name their agent once there are several', () => {
+    const withHop = waiting({
+      messages: [message({ author: { role: 'customer' }, text: 'my card •••• 4242', masked: 1 }), message({ author: { role: 'agent', name: 'billing' }, text: 'Refundable.' })],
+    });
+    withHop.history.unshift(hop({ agent_handoff: { from: 'triage', to: 'billing' } }));
+    const entries = threadView(withHop, { id: DANA.id, role: 'operator' }).entries;
+    expect(entries.map((e) => [e.author, e.masked])).toEqual([
+      ['Ada Lovelace', 1],
+      ['AI agent · billing', undefined],
+    ]);
+    const single = waiting({ messages: [message({ author: { role: 'agent', name: 'openai' }, text: 'Hi' })] });
+    expect(threadView(single, { id: DANA.id, role: 'operator' }).entries[0]!.author).toBe('AI agent');
+  });
+
+  it('only the owner may reveal; any operator may route until it is closed; a manager may do neither', () => {
+    const dana = { id: DANA.id, role: 'operator' as const };
+    const sam = { id: 'console:sam', role: 'operator' as const };
+    const mine = waiting({ state: 'human', owner: DANA });
+    expect(permissions(mine, dana)).toMatchObject({ reveal: true, route: true });
+    expect(permissions(mine, sam)).toMatchObject({ reveal: false, route: true });
+    expect(permissions(waiting(), dana)).toMatchObject({ reveal: false, route: true });
+    expect(permissions(waiting({ state: 'closed' }), dana)).toMatchObject({ reveal: false, route: false });
+    expect(permissions(mine, { id: 'console:lee', role: 'manager' })).toMatchObject({ reveal: false, route: false });
   });
 });

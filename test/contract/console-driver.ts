@@ -2,12 +2,13 @@
  * The workspace contract driver for the operator console: boots the real console on the shared HTTP
  * server and acts as its page does (signed-in sessions, the API's buttons, the live socket). What
  * the thread shows is read from the socket's pushes, so the suite also proves the live view keeps up.
+ * The console reads the bridge through `redactedPort`, as app.ts wires it (startConsole does).
  */
 import type { Agent } from '../../src/agent/agent.ts';
 import type { Bridge } from '../../src/bridge.ts';
 import type { MemoryChannel } from '../support/memory-ports.ts';
 import { waitFor } from '../support/harness.ts';
-import { startConsole, type ConsoleRig, type OperatorClient } from '../console/support.ts';
+import { startConsole, type ApiAnswer, type ConsoleRig, type OperatorClient } from '../console/support.ts';
 import type { ContractOperator, WorkspaceDriver } from './driver.ts';
 
 export class ConsoleDriver implements WorkspaceDriver {
@@ -83,6 +84,21 @@ export class ConsoleDriver implements WorkspaceDriver {
     await this.action(operator, conversationId, 'return', { note });
   }
 
+  /** The Reveal button on the message's line: the original comes back in that answer only (the page shows it to this person). */
+  async clickReveal(conversationId: string, operator: ContractOperator, messageId: string): Promise<void> {
+    const answer = await this.action(operator, conversationId, 'reveal', { messageId, requestId: requestId() }, ['not_owner', 'not_found']);
+    const revealed = (answer?.body as { revealed?: { text: string } } | undefined)?.revealed;
+    if (revealed) this.tell(operator, revealed.text);
+  }
+
+  /** The Route… dialog: an agent from the session's list, a note and the pin box. */
+  async routeToAgent(conversationId: string, operator: ContractOperator, agent: string, options: { note?: string; pin?: boolean } = {}): Promise<void> {
+    const client = await this.client(operator);
+    const session = await client.get<{ settings: { agents: string[] } }>('session');
+    if (session.body.settings.agents.length === 0) throw new Error('The console offers no Route action with one agent');
+    await this.action(operator, conversationId, 'route', { agent, ...(options.note ? { note: options.note } : {}), ...(options.pin ? { pin: true } : {}), requestId: requestId() }, ['unknown_agent', 'single_agent', 'invalid_transition']);
+  }
+
   async privateTexts(operator: ContractOperator): Promise<string[]> {
     const client = await this.client(operator);
     return [...client.notices(), ...(this.told.get(operator.userId) ?? [])];
@@ -111,18 +127,27 @@ export class ConsoleDriver implements WorkspaceDriver {
     return client;
   }
 
+  private tell(operator: ContractOperator, text: string): void {
+    this.told.set(operator.userId, [...(this.told.get(operator.userId) ?? []), text]);
+  }
+
   /** Presses a button; an expected refusal is what the page would show the person, anything else fails. */
-  private async action(operator: ContractOperator, conversationId: string, action: string, body: Record<string, unknown>, expected: string[] = []): Promise<void> {
+  private async action(operator: ContractOperator, conversationId: string, action: string, body: Record<string, unknown>, expected: string[] = []): Promise<ApiAnswer | undefined> {
     const client = await this.client(operator);
     const answer = await client.act(conversationId, action, body);
-    if (answer.status === 200) return;
+    if (answer.status === 200) return answer;
     const error = answer.body.error;
     if (error && expected.includes(error.code)) {
-      this.told.set(operator.userId, [...(this.told.get(operator.userId) ?? []), error.message]);
-      return;
+      this.tell(operator, error.message);
+      return undefined;
     }
     throw new Error(`console ${action} answered ${answer.status}: ${error?.message ?? 'no message'}`);
   }
+}
+
+/** The page's id for one press (it becomes the bridge's idempotency key). */
+function requestId(): string {
+  return `r${Math.random().toString(36).slice(2)}`;
 }
 
 /** The driver the contract suite runs. */

@@ -24,6 +24,8 @@ export interface ActionResult {
   ok: true;
   view: ThreadView;
   delivered?: boolean;
+  /** A reveal's original text: for this person's screen only. */
+  revealed?: { messageId: string; text: string };
 }
 
 export class Api {

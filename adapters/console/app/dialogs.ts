@@ -1,5 +1,5 @@
 /**
- * Modal questions (return with a note, close, a risky option, transfer, help) on native <dialog>:
+ * Modal questions (return with a note, close, a risky option, transfer, route, help) on native <dialog>:
  * focus moves in and back, Escape cancels, Enter in the last field confirms.
  */
 import { h, replace } from './dom.ts';
@@ -12,12 +12,15 @@ export interface AskOptions {
   /** Marks the confirm button as dangerous/important. */
   tone?: 'primary' | 'danger';
   note?: { label: string; placeholder?: string; required?: boolean; value?: string };
-  select?: { label: string; options: Array<{ value: string; label: string }> };
+  select?: { label: string; options: Array<{ value: string; label: string }>; value?: string };
+  /** A checkbox under the fields. */
+  check?: { label: string };
 }
 
 export interface AskResult {
   note: string;
   value: string;
+  checked: boolean;
 }
 
 export class Dialogs {
@@ -45,6 +48,7 @@ export class Dialogs {
       if (options.select) {
         select = h('select', { id: `${titleId}-select`, required: true });
         for (const o of options.select.options) select.append(h('option', { value: o.value }, o.label));
+        if (options.select.value !== undefined) select.value = options.select.value;
         form.append(h('label', { for: `${titleId}-select` }, options.select.label), select);
       }
       let note: HTMLTextAreaElement | undefined;
@@ -58,6 +62,11 @@ export class Dialogs {
             form.requestSubmit();
           }
         });
+      }
+      let check: HTMLInputElement | undefined;
+      if (options.check) {
+        check = h('input', { type: 'checkbox', id: `${titleId}-check` });
+        form.append(h('label.check', { for: `${titleId}-check` }, check, ` ${options.check.label}`));
       }
       const cancel = h('button', { type: 'button', class: 'ghost' }, 'Cancel');
       const confirm = h('button', { type: 'submit', class: options.tone === 'danger' ? 'danger' : 'primary', value: 'ok' }, options.confirm);
@@ -80,10 +89,10 @@ export class Dialogs {
           note?.focus();
           return;
         }
-        finish({ note: note?.value.trim() ?? '', value: select?.value ?? '' });
+        finish({ note: note?.value.trim() ?? '', value: select?.value ?? '', checked: check?.checked ?? false });
       });
       this.dialog.showModal();
-      (note ?? select ?? confirm).focus();
+      (select ?? note ?? confirm).focus();
     });
   }
 

@@ -2,11 +2,12 @@
  * The console page's entry point, bundled and served at /console/app.js. It loads the session,
  * keeps the inbox and the open conversation live over the WebSocket, and turns clicks and keys into
  * actions (HTTP calls carrying the CSRF token). Keyboard: j/k next/previous, / filter, c claim,
- * r reply, n note, 1-9 options, b return, x close, ? help, Esc back to the inbox.
+ * r reply, n note, 1-9 options, b return, x close, ? help, Esc back to the inbox. Reveal (on a line
+ * with masked values) and Route… (several agents) are buttons.
  */
 import { formatDuration, inboxCounts, slaLevel } from '../../../cards/console/inbox.ts';
-import type { BriefingOptionView, ServerFrame, ThreadView } from '../../../cards/console/types.ts';
-import { Api, ApiError, randomId, type SessionInfo } from './api.ts';
+import type { BriefingOptionView, ServerFrame, ThreadEntry, ThreadView } from '../../../cards/console/types.ts';
+import { Api, ApiError, randomId, type ActionResult, type SessionInfo } from './api.ts';
 import { Dialogs } from './dialogs.ts';
 import { button, h, replace, typingIn } from './dom.ts';
 import { InboxPane } from './inbox.ts';
@@ -117,9 +118,17 @@ class ConsoleApp {
         release: () => void this.act('release'),
         transfer: () => void this.transfer(),
         close: () => void this.close(),
+        reveal: (entry) => void this.reveal(entry),
+        route: () => void this.routeToAgent(),
         send: (text, internal) => this.send(text, internal),
       },
-      { notePrefix: settings.notePrefix, maxMessageChars: settings.maxMessageChars, canAct: this.canAct, hasColleagues: settings.colleagues.some((c) => c.role === 'operator') },
+      {
+        notePrefix: settings.notePrefix,
+        maxMessageChars: settings.maxMessageChars,
+        canAct: this.canAct,
+        hasColleagues: settings.colleagues.some((c) => c.role === 'operator'),
+        agents: settings.agents,
+      },
     );
     this.toasts = h('div.toasts', { role: 'status', 'aria-live': 'polite' });
     replace(this.root, topbar, h('div.layout', {}, this.inbox.element, this.thread.main, this.thread.details), this.toasts);
@@ -249,19 +258,20 @@ class ConsoleApp {
 
   // ---- actions ---------------------------------------------------------------------------
 
-  private async act(action: string, body: Record<string, unknown> = {}): Promise<boolean> {
+  /** One action on the open conversation; undefined when refused (the person was told why). */
+  private async act(action: string, body: Record<string, unknown> = {}): Promise<ActionResult | undefined> {
     const view = this.thread.current;
-    if (!view || !this.canAct) return false;
+    if (!view || !this.canAct) return undefined;
     try {
       const result = await this.api.act(view.row.id, action, body);
       this.apply(result.view);
-      return true;
+      return result;
     } catch (err) {
       this.toast(errorText(err), 'error');
       if (err instanceof ApiError && err.status === 401) this.signedOut();
       // The conversation moved on meanwhile: show where it stands now.
       if (err instanceof ApiError && err.status === 409) void this.api.conversation(view.row.id).then(({ view: fresh }) => this.apply(fresh), () => {});
-      return false;
+      return undefined;
     }
   }
 
@@ -271,7 +281,29 @@ class ConsoleApp {
   }
 
   private async send(text: string, internal: boolean): Promise<boolean> {
-    return this.act('reply', { text, internal, clientId: randomId() });
+    return (await this.act('reply', { text, internal, clientId: randomId() })) !== undefined;
+  }
+
+  /** The original comes back in the answer and is shown under its line, on this screen only. */
+  private async reveal(entry: ThreadEntry): Promise<void> {
+    const id = this.thread.current?.row.id;
+    const result = await this.act('reveal', { messageId: entry.id });
+    if (id && result?.revealed) this.thread.showRevealed(id, result.revealed.messageId, result.revealed.text);
+  }
+
+  private async routeToAgent(): Promise<void> {
+    const view = this.thread.current;
+    const agents = this.session.settings.agents;
+    if (!view?.can.route || agents.length === 0) return;
+    const answer = await this.dialogs.ask({
+      title: `Route ${view.row.ticket} to an agent`,
+      body: [view.agent ? `Now with ${view.agent.name}${view.agent.pinned ? ' (pinned)' : ''}.` : 'The agent you pick answers from now on.'],
+      confirm: 'Route',
+      select: { label: 'Agent', options: agents.map((name) => ({ value: name, label: name })), ...(view.agent ? { value: view.agent.name } : {}) },
+      note: { label: 'Note (optional, internal)', placeholder: 'Why this agent' },
+      check: { label: 'Pin: keep it with this agent until someone picks again' },
+    });
+    if (answer) await this.act('route', { agent: answer.value, ...(answer.note ? { note: answer.note } : {}), ...(answer.checked ? { pin: true } : {}) });
   }
 
   private async chooseOption(option: BriefingOptionView, escalation: number): Promise<void> {

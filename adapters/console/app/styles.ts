@@ -112,6 +112,7 @@ a.button { display: inline-block; padding: 8px 16px; border-radius: 8px; text-de
 .st-agent { background: var(--agent-soft); color: var(--agent); }
 .st-closed { background: var(--agent-soft); color: var(--muted); }
 .thread-sub .owner { font-weight: 600; }
+.thread-sub .agent { color: var(--muted); font-weight: 600; }
 .actions { display: flex; gap: 8px; flex-wrap: wrap; }
 .readonly { font-size: 12.5px; color: var(--held); background: var(--held-soft); border-radius: 999px; padding: 2px 10px; font-weight: 600; }
 .transcript { list-style: none; margin: 0; padding: 16px 18px 24px; overflow-y: auto; flex: 1; display: flex; flex-direction: column; gap: 10px; }
@@ -134,6 +135,10 @@ a.button { display: inline-block; padding: 8px 16px; border-radius: 8px; text-de
 .e-event time { margin-left: 0; }
 .files { margin: 6px 0 0; padding-left: 18px; font-size: 13px; }
 .tools { margin-top: 4px; font-size: 12px; color: var(--muted); }
+.masked { margin-top: 4px; display: flex; gap: 8px; align-items: center; font-size: 12px; }
+.revealed { margin-top: 6px; padding: 6px 10px; border: 1px dashed var(--note-line); border-radius: 8px; background: var(--note-soft); display: flex; flex-wrap: wrap; gap: 6px; align-items: baseline; }
+.revealed-label { font-size: 12px; color: var(--note); font-weight: 600; }
+.revealed-text { flex: 1 1 100%; white-space: pre-wrap; word-break: break-word; }
 .composer { border-top: 1px solid var(--line); background: var(--panel); padding: 10px 18px 14px; }
 .composer.is-note { background: var(--note-soft); }
 .reply-hint { margin: 0 0 6px; font-size: 12.5px; color: var(--muted); }
@@ -161,6 +166,7 @@ a.button { display: inline-block; padding: 8px 16px; border-radius: 8px; text-de
 .briefing[data-open="false"] { opacity: .85; }
 .briefing-head { display: flex; justify-content: space-between; gap: 8px; align-items: baseline; }
 .briefing-status { margin: 0 0 8px; font-weight: 650; }
+.briefing-agents { margin: 0 0 8px; color: var(--muted); font-size: 13px; }
 .briefing .reason { margin: 0 0 6px; }
 .briefing .trigger { color: var(--muted); font-size: 12.5px; }
 .briefing .summary { margin: 0 0 8px; color: var(--muted); }
@@ -184,6 +190,7 @@ dd { margin: 0; overflow-wrap: anywhere; }
 .dialog h2 { margin: 0 0 10px; font-size: 17px; }
 .dialog p { margin: 0 0 10px; color: var(--muted); }
 .dialog label { display: block; font-weight: 600; margin: 10px 0 4px; }
+.dialog label.check { font-weight: 400; }
 .dialog textarea, .dialog select, .link-field { width: 100%; padding: 8px 10px; border: 1px solid var(--line); border-radius: 8px; background: var(--panel-2); }
 .dialog-actions { display: flex; justify-content: flex-end; gap: 8px; margin-top: 16px; }
 .shortcuts { grid-template-columns: 90px 1fr; gap: 8px 14px; }

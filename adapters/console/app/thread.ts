@@ -2,8 +2,10 @@
  * One conversation: the header with its actions, the transcript (who spoke, what stayed internal),
  * the reply box, and beside it the briefing card (Claim and the options), the customer and the
  * handoff history. Transcript lines are appended as they arrive; everything else is rebuilt from
- * each new view. Every text from a person is set as text.
+ * each new view. Every text from a person is set as text. A line with masked values has a Reveal
+ * button (the owner's); what it reveals is shown under that line on this screen only.
  */
+import { agentsLine } from '../../../cards/console/thread.ts';
 import type { BriefingOptionView, BriefingView, ThreadEntry, ThreadView } from '../../../cards/console/types.ts';
 import { append, button, formatTime, h, replace } from './dom.ts';
 
@@ -14,6 +16,10 @@ export interface ThreadActions {
   release(): void;
   transfer(): void;
   close(): void;
+  /** Asks for the masked values of one line (the answer comes back through `showRevealed`). */
+  reveal(entry: ThreadEntry): void;
+  /** Picks the agent that answers. */
+  route(): void;
   /** Sends text; resolves true when stored (the box is then cleared). */
   send(text: string, internal: boolean): Promise<boolean>;
 }
@@ -49,7 +55,7 @@ export class ThreadPane {
 
   constructor(
     private readonly actions: ThreadActions,
-    private readonly settings: { notePrefix: string; maxMessageChars: number; canAct: boolean; hasColleagues: boolean },
+    private readonly settings: { notePrefix: string; maxMessageChars: number; canAct: boolean; hasColleagues: boolean; agents: string[] },
   ) {
     this.header = h('header.thread-header');
     this.log = h('ol.transcript', { role: 'log', 'aria-live': 'polite', 'aria-label': 'Transcript', tabindex: '0' });
@@ -107,6 +113,7 @@ export class ThreadPane {
     this.view = view;
     this.renderHeader(view);
     this.renderEntries(view.entries);
+    this.refreshReveal(view);
     this.renderDetails(view);
     this.refreshComposer();
     if (!same || nearBottom) this.log.scrollTop = this.log.scrollHeight;
@@ -127,6 +134,24 @@ export class ThreadPane {
     this.input.focus();
   }
 
+  /** Shows a revealed original under its line, for this person only, until hidden or the conversation changes. */
+  showRevealed(conversationId: string, messageId: string, text: string): void {
+    if (this.view?.row.id !== conversationId) return;
+    const node = this.rendered.get(messageId);
+    if (!node) return;
+    node.querySelector('.revealed')?.remove();
+    const panel = h('div.revealed', { role: 'note' }, h('span.revealed-label', {}, 'Only you see this (the reveal is logged):'), h('span.revealed-text', {}, text));
+    panel.append(button('Hide', () => panel.remove(), { className: 'ghost small' }));
+    node.append(panel);
+  }
+
+  private refreshReveal(view: ThreadView): void {
+    this.log.querySelectorAll<HTMLButtonElement>('button.reveal').forEach((node) => {
+      node.disabled = !view.can.reveal;
+      node.title = view.can.reveal ? 'Show the masked values to you only (logged)' : 'Only the person holding the conversation can reveal';
+    });
+  }
+
   private empty(): HTMLElement {
     return h(
       'div.empty-thread',
@@ -145,6 +170,7 @@ export class ThreadPane {
     if (can.returnToAgent) actions.append(button('Return to agent…', () => this.actions.returnToAgent(), { className: 'act-return', shortcut: 'b' }));
     if (can.release) actions.append(button('Release', () => this.actions.release(), { className: 'act-release' }));
     if (can.transfer && this.settings.hasColleagues) actions.append(button('Transfer…', () => this.actions.transfer(), { className: 'act-transfer' }));
+    if (can.route && this.settings.agents.length > 0) actions.append(button('Route…', () => this.actions.route(), { className: 'act-route', title: 'Pick the agent that answers' }));
     if (can.close) actions.append(button('Close…', () => this.actions.close(), { className: 'act-close', shortcut: 'x' }));
     if (!this.settings.canAct) actions.append(h('span.readonly', { title: view.replyHint }, 'Read-only'));
     const owner = row.owner ? h('span.owner', {}, `Held by ${row.owner.name}${row.owner.workspace !== 'console' ? ` · in ${capitalize(row.owner.workspace)}` : ''}`) : null;
@@ -154,7 +180,14 @@ export class ThreadPane {
         'div.thread-title',
         {},
         h('h1', {}, h('span.ticket', {}, row.ticket), ' ', h('span.customer', {}, view.customer.name)),
-        h('div.thread-sub', {}, h(`span.state.st-${row.state}`, {}, STATE_LABEL[row.state]), owner, h('span.muted', {}, `${row.queue} · ${row.origin}`)),
+        h(
+          'div.thread-sub',
+          {},
+          h(`span.state.st-${row.state}`, {}, STATE_LABEL[row.state]),
+          owner,
+          view.agent ? h('span.agent', {}, `Agent: ${view.agent.name}${view.agent.pinned ? ' (pinned)' : ''}`) : null,
+          h('span.muted', {}, `${row.queue} · ${row.origin}`),
+        ),
       ),
       actions,
     );
@@ -191,6 +224,10 @@ export class ThreadPane {
       node.append(files);
     }
     if (entry.tools?.length) node.append(h('div.tools', {}, `Used ${entry.tools.map((t) => `${t.tool}${t.ok ? '' : ' (failed)'}`).join(', ')}`));
+    if (entry.masked && this.settings.canAct) {
+      const reveal = button('Reveal', () => this.actions.reveal(entry), { className: 'ghost small reveal' });
+      node.append(h('div.masked', {}, h('span.muted', {}, `${entry.masked} value${entry.masked === 1 ? '' : 's'} masked`), reveal));
+    }
     return node;
   }
 
@@ -219,6 +256,7 @@ export class ThreadPane {
       card,
       h('div.briefing-head', {}, h('h2', { id: 'briefing-title' }, `Briefing · ${b.intent}`), h(`span.pill.prio-${b.priority}`, {}, capitalize(b.priority))),
       h('p.briefing-status', {}, b.status),
+      agentsLine(b) ? h('p.briefing-agents', {}, agentsLine(b)) : null,
       h('p.reason', {}, b.reason, h('span.trigger', {}, ` (${b.trigger.replace(/_/g, ' ')})`)),
       h('p.summary', {}, b.summary),
       h('div.question', {}, h('strong', {}, 'Needs an answer: '), b.pendingQuestion),
