@@ -1,7 +1,7 @@
 /**
  * Reading what Teams sends: who acted, the text with the bot's own @mention removed, typed thread
- * commands (`return: note`, `close`, ...), and file attachments as links. Pure functions over the
- * activity JSON; the turn handler does the I/O.
+ * commands (`return: note`, `close`, `route billing --pin`, `transfer: billing`...), and file
+ * attachments as links. Pure functions over the activity JSON; the turn handler does the I/O.
  */
 import type { Attachment, Operator } from '../../src/model.ts';
 import { safeUrl } from '../../cards/teams/text.ts';
@@ -31,6 +31,10 @@ export type ThreadCommand =
   | { kind: 'claim' }
   | { kind: 'takeover' }
   | { kind: 'help' }
+  /** Pick the agent that answers: `route <agent> [--pin] [note]`. */
+  | { kind: 'route'; agent?: string; pin: boolean; note?: string }
+  /** Move the conversation to another queue: `transfer <queue> [note]`. */
+  | { kind: 'transfer'; queue?: string; note?: string }
   | { kind: 'message'; text: string };
 
 /** The Teams user behind an activity as a bridge operator (`teams:<user id>`). */
@@ -76,7 +80,7 @@ export function messageText(activity: TeamsActivity): { text: string; mentionedB
   return { text, mentionedBot };
 }
 
-const COMMAND = /^(\/?)(return|close|claim|takeover|take over|help)\b\s*([:–—])?\s*([\s\S]*)$/i;
+const COMMAND = /^(\/?)(return|close|claim|takeover|take over|route|transfer|help)\b\s*([:–—])?\s*([\s\S]*)$/i;
 
 /**
  * Recognizes a typed command. With an @mention of the bot, `return <note>` and friends are commands.
@@ -99,9 +103,39 @@ export function parseThreadCommand(text: string, mentionedBot: boolean): ThreadC
     case 'takeover':
     case 'take over':
       return { kind: 'takeover' };
+    case 'route':
+      return { kind: 'route', ...routeArguments(note) };
+    case 'transfer': {
+      const { word: queue, rest } = firstWord(note);
+      return { kind: 'transfer', ...(queue ? { queue } : {}), ...(rest ? { note: rest } : {}) };
+    }
     default:
       return { kind: 'help' };
   }
+}
+
+/** `billing --pin why` (or `--pin billing why`): the agent, whether to pin, and the note. */
+function routeArguments(text: string): { agent?: string; pin: boolean; note?: string } {
+  let rest = text;
+  let agent: string | undefined;
+  let pin = false;
+  for (;;) {
+    const { word, rest: after } = firstWord(rest);
+    if (!word) break;
+    if (/^--?pin$/i.test(word)) pin = true;
+    else if (agent === undefined) agent = word;
+    else break;
+    rest = after;
+  }
+  return { ...(agent ? { agent } : {}), pin, ...(rest ? { note: rest } : {}) };
+}
+
+/** The first word (a trailing `:` or `,` dropped) and the trimmed rest. */
+function firstWord(text: string): { word?: string; rest: string } {
+  const match = /^(\S+)\s*([\s\S]*)$/.exec(text.trim());
+  if (!match) return { rest: '' };
+  const word = match[1]!.replace(/[:,]+$/, '');
+  return { ...(word ? { word } : {}), rest: match[2]!.trim() };
 }
 
 /** What `help` answers, privately. */
@@ -112,6 +146,9 @@ export const HELP_TEXT = [
   "• 'claim' (or the card's Claim button) takes the conversation.",
   "• 'return: what you did' hands it back to the agent with your note (or @mention me: 'return what you did').",
   "• 'close' closes it.",
+  "• 'route: billing' (or @mention me: 'route billing --pin why') hands it to another agent; --pin keeps it there. Anyone may route.",
+  "• 'transfer: billing why it moves' moves it to another queue as a new escalation there.",
+  '• Reveal (under a message with masked values) sends the owner the original in a private chat; each reveal is logged.',
 ].join('\n');
 
 const TEAMS_HOSTED = /(^|\.)(asm\.skype\.com|smba\.trafficmanager\.net|teams\.microsoft\.com|graph\.microsoft\.com)$/i;

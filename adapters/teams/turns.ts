@@ -1,7 +1,8 @@
 /**
  * Inbound Teams turns: thread messages (relay, notes, typed commands) and card actions
- * (`adaptiveCard/action` invokes, plus `Action.Submit` messages from older clients), turned into
- * bridge commands. Each runs before Teams gets its answer, so a failure makes Teams retry.
+ * (`adaptiveCard/action` invokes, plus `Action.Submit` messages: older clients' fallbacks and the
+ * Reveal button), turned into bridge commands. Each runs before Teams gets its answer, so a
+ * failure makes Teams retry.
  *
  * Teams retries a slow bot with the same activity id. Every message and command carries it as its
  * idempotency key (`teams:<conversation id>:<activity id>`), recorded by the bridge in the same
@@ -14,12 +15,14 @@
  * `serviceUrl` only when it came with a valid token and points at Teams (`serviceUrlOf`).
  */
 import { ActivityTypes, type TurnContext } from 'botbuilder';
+import type { RevealResult } from '../../src/engine/redact.ts';
 import { BridgeError, StaleBriefingError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, Operator } from '../../src/model.ts';
 import type { BridgePort } from '../../src/ports.ts';
 import { CARD_CONTENT_TYPE, parseCardAction, type ParsedCardAction } from '../../cards/teams/adaptive.ts';
 import { buildSupersededBriefingCard } from '../../cards/teams/briefing.ts';
+import { formatRevealedMessage } from '../../cards/teams/message.ts';
 import {
   attachmentsFromActivity,
   HELP_TEXT,
@@ -29,6 +32,7 @@ import {
   parseThreadCommand,
   type TeamsActivity,
 } from './inbound.ts';
+import { BotConnectorError } from './connector.ts';
 import type { TeamsState } from './state.ts';
 import type { TeamsOutbound } from './workspace.ts';
 
@@ -84,6 +88,13 @@ export class TeamsTurns {
     const operator = await this.operator(activity);
     if (!operator) return;
     const key = idempotencyKey(activity);
+    if (action?.action === 'reveal') {
+      await this.shared(activity, async () => {
+        const { notice } = await this.reveal(action, operator, key);
+        if (notice) await this.tellPrivately(operator, notice, conversationId);
+      });
+      return;
+    }
     if (action) {
       // Action.Submit fallback from an older client: same effect as the invoke, answers go privately.
       await this.shared(activity, async () => {
@@ -121,6 +132,24 @@ export class TeamsTurns {
           case 'takeover':
             await this.deps.bridge.takeOver({ conversationId, operator, ...key });
             return;
+          case 'route': {
+            // Any operator may pick the agent; the activity line in the thread says who did.
+            const names = this.deps.bridge.agentNames();
+            if (!command.agent && names.length > 0) {
+              await this.tellPrivately(operator, `Name the agent: 'route <agent> [--pin] [note]' (agents: ${names.join(', ')}).`, conversationId);
+              return;
+            }
+            const agent = names.find((n) => n.toLowerCase() === command.agent?.toLowerCase()) ?? command.agent ?? '';
+            await this.deps.bridge.route({ conversationId, operator, agent, ...(command.pin ? { pin: true } : {}), ...(command.note ? { note: command.note } : {}), ...key });
+            return;
+          }
+          case 'transfer':
+            if (!command.queue) {
+              await this.tellPrivately(operator, "Name the queue: 'transfer billing why it moves'.", conversationId);
+              return;
+            }
+            await this.deps.bridge.transferQueue({ conversationId, operator, queue: command.queue, ...(command.note ? { note: command.note } : {}), ...key });
+            return;
         }
       } catch (err) {
         if (!(err instanceof BridgeError)) throw err;
@@ -152,6 +181,11 @@ export class TeamsTurns {
       return cardResponse(buildSupersededBriefingCard(conversation));
     }
     if (action.action === 'refresh') return cardResponse(this.deps.outbound.briefingCard(conversation, { viewerId: operator.id }));
+    if (action.action === 'reveal') {
+      // Our Reveal buttons are Action.Submit; an invoke is answered the same way, the card left as it is.
+      const { notice } = await this.shared(activity, () => this.reveal(action, operator, idempotencyKey(activity)));
+      return messageResponse(notice ?? 'Sent to you in your private chat with the bot.');
+    }
 
     // Teams retries a slow invoke with the same id: the bridge acts once (idempotency key), and
     // the retry is answered with the card as it is now.
@@ -217,11 +251,42 @@ export class TeamsTurns {
         case 'close':
           return { conversation: await bridge.close({ conversationId, operator, ...note, ...key }) };
         case 'refresh':
+        case 'reveal': // handled by reveal(), never performed here
           return { conversation: known ?? (await this.require(conversationId)) };
       }
     } catch (err) {
       if (!(err instanceof BridgeError)) throw err;
       return { conversation: await this.require(conversationId), notice: err.message, ...(err instanceof StaleBriefingError ? { stale: true } : {}) };
+    }
+  }
+
+  /**
+   * The Reveal button: the bridge checks that `operator` holds the conversation and logs the reveal;
+   * the original goes only to the operator's 1:1 chat with the bot, never to the thread. A refusal
+   * (not the owner, no such message) comes back as a notice for the caller to tell privately.
+   */
+  private async reveal(action: ParsedCardAction, operator: Operator, key: { idempotencyKey?: string }): Promise<{ notice?: string }> {
+    const { conversationId, messageId } = action;
+    if (!messageId) return { notice: 'This Reveal button names no message.' };
+    let revealed: RevealResult;
+    try {
+      revealed = await this.deps.bridge.reveal({ conversationId, operator, messageId, ...key });
+    } catch (err) {
+      if (!(err instanceof BridgeError)) throw err;
+      return { notice: err.message };
+    }
+    if (revealed.spans.length === 0) return { notice: 'Nothing is masked in that message.' };
+    const conversation = await this.deps.bridge.getConversation(conversationId);
+    const message = conversation?.messages.find((m) => m.id === messageId);
+    try {
+      await this.deps.outbound.sendPrivately(operator, formatRevealedMessage(conversation?.ticket ?? conversationId, message, revealed.text));
+      return {};
+    } catch (err) {
+      // A 4xx: no 1:1 chat with this user. Never a fallback into the thread: the original stays out of it.
+      // Anything else fails the turn, so Teams sends the click again (the reveal is logged once).
+      if (!(err instanceof BotConnectorError && err.status !== undefined && err.status < 500)) throw err;
+      this.deps.logger.warn({ err: err.message, operator: operator.id }, 'could not send a revealed message privately');
+      return { notice: 'I could not message you privately, so the original was not sent. Add the Handoff Bridge app for yourself (personal scope), then click Reveal again.' };
     }
   }
 
@@ -302,6 +367,10 @@ function idempotencyKey(activity: TeamsActivity): { idempotencyKey?: string } {
 
 function sameUrl(a: string, b: string): boolean {
   return a.replace(/\/+$/, '').toLowerCase() === b.replace(/\/+$/, '').toLowerCase();
+}
+
+function messageResponse(text: string): CardActionResponse {
+  return { statusCode: 200, type: 'application/vnd.microsoft.activity.message', value: text };
 }
 
 function cardResponse(card: unknown): CardActionResponse {

@@ -19,7 +19,7 @@ import { CARD_CONTENT_TYPE, type AdaptiveCard } from '../../cards/teams/adaptive
 import { buildBriefingCard, buildBriefingFallbackText, buildSupersededBriefingCard, type CardView } from '../../cards/teams/briefing.ts';
 import { buildDigestCard, buildDigestText, digestSummary } from '../../cards/teams/digest.ts';
 import { buildManagersCard, buildManagersFallbackText, managersSummary, threadDeepLink, type ManagersCardView } from '../../cards/teams/managers.ts';
-import { formatBridgeLine, formatMirroredMessage } from '../../cards/teams/message.ts';
+import { buildRevealCard, formatBridgeLine, formatMirroredMessage, type TeamsText } from '../../cards/teams/message.ts';
 import { buildReminderCard, mentionName } from '../../cards/teams/reminder.ts';
 import { buildRootCard, rootSummary } from '../../cards/teams/root.ts';
 import { escalationNumber } from '../../cards/teams/status.ts';
@@ -53,7 +53,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     if (attempt.count > 1 && (await this.postedEarlier(conversation, key, attempt))) return;
     try {
       if (message.notice === 'reminder' && message.author.role === 'system' && (await this.postReminderWithTag(conversation, thread, key, message, attempt))) return;
-      await this.post(conversation, thread, key, { type: 'message', ...formatMirroredMessage(message) }, attempt);
+      await this.post(conversation, thread, key, mirroredActivity(conversation, message), attempt);
     } catch (err) {
       if (!isRefusal(err)) throw err;
       // Refused for good (too big, malformed): say so in the thread rather than leave a silent gap.
@@ -303,7 +303,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     const userId = teamsUserId(operator);
     if (!userId) return;
     try {
-      await this.sendPrivately(userId, text);
+      await this.sendToUser(userId, formatBridgeLine(text));
       return;
     } catch (err) {
       // A 4xx (429 aside, which is already a RetryLaterError) means no 1:1 chat with this user.
@@ -327,11 +327,21 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
   }
 
   /**
-   * A line in the user's 1:1 chat with the bot, opening the chat on first use. It goes to the
+   * A message for one Teams operator's 1:1 chat with the bot and nowhere else: unlike
+   * `notifyOperator`, no @mention in the thread if Teams refuses (the caller is told by the throw).
+   */
+  async sendPrivately(operator: Operator, body: TeamsText): Promise<void> {
+    const userId = teamsUserId(operator);
+    if (!userId) throw new Error(`${operator.name} is not a Teams user`);
+    await this.sendToUser(userId, body);
+  }
+
+  /**
+   * A message in the user's 1:1 chat with the bot, opening the chat on first use. It goes to the
    * service URL Teams gave with the user's authenticated activity, if it is still a trusted one
    * (a profile stored by an older version may hold any URL), else to the configured one.
    */
-  private async sendPrivately(userId: string, text: string): Promise<void> {
+  private async sendToUser(userId: string, body: TeamsText): Promise<void> {
     const { state, connector, config } = this.deps;
     const profile = await state.operator(userId);
     const serviceUrl = trustedServiceUrl(config, profile?.serviceUrl) ?? config.serviceUrl;
@@ -347,7 +357,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
       chatId = created.id;
       await state.saveDirectChat(userId, chatId);
     }
-    await connector.sendToConversation(serviceUrl, chatId, { type: 'message', ...formatBridgeLine(text) });
+    await connector.sendToConversation(serviceUrl, chatId, { type: 'message', ...body });
   }
 
   /** The briefing card as `view` sees it; the base card (no viewer) lists the owner for per-user refresh. */
@@ -488,6 +498,12 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
       return err;
     }
   }
+}
+
+/** A transcript message as a thread reply; with masked values, a small card with the Reveal button under it. */
+export function mirroredActivity(conversation: Conversation, message: Message): OutgoingActivity {
+  const reveal = buildRevealCard(conversation.id, message);
+  return { type: 'message', ...formatMirroredMessage(message), ...(reveal ? { attachments: [{ contentType: CARD_CONTENT_TYPE, content: reveal }] } : {}) };
 }
 
 /** A message activity carrying one Adaptive Card. */

@@ -50,8 +50,11 @@ export interface AdaptiveCard {
   fallbackText?: string;
 }
 
-/** What each card button does. `refresh` is the Universal Actions per-viewer refresh. */
-export const CARD_VERBS = ['claim', 'option', 'return', 'close', 'takeover', 'refresh'] as const;
+/**
+ * What each card button does. `refresh` is the Universal Actions per-viewer refresh; `reveal` (on a
+ * mirrored message with masked values) sends its owner the original privately.
+ */
+export const CARD_VERBS = ['claim', 'option', 'return', 'close', 'takeover', 'refresh', 'reveal'] as const;
 export type CardVerb = (typeof CARD_VERBS)[number];
 
 /** The data every bridge button carries; Teams echoes it back (plus input values such as `note`). */
@@ -63,6 +66,8 @@ export interface CardActionData {
   optionId?: string;
   /** On option buttons: which escalation the card briefs (1 for the first), so a stale card decides nothing. */
   escalation?: number;
+  /** On a Reveal button: the mirrored message whose masked values it reveals. */
+  messageId?: string;
 }
 
 /** Parsed action from an `adaptiveCard/action` invoke or an `Action.Submit` message. */
@@ -71,6 +76,7 @@ export interface ParsedCardAction {
   action: CardVerb;
   optionId?: string;
   escalation?: number;
+  messageId?: string;
   note?: string;
 }
 
@@ -80,6 +86,7 @@ const ActionDataSchema = z.object({
   action: z.enum(CARD_VERBS),
   optionId: z.string().min(1).max(60).optional(),
   escalation: z.number().int().positive().optional(),
+  messageId: z.string().min(1).max(100).optional(),
   note: z.string().max(4000).optional(),
 });
 
@@ -94,10 +101,18 @@ export function parseCardAction(value: unknown): ParsedCardAction | undefined {
   const data = inner ? inner.data : v;
   const parsed = ActionDataSchema.safeParse(data);
   if (!parsed.success) return undefined;
-  const { conversationId, action, optionId, escalation, note } = parsed.data;
+  const { conversationId, action, optionId, escalation, messageId, note } = parsed.data;
   if (action === 'option' && !optionId) return undefined;
+  if (action === 'reveal' && !messageId) return undefined;
   const trimmed = note?.trim();
-  return { conversationId, action, ...(optionId ? { optionId } : {}), ...(escalation ? { escalation } : {}), ...(trimmed ? { note: trimmed } : {}) };
+  return {
+    conversationId,
+    action,
+    ...(optionId ? { optionId } : {}),
+    ...(escalation ? { escalation } : {}),
+    ...(action === 'reveal' ? { messageId } : {}),
+    ...(trimmed ? { note: trimmed } : {}),
+  };
 }
 
 /** A button: `Action.Execute` with the verb, falling back to an `Action.Submit` with the same data. */
@@ -111,6 +126,11 @@ export function button(title: string, data: CardActionData, style: CardAction['s
     ...(style !== 'default' ? { style } : {}),
     fallback: { type: 'Action.Submit', title: label, data, ...(style !== 'default' ? { style } : {}) },
   };
+}
+
+/** A plain `Action.Submit` (no invoke): Teams posts its data to the bot as a message's `value`. */
+export function submitButton(title: string, data: CardActionData): CardAction {
+  return { type: 'Action.Submit', title: clip(clean(title).replace(/\s+/g, ' ').trim(), 75) || data.action, data };
 }
 
 /** A link button, for an http(s) URL only; undefined for anything else. */

@@ -19,7 +19,7 @@ import {
   type CardElement,
 } from './adaptive.ts';
 import type { TeamsText } from './message.ts';
-import { customerLabel, describeChange, escalationNumber, lastEscalationAt, originLabel, ownerRuns, sinceLastEscalation } from './status.ts';
+import { agentsLine, customerLabel, describeChange, escalationNumber, lastEscalationAt, originLabel, ownerRuns, sinceLastEscalation } from './status.ts';
 import { clip, compactJson, escapeMessageText, oneLine, utf16Bytes } from './text.ts';
 
 /**
@@ -113,6 +113,8 @@ function briefing(conversation: Conversation, envelope: HandoffEnvelope, view: C
     ),
   );
   body.push(richText([{ text: clip(envelope.reason, l.reason), italic: true }], { spacing: 'small' }));
+  const agents = agentsLine(envelope);
+  if (agents) body.push(richText([{ text: `🤖 ${agents}`, isSubtle: true }], { spacing: 'small' }));
   body.push(richText([{ text: clip(envelope.summary, l.summary) }]));
 
   body.push(
@@ -171,6 +173,8 @@ function minimalBriefing(conversation: Conversation, envelope: HandoffEnvelope, 
   if (view.notice) body.push(notice(clip(view.notice, 200)));
   body.push(richText([{ text: `${envelope.ticket || conversation.ticket} needs a person · ${envelope.priority} priority`, weight: 'bolder' }]));
   body.push(richText([{ text: oneLine(envelope.pendingQuestion, 200) }]));
+  const agents = agentsLine(envelope);
+  if (agents) body.push(richText([{ text: `🤖 ${clip(agents, 200)}`, isSubtle: true }]));
   body.push(richText([{ text: 'The full briefing was too large for Teams; read the thread for details.', isSubtle: true }]));
   body.push(richText(ownerRuns(conversation, view.viewerId)));
   const { elements, actions } = controls(conversation, uniqueOptions(envelope).map((o) => ({ ...o, label: oneLine(o.label, 40) })));
@@ -188,6 +192,8 @@ export function buildBriefingFallbackText(conversation: Conversation): TeamsText
   const lines = [`🗂️ <b>${escapeMessageText(ticket)} needs a person</b>${envelope ? ` · ${envelope.priority} priority` : ''}`];
   if (envelope) {
     lines.push(`<b>Reason:</b> ${escapeMessageText(oneLine(envelope.reason, 300))}`);
+    const agents = agentsLine(envelope);
+    if (agents) lines.push(`🤖 ${escapeMessageText(agents)}`);
     lines.push(`<b>Pending question:</b> ${escapeMessageText(oneLine(envelope.pendingQuestion, 500))}`);
     const options = uniqueOptions(envelope).map((o) => escapeMessageText(oneLine(o.label, 75)));
     if (options.length) lines.push(`<b>Options:</b> ${options.join(' · ')}`);

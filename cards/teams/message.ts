@@ -4,6 +4,7 @@
  * escaped, so a customer cannot disguise a link, mention someone or fake a label.
  */
 import type { Attachment, Message } from '../../src/model.ts';
+import { CARD_SCHEMA, richText, submitButton, type AdaptiveCard } from './adaptive.ts';
 import { clip, escapeAttribute, escapeMessageText, oneLine, safeUrl } from './text.ts';
 
 /**
@@ -56,6 +57,33 @@ export function formatMirroredMessage(message: Message): TeamsText {
     textFormat: 'xml',
     summary: oneLine(`${name ?? message.author.role}: ${raw}`, 200),
   };
+}
+
+/**
+ * The small card under a mirrored message whose copy has masked values (`message.masked`): how many,
+ * and a Reveal button (`Action.Submit`) carrying the conversation and message ids. Undefined when
+ * nothing was masked.
+ */
+export function buildRevealCard(conversationId: string, message: Pick<Message, 'id' | 'masked'>): AdaptiveCard | undefined {
+  const masked = message.masked ?? 0;
+  if (masked <= 0) return undefined;
+  return {
+    type: 'AdaptiveCard',
+    $schema: CARD_SCHEMA,
+    version: '1.5',
+    body: [richText([{ text: `🔒 ${masked === 1 ? '1 value is' : `${masked} values are`} masked here. The owner can reveal ${masked === 1 ? 'it' : 'them'} privately (logged).`, isSubtle: true }], { spacing: 'none' })],
+    actions: [submitButton('Reveal', { handoff: 1, conversationId, action: 'reveal', messageId: message.id })],
+  };
+}
+
+/**
+ * The original of a masked message, for the owner's 1:1 chat with the bot only. The summary (shown
+ * in notifications) leaves the original out.
+ */
+export function formatRevealedMessage(ticket: string, message: Pick<Message, 'author'> | undefined, original: string): TeamsText {
+  const from = message ? `${message.author.role} message` : 'message';
+  const label = `🔓 <b>${escapeMessageText(oneLine(ticket, 40))}</b>, ${escapeMessageText(from)} (only you see this; the reveal is logged):`;
+  return { text: `${label}<br>${fitEscaped(original.trim(), MAX_MESSAGE_CHARS - label.length - 100)}`, textFormat: 'xml', summary: oneLine(`${ticket}: the ${from} you revealed`, 200) };
 }
 
 /** A plain line from the bridge (private notices to operators, fallbacks). */

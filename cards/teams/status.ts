@@ -81,9 +81,31 @@ export function describeChange(change: HistoryEntry, maxNote = 300): string {
       return `⤴️ Back in the queue${note}`;
     case 'nudge':
       return `🔔 Owner nudged privately${note}`;
-    default:
-      return `${who}: ${change.reason} (${change.from} → ${change.to})${note}`;
+    case 'agent_handoff': {
+      const hop = change.agent_handoff;
+      if (!hop) break;
+      const from = oneLine(hop.from, 60);
+      const to = oneLine(hop.to, 60);
+      if (change.by.kind === 'operator') return `🔀 ${who} handed the conversation from ${from} to ${to}${hop.pinned ? ' and pinned it' : ''}${note}`;
+      return `🔀 ${from} handed the conversation to ${to}${note}`;
+    }
+    case 'reveal':
+      // The note names kinds and last digits only (never the values).
+      return `🔓 ${who} revealed masked values${note}`;
   }
+  return `${who}: ${change.reason} (${change.from} → ${change.to})${note}`;
+}
+
+/** The briefing's agents line, e.g. "Escalated by billing · agents: triage → billing"; undefined with one agent. */
+export function agentsLine(envelope: { agent?: string | undefined; agents?: string[] | undefined }): string | undefined {
+  const by = envelope.agent ? oneLine(envelope.agent, 60) : '';
+  const agents = (envelope.agents ?? []).map((a) => oneLine(a, 60)).filter(Boolean).slice(0, 20);
+  const parts: string[] = [];
+  if (by) parts.push(`Escalated by ${by}`);
+  if (agents.length > 1 || (agents.length === 1 && agents[0] !== by)) parts.push(`agents: ${agents.join(' → ')}`);
+  if (parts.length === 0) return undefined;
+  const line = parts.join(' · ');
+  return line.charAt(0).toUpperCase() + line.slice(1);
 }
 
 /** History since the latest escalation: what happened to the current briefing. */

@@ -1,11 +1,14 @@
 /**
  * The workspace contract driver for Teams: boots the real Teams adapter (botbuilder CloudAdapter on
  * the shared HTTP server) against the loopback Bot Connector emulator, and acts as Teams would
- * (thread messages with @mentions, `adaptiveCard/action` invokes on the buttons actually on the card).
+ * (thread messages with @mentions, `adaptiveCard/action` invokes on the buttons actually on the card,
+ * `Action.Submit` messages for Reveal). Wired as src/app.ts wires it: the adapter gets the bridge
+ * through `redactedPort`, so it only ever reads redacted copies.
  */
 import { createTeamsWorkspace, type TeamsConfig, type TeamsWorkspace } from '../../adapters/teams/index.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import type { Bridge } from '../../src/bridge.ts';
+import { redactedPort } from '../../src/engine/redact.ts';
 import { HttpServer } from '../../src/http.ts';
 import { silentLogger } from '../../src/log.ts';
 import { BotConnectorEmulator, cardOf, visibleText, type TeamsMessage, type TeamsUser } from '../emulators/bot-connector.ts';
@@ -42,8 +45,9 @@ export class TeamsDriver implements WorkspaceDriver {
     this.customer = new MemoryChannel();
     this.testBridge = await createTestBridge({ ...this.options.bridge, ...(agent ? { agent } : {}), channels: [this.customer] });
     this.http = new HttpServer(silentLogger());
+    const bridge = this.testBridge.bridge;
     this.workspace = createTeamsWorkspace({
-      bridge: this.testBridge.bridge,
+      bridge: redactedPort(bridge, bridge.redactor),
       http: this.http,
       logger: silentLogger(),
       config: {
@@ -131,6 +135,22 @@ export class TeamsDriver implements WorkspaceDriver {
     if (res.status !== 200) throw new Error(`Teams message answered ${res.status}`);
   }
 
+  /** The Reveal button (`Action.Submit`) under the mirrored message, clicked as `operator`. */
+  async clickReveal(conversationId: string, operator: ContractOperator, messageId: string): Promise<void> {
+    const threadId = await this.threadId(conversationId);
+    const mirrored = this.emulator.replies(threadId, { fromBot: true }).find((m) => revealsMessage(cardOf(m.activity), messageId));
+    if (!mirrored) throw new Error(`No Reveal button for message ${messageId} in the thread`);
+    const res = await this.emulator.clickSubmit({ cardActivityId: mirrored.id, from: user(operator), title: 'Reveal' });
+    if (res.status !== 200) throw new Error(`Teams message answered ${res.status}`);
+  }
+
+  /** Teams' usual way: @mention the bot with `route <agent> [--pin] [note]` in the thread. */
+  async routeToAgent(conversationId: string, operator: ContractOperator, agent: string, options: { note?: string; pin?: boolean } = {}): Promise<void> {
+    const text = ['route', agent, ...(options.pin ? ['--pin'] : []), ...(options.note ? [options.note] : [])].join(' ');
+    const res = await this.emulator.channelMessage({ threadId: await this.threadId(conversationId), from: user(operator), text, mentionBot: true });
+    if (res.status !== 200) throw new Error(`Teams message answered ${res.status}`);
+  }
+
   async privateTexts(operator: ContractOperator): Promise<string[]> {
     return this.emulator.privateTexts(operator.userId);
   }
@@ -150,6 +170,12 @@ export class TeamsDriver implements WorkspaceDriver {
     const result = await this.emulator.clickButton({ cardActivityId: latest.id, from: user(operator), title });
     if (result.status !== 200) throw new Error(`Teams invoke answered ${result.status}`);
   }
+}
+
+/** The card's Reveal button is for `messageId` (read from the button's data, as Teams would send it). */
+function revealsMessage(card: Record<string, unknown> | undefined, messageId: string): boolean {
+  const actions = (card?.actions ?? []) as Array<{ type?: string; data?: { action?: string; messageId?: string } }>;
+  return actions.some((a) => a.type === 'Action.Submit' && a.data?.action === 'reveal' && a.data.messageId === messageId);
 }
 
 function user(operator: ContractOperator): TeamsUser {

@@ -44,6 +44,17 @@ describe('reading thread messages', () => {
     ['take over', true, { kind: 'takeover' }],
     ['help', false, { kind: 'help' }],
     ['// internal', false, { kind: 'message', text: '// internal' }],
+    ['route billing --pin billing is done here', true, { kind: 'route', agent: 'billing', pin: true, note: 'billing is done here' }],
+    ['route --pin triage', true, { kind: 'route', agent: 'triage', pin: true }],
+    ['route: billing: the invoice question', false, { kind: 'route', agent: 'billing', pin: false, note: 'the invoice question' }],
+    ['/route triage', false, { kind: 'route', agent: 'triage', pin: false }],
+    ['route', false, { kind: 'route', pin: false }],
+    ['Route the parcel via DHL', false, { kind: 'message', text: 'Route the parcel via DHL' }],
+    ['routed it already', true, { kind: 'message', text: 'routed it already' }],
+    ['transfer: billing refund question', false, { kind: 'transfer', queue: 'billing', note: 'refund question' }],
+    ['transfer billing', true, { kind: 'transfer', queue: 'billing' }],
+    ['/transfer', false, { kind: 'transfer' }],
+    ['Transfer the money by Friday', false, { kind: 'message', text: 'Transfer the money by Friday' }],
   ] as const)('%j (mention: %s) is %j', (text, mentioned, expected) => {
     expect(parseThreadCommand(text, mentioned)).toEqual(expected);
   });
