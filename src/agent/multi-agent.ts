@@ -32,6 +32,8 @@ export interface MultiAgentOptions {
   /** The business tools agents pick from by name. */
   tools?: AgentTool[];
   brandName?: string;
+  /** The transcript window each agent gets (see `OpenAIAgentConfig.maxTranscriptMessages`). Default 24. */
+  transcriptWindow?: number;
   timeoutMs?: number;
   maxRetries?: number;
   logger?: Logger;
@@ -55,6 +57,9 @@ export class MultiAgent implements Agent {
   private readonly byName = new Map<string, AgentDefinition>();
   private readonly client: OpenAI;
   private readonly now: () => Date;
+  /** `route_conversation`: its arguments' schema and the tool the router is sent, built once. */
+  private routeArgs?: z.ZodObject<{ target: z.ZodEnum<Record<string, string>>; reason: z.ZodOptional<z.ZodString> }>;
+  private routeTool?: ChatCompletionTool;
 
   constructor(
     readonly config: MultiAgentConfig,
@@ -100,6 +105,7 @@ export class MultiAgent implements Agent {
           model: agent.model ?? this.options.model ?? 'gpt-4o-mini',
           tools: [...(this.options.tools ?? []).filter((t) => agent.tools?.includes(t.name)), ...transfers],
           systemPrompt: this.systemPrompt(agent, conversation, handoffs, transfers),
+          ...(this.options.transcriptWindow ? { maxTranscriptMessages: this.options.transcriptWindow } : {}),
           ...(this.options.timeoutMs ? { timeoutMs: this.options.timeoutMs } : {}),
           ...(this.options.maxRetries !== undefined ? { maxRetries: this.options.maxRetries } : {}),
           ...(this.options.logger ? { logger: this.options.logger } : {}),
@@ -184,18 +190,19 @@ export class MultiAgent implements Agent {
 
   /** `router` mode: the router model names the agent for this turn; undefined keeps the current one. */
   private async route(conversation: Conversation, current: string, signal: AbortSignal, log?: Logger): Promise<{ target: string; reason?: string } | undefined> {
-    const names = this.config.agents.map((a) => a.name);
-    const Args = z.object({ target: z.enum(names as [string, ...string[]]), reason: z.string().max(300).optional() });
+    if (!this.routeArgs || !this.routeTool) {
+      const names = this.config.agents.map((a) => a.name);
+      this.routeArgs = z.object({ target: z.enum(names as [string, ...string[]]), reason: z.string().max(300).optional() });
+      this.routeTool = { type: 'function', function: { name: ROUTE_TOOL_NAME, description: 'Pick the agent that answers the customer next.', parameters: toolParametersJsonSchema({ parameters: this.routeArgs }) } };
+    }
+    const Args = this.routeArgs;
+    const tool = this.routeTool;
     const instructions = [
       this.config.router?.instructions ?? 'You route a customer support conversation to the agent best placed to answer its latest message.',
       `The conversation is now with "${current}". Agents:`,
       ...this.config.agents.map((a) => `- ${a.name}: ${a.description ?? a.instructions.split('\n')[0]!.slice(0, 200)}`),
       `Call ${ROUTE_TOOL_NAME} with the agent that should answer next (keep "${current}" unless another fits better).`,
     ].join('\n');
-    const tool: ChatCompletionTool = {
-      type: 'function',
-      function: { name: ROUTE_TOOL_NAME, description: 'Pick the agent that answers the customer next.', parameters: toolParametersJsonSchema({ name: ROUTE_TOOL_NAME, description: '', parameters: Args, run: async () => undefined }) },
-    };
     try {
       const completion = await this.client.chat.completions.create(
         {
@@ -254,6 +261,7 @@ export function multiAgentFromEnv(env: Record<string, string | undefined>, optio
   };
   const timeoutMs = whole('OPENAI_TIMEOUT_MS', 1);
   const maxRetries = whole('OPENAI_MAX_RETRIES', 0);
+  const transcriptWindow = whole('AGENT_TRANSCRIPT_WINDOW', 1);
   return new MultiAgent(config, {
     apiKey,
     baseURL: env.OPENAI_BASE_URL?.trim() || 'https://api.openai.com/v1',
@@ -262,6 +270,7 @@ export function multiAgentFromEnv(env: Record<string, string | undefined>, optio
     ...(env.AGENT_BRAND_NAME?.trim() ? { brandName: env.AGENT_BRAND_NAME.trim() } : {}),
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     ...(maxRetries !== undefined ? { maxRetries } : {}),
+    ...(transcriptWindow !== undefined ? { transcriptWindow } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
 }

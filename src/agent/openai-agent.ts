@@ -15,6 +15,10 @@
  *   (`model_error`). So do an empty, cut-off or refused answer, too many tool rounds, and an API that
  *   still fails after the client's retries: in each case a person is better than silence.
  * - An aborted turn (ownership changed) rejects with the signal's reason; nothing is returned.
+ *
+ * Each request carries only what the turn can use (see `offeredTools`): `escalate_to_human` always,
+ * business tools only while they can run, each tool's compact JSON Schema built once; and the
+ * transcript window with a summary of what is older (`buildChatMessages`).
  */
 import OpenAI from 'openai';
 import type {
@@ -25,13 +29,14 @@ import type {
 } from 'openai/resources/chat/completions';
 import { z } from 'zod';
 import type { ActionTaken, Agent, AgentTool, AgentTurnInput, AgentTurnResult } from './agent.ts';
-import { buildChatMessages, type ChatContextOptions } from './context.ts';
-import { demoTools, ESCALATE_TOOL_NAME, ToolRegistry, toolParametersJsonSchema } from './tools.ts';
+import { buildChatMessages, defaultSystemPrompt, type ChatContextOptions } from './context.ts';
+import { demoTools, ESCALATE_TOOL_NAME, escalateToolDefinition, ToolRegistry, toolDefinition, toolIsEnabled } from './tools.ts';
 import { findApproval } from '../engine/approvals.ts';
-import { EscalateToolArgsSchema, OptionSchema, escalateToolJsonSchema, type BriefingOption, type EscalateToolArgs } from '../envelope.ts';
+import { EscalateToolArgsSchema, OptionSchema, type BriefingOption, type EscalateToolArgs } from '../envelope.ts';
 import { ConfigError } from '../errors.ts';
 import { conversationLogger, type Logger } from '../log.ts';
-import { gateToolCall, type Policy } from '../policy.ts';
+import type { Approval, Conversation } from '../model.ts';
+import { gateToolCall, toolClass, type Policy } from '../policy.ts';
 
 export interface OpenAIAgentConfig {
   apiKey: string;
@@ -53,6 +58,10 @@ export interface OpenAIAgentConfig {
   brandName?: string;
   /** See `ChatContextOptions.handbackRole`. */
   handbackRole?: ChatContextOptions['handbackRole'];
+  /**
+   * The transcript window: the latest messages sent as they are; older ones are summarised in the
+   * system message (see `ChatContextOptions.maxTranscriptMessages`). Default 24.
+   */
   maxTranscriptMessages?: number;
   /** Sent only when set: some models reject it. */
   temperature?: number;
@@ -73,7 +82,12 @@ export class OpenAIAgent implements Agent {
   readonly model: string;
   private readonly client: OpenAI;
   private readonly registry: ToolRegistry;
-  private readonly toolDefinitions: ChatCompletionTool[];
+  private readonly businessTools: AgentTool[];
+  private readonly escalate: ChatCompletionTool;
+  /** Every tool, for the usual request where all of them can run; built once. */
+  private readonly allDefinitions: ChatCompletionTool[];
+  /** The last round of a turn: a business tool call would only escalate, so none is offered. */
+  private readonly escalateOnly: ChatCompletionTool[];
   private readonly maxToolRounds: number;
   private readonly maxInvalidToolCalls: number;
   private readonly context: ChatContextOptions;
@@ -84,18 +98,15 @@ export class OpenAIAgent implements Agent {
     this.maxToolRounds = config.maxToolRounds ?? 5;
     this.maxInvalidToolCalls = config.maxInvalidToolCalls ?? 2;
     this.registry = new ToolRegistry(config.tools ?? []);
-    this.toolDefinitions = [
-      ...this.registry.list().map((tool) => functionTool(tool.name, tool.description, toolParametersJsonSchema(tool))),
-      functionTool(
-        ESCALATE_TOOL_NAME,
-        'Hand the conversation to a person on the support team, with a briefing they can act on in 30 seconds. ' +
-          'Use it when the customer asks for a person, when you cannot resolve the request, or when a decision is above your authority.',
-        escalateToolJsonSchema(),
-      ),
-    ];
+    this.businessTools = this.registry.list();
+    // The constant part of every request, built once.
+    const systemPrompt = config.systemPrompt ?? defaultSystemPrompt(config.brandName);
+    // The default prompt (which several agents keep as their first part) says when to escalate.
+    this.escalate = escalateToolDefinition(systemPrompt.startsWith(defaultSystemPrompt(config.brandName)));
+    this.allDefinitions = [...this.businessTools.map(toolDefinition), this.escalate];
+    this.escalateOnly = [this.escalate];
     this.context = {
-      systemPrompt: config.systemPrompt,
-      brandName: config.brandName,
+      systemPrompt,
       handbackRole: config.handbackRole,
       maxTranscriptMessages: config.maxTranscriptMessages,
     };
@@ -123,9 +134,10 @@ export class OpenAIAgent implements Agent {
     };
 
     for (let round = 0; ; round += 1) {
+      const offered = round >= this.maxToolRounds ? [] : this.offeredTools(conversation, policy, approvals.approvals, log);
       let completion: ChatCompletion;
       try {
-        completion = await abortable(this.complete(messages, signal), signal);
+        completion = await abortable(this.complete(messages, this.definitionsFor(offered), signal), signal);
       } catch (err) {
         if (signal.aborted) throw abortReason(signal);
         if (!(err instanceof OpenAI.APIError)) throw err;
@@ -170,11 +182,19 @@ export class OpenAIAgent implements Agent {
           continue;
         }
         const name = call.function.name;
-        const tool = this.registry.get(name);
+        const known = this.registry.get(name);
+        // A tool left out of this request (its precondition does not hold) does not run either.
+        const tool = known && offered.includes(known) ? known : undefined;
         const args = tool ? parseToolArgs(tool, call) : undefined;
         if (!tool || !args || !args.ok) {
           invalidCalls += 1;
-          const problem = !tool ? `there is no tool named "${name}"` : (args && !args.ok ? args.error : 'invalid arguments');
+          const problem = !known
+            ? `there is no tool named "${name}"`
+            : !tool
+              ? `${name} is not available in this conversation now`
+              : args && !args.ok
+                ? args.error
+                : 'invalid arguments';
           log?.warn({ tool: name, problem }, 'invalid tool call from the model');
           if (invalidCalls > this.maxInvalidToolCalls) {
             return escalate('model_error', `The AI model made ${invalidCalls} invalid tool calls in one turn (last: ${problem}).`.slice(0, 300));
@@ -211,12 +231,40 @@ export class OpenAIAgent implements Agent {
     }
   }
 
-  private complete(messages: ChatCompletionMessageParam[], signal: AbortSignal): Promise<ChatCompletion> {
+  /**
+   * The business tools that can run now; `escalate_to_human` is always offered on top. Left out:
+   * - a tool whose own precondition (`defineTool`'s `isEnabled`) is false for this conversation;
+   * - while an escalation is pending (nobody from the support team can answer yet), a tool the
+   *   policy always stops without an approval (irreversible) when no unused approval covers it: its
+   *   call could only ask for an approval nobody can give now, and the turn would end in silence.
+   * A tool that needs an approval in other states stays offered: calling it is how the agent asks a
+   * person to approve that exact call (the card's approve/decline question).
+   */
+  private offeredTools(conversation: Conversation, policy: Policy, approvals: readonly Approval[], log?: Logger): AgentTool[] {
+    const context = { conversation, policy };
+    return this.businessTools.filter((tool) => {
+      if (conversation.pendingEscalation && toolClass(policy, tool.name) === 'irreversible' && !approvals.some((a) => !a.usedAt && a.tool === tool.name)) return false;
+      try {
+        return toolIsEnabled(tool, context);
+      } catch (err) {
+        log?.warn({ tool: tool.name, err: (err as Error).message }, 'tool precondition failed; the tool is not offered');
+        return false;
+      }
+    });
+  }
+
+  private definitionsFor(offered: readonly AgentTool[]): ChatCompletionTool[] {
+    if (offered.length === this.businessTools.length) return this.allDefinitions;
+    if (offered.length === 0) return this.escalateOnly;
+    return [...offered.map(toolDefinition), this.escalate];
+  }
+
+  private complete(messages: ChatCompletionMessageParam[], tools: ChatCompletionTool[], signal: AbortSignal): Promise<ChatCompletion> {
     return this.client.chat.completions.create(
       {
         model: this.model,
         messages,
-        tools: this.toolDefinitions,
+        tools,
         tool_choice: 'auto',
         ...(this.config.temperature !== undefined ? { temperature: this.config.temperature } : {}),
       },
@@ -228,7 +276,8 @@ export class OpenAIAgent implements Agent {
 /**
  * The OpenAI agent configured from the environment, or undefined when `OPENAI_API_KEY` is not set
  * (main.ts then runs the offline agent). Reads `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`,
- * `OPENAI_TIMEOUT_MS`, `OPENAI_MAX_RETRIES`, `AGENT_BRAND_NAME`. Tools default to the demo shop.
+ * `OPENAI_TIMEOUT_MS`, `OPENAI_MAX_RETRIES`, `AGENT_BRAND_NAME`, `AGENT_TRANSCRIPT_WINDOW` (messages
+ * sent as they are; older ones are summarised). Tools default to the demo shop.
  */
 export function openAIAgentFromEnv(
   env: Record<string, string | undefined> = process.env,
@@ -256,6 +305,7 @@ export function openAIAgentFromEnv(
     timeoutMs: intFromEnv(env, 'OPENAI_TIMEOUT_MS', 1),
     maxRetries: intFromEnv(env, 'OPENAI_MAX_RETRIES', 0),
     brandName: env.AGENT_BRAND_NAME?.trim() || undefined,
+    maxTranscriptMessages: intFromEnv(env, 'AGENT_TRANSCRIPT_WINDOW', 1),
     systemPrompt: options.systemPrompt,
     tools: options.tools ?? demoTools(),
     logger: options.logger,
@@ -268,10 +318,6 @@ function intFromEnv(env: Record<string, string | undefined>, name: string, min: 
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new ConfigError(name, `expected a whole number >= ${min}, got "${raw}"`);
   return n;
-}
-
-function functionTool(name: string, description: string, parameters: Record<string, unknown>): ChatCompletionTool {
-  return { type: 'function', function: { name, description, parameters } };
 }
 
 type ParsedArgs = { ok: true; value: unknown } | { ok: false; error: string };

@@ -4,10 +4,13 @@
  * `AgentTool`s (same shape) to the agent. Whether a tool may run without a person is not decided
  * here but by the policy (`gateToolCall`): these only do the work.
  */
+import type { ChatCompletionFunctionTool } from 'openai/resources/chat/completions';
 import { z } from 'zod';
 import type { AgentTool } from './agent.ts';
 import type { Conversation } from '../model.ts';
+import { EscalateToolArgsSchema } from '../envelope.ts';
 import { ConfigError } from '../errors.ts';
+import type { Policy } from '../policy.ts';
 import { createDemoShop, REFUND_WINDOW_DAYS, type DemoOrder, type DemoShop } from './demo-data.ts';
 
 /** The name of the built-in escalation tool; business tools may not use it. */
@@ -16,21 +19,149 @@ export const ESCALATE_TOOL_NAME = 'escalate_to_human';
 /** Function names the Chat Completions API accepts. */
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 
-/** Declares a tool with its argument type inferred from the zod schema. */
+/** What a tool's `isEnabled` is asked before each model request. */
+export interface ToolAvailabilityContext {
+  conversation: Conversation;
+  policy: Policy;
+}
+
+/**
+ * Declares a tool with its argument type inferred from the zod schema. `isEnabled`, when given, is
+ * the tool's precondition on the conversation: while it returns false the tool is not offered to the
+ * model (and a call to it is refused as unavailable), so the request carries only tools that can run.
+ */
 export function defineTool<S extends z.ZodType>(tool: {
   name: string;
   description: string;
   parameters: S;
   run(args: z.output<S>, context: { conversation: Conversation; signal: AbortSignal }): Promise<unknown>;
+  isEnabled?(context: ToolAvailabilityContext): boolean;
 }): AgentTool {
   return tool as unknown as AgentTool;
 }
 
-/** JSON Schema of a tool's arguments, derived from its zod schema (what the model sees). */
-export function toolParametersJsonSchema(tool: AgentTool): Record<string, unknown> {
-  const schema = z.toJSONSchema(tool.parameters, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
-  delete schema.$schema;
-  return schema;
+/** The tool's own precondition (`defineTool`'s `isEnabled`); true when it declares none. */
+export function toolIsEnabled(tool: AgentTool, context: ToolAvailabilityContext): boolean {
+  const check = (tool as { isEnabled?: (context: ToolAvailabilityContext) => boolean }).isEnabled;
+  return typeof check === 'function' ? check.call(tool, context) : true;
+}
+
+/**
+ * A JSON Schema cut down to what guides the model. Sent in every request, so it stays small:
+ * - `$schema`, and `default` values (zod fills defaults when it parses the arguments);
+ * - `minLength: 1` (a required string says as much) and `additionalProperties` when it allows
+ *   anything anyway (the API only needs it, as `false`, in `strict` mode, which we do not use:
+ *   strict needs every property required, and OpenAI-compatible servers often lack it).
+ * Everything that constrains the answer stays: types, enums, `required`, patterns, maximums and
+ * descriptions. Arguments are still validated against the full zod schema.
+ */
+export function compactJsonSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(compactJsonSchema);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema as Record<string, unknown>)) {
+    switch (key) {
+      case '$schema':
+      case 'default':
+        continue;
+      case 'minLength':
+        if (value === 1) continue;
+        out[key] = value;
+        break;
+      case 'additionalProperties':
+        if (value === true || (isPlainObject(value) && Object.keys(value).length === 0)) continue;
+        out[key] = compactJsonSchema(value);
+        break;
+      case 'properties':
+      case '$defs':
+      case 'definitions':
+      case 'patternProperties':
+        // Keys here are names, not keywords: keep every one, compact each schema.
+        out[key] = isPlainObject(value) ? Object.fromEntries(Object.entries(value).map(([name, sub]) => [name, compactJsonSchema(sub)])) : value;
+        break;
+      case 'enum':
+      case 'const':
+      case 'required':
+      case 'examples':
+        out[key] = value;
+        break;
+      default:
+        out[key] = isPlainObject(value) || Array.isArray(value) ? compactJsonSchema(value) : value;
+    }
+  }
+  return out;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value as Record<string, unknown>)) deepFreeze(inner);
+  }
+  return value;
+}
+
+/** Compact schemas by zod schema: derived once, shared by every request (and every agent). */
+const jsonSchemaCache = new WeakMap<z.ZodType, Readonly<Record<string, unknown>>>();
+
+/**
+ * JSON Schema of a tool's arguments, derived from its zod schema and compacted (what the model
+ * sees). Computed once per zod schema and frozen: do not modify the result.
+ */
+export function toolParametersJsonSchema(tool: Pick<AgentTool, 'parameters'>): Record<string, unknown> {
+  let schema = jsonSchemaCache.get(tool.parameters);
+  if (!schema) {
+    schema = deepFreeze(compactJsonSchema(z.toJSONSchema(tool.parameters, { io: 'input', unrepresentable: 'any' })) as Record<string, unknown>);
+    jsonSchemaCache.set(tool.parameters, schema);
+  }
+  return schema as Record<string, unknown>;
+}
+
+const definitionCache = new WeakMap<AgentTool, ChatCompletionFunctionTool>();
+
+/** The tool as a Chat Completions function tool; built once per tool object. */
+export function toolDefinition(tool: AgentTool): ChatCompletionFunctionTool {
+  let definition = definitionCache.get(tool);
+  if (!definition) {
+    definition = functionTool(tool.name, tool.description, toolParametersJsonSchema(tool));
+    definitionCache.set(tool, definition);
+  }
+  return definition;
+}
+
+function functionTool(name: string, description: string, parameters: Record<string, unknown>): ChatCompletionFunctionTool {
+  return deepFreeze({ type: 'function', function: { name, description: description.replace(/\s+/g, ' ').trim(), parameters } });
+}
+
+/** What the tool does; when to call it is in the default system prompt. */
+const ESCALATE_DESCRIPTION = 'Hand the conversation to a person on the support team, with a briefing they can act on in 30 seconds.';
+/** For an agent whose own system prompt replaced the default one (which says when to escalate). */
+const ESCALATE_WHEN = ' Call it when the customer asks for a person, or the request is beyond you or your authority.';
+
+const escalateDefinitions = new Map<boolean, ChatCompletionFunctionTool>();
+
+/**
+ * `escalate_to_human` as the model sees it: the briefing's compact schema, without the fields the
+ * runtime fills itself (`actionsTaken` comes from the recorded tool calls, `approvesArgs` from the
+ * call the gate stopped). The full schema (`EscalateToolArgsSchema`) still parses the answer.
+ * `promptSaysWhen`: the system prompt already says when to escalate (the default one does), so the
+ * description does not repeat it. Built once per variant.
+ */
+export function escalateToolDefinition(promptSaysWhen = true): ChatCompletionFunctionTool {
+  let definition = escalateDefinitions.get(promptSaysWhen);
+  if (!definition) {
+    const schema = compactJsonSchema(z.toJSONSchema(EscalateToolArgsSchema, { io: 'input', unrepresentable: 'any' })) as {
+      properties: Record<string, { items?: { properties?: Record<string, unknown> } }>;
+    };
+    delete schema.properties.actionsTaken;
+    delete schema.properties.options?.items?.properties?.approvesArgs;
+    definition = functionTool(ESCALATE_TOOL_NAME, ESCALATE_DESCRIPTION + (promptSaysWhen ? '' : ESCALATE_WHEN), schema as unknown as Record<string, unknown>);
+    escalateDefinitions.set(promptSaysWhen, definition);
+  }
+  return definition;
 }
 
 /** The agent's business tools by name, checked once at start-up so a bad tool fails fast. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildChatMessages, formatHandback } from '../../src/agent/context.ts';
-import type { HandbackContext } from '../../src/model.ts';
+import { buildChatMessages, DEFAULT_TRANSCRIPT_WINDOW, defaultSystemPrompt, earlierSummary, formatHandback } from '../../src/agent/context.ts';
+import type { HandbackContext, Message } from '../../src/model.ts';
 import { agentSays, conversationWith, customerSays, dana, handbackMessage, internalNote, notice, operatorSays } from './fixtures.ts';
 
 const returned: HandbackContext = {
@@ -65,7 +65,7 @@ describe('the chat messages built from a conversation', () => {
     const all = JSON.stringify(messages);
     expect(all).not.toContain('two broken deliveries');
     expect(all).not.toContain('A person will join shortly');
-    expect(messages[0]!.content).toContain('customer support assistant for Acme');
+    expect(messages[0]!.content).toContain('You are the customer support assistant for Acme');
     expect(messages[0]!.content).toContain('Conversation HB-1042 with Ana Souza, ana@example.com, via webchat.');
   });
 
@@ -91,7 +91,7 @@ describe('the chat messages built from a conversation', () => {
     expect(messages[0]!.content).toContain('A person approved these calls for one use each, with exactly the arguments they were shown: issue_refund.');
   });
 
-  it('keeps the latest hand-back even when the transcript is trimmed to fit', () => {
+  it('keeps the latest hand-back whole even when it is older than the window', () => {
     const long = conversationWith([
       customerSays('first'),
       handbackMessage(returned),
@@ -99,9 +99,9 @@ describe('the chat messages built from a conversation', () => {
     ]);
     const messages = buildChatMessages(long, { maxTranscriptMessages: 4 });
     expect(messages).toHaveLength(1 + 1 + 4);
-    expect(messages[0]!.content).toContain('(8 earlier messages are not shown.)');
-    expect(messages[1]!.content).toContain("Operator's note: Refund of 270 USD");
-    expect(messages.at(-1)!.content).toBe('later 9');
+    expect(messages[0]!.content).toContain('Summary of the 7 earlier messages not shown');
+    expect(messages[1]).toEqual({ role: 'system', content: formatHandback(returned) });
+    expect(messages.slice(2).map((m) => m.content)).toEqual(['later 6', 'later 7', 'later 8', 'later 9']);
   });
 
   it('replays the tool calls of earlier turns, so the agent remembers what it already looked up', () => {
@@ -125,5 +125,92 @@ describe('the chat messages built from a conversation', () => {
       { ...customerSays('Here is a photo'), attachments: [{ name: 'crack.jpg', url: 'https://files.example/crack.jpg', contentType: 'image/jpeg' }] },
     ]);
     expect(buildChatMessages(withFile)[1]!.content).toBe('Here is a photo\n[attachment: crack.jpg (image/jpeg)]');
+  });
+});
+
+describe('the default system prompt', () => {
+  it('states every rule once, tightly', () => {
+    const prompt = defaultSystemPrompt('Acme');
+    expect(prompt).toContain('customer support assistant for Acme, talking with one customer');
+    expect(prompt).toContain("Be concise, friendly and concrete, in the customer's language.");
+    expect(prompt).toContain('never invent order details, amounts or policies');
+    expect(prompt).toMatch(/Call escalate_to_human when the customer asks for a person or is upset, or the request is beyond you or your authority\./);
+    expect(prompt).toContain('a person gets the case in 30 seconds');
+    expect(prompt).toContain('options they can pick without taking over');
+    expect(prompt).toContain("Some tools need a person's approval; if a call is refused, escalate rather than retry it.");
+    expect(prompt).toContain('"[<name>, support team]" were sent to the customer by a person on our team, not by you; never start yours with such a tag');
+    expect(prompt.length).toBeLessThan(800);
+  });
+});
+
+describe('the transcript window and the summary of what is older', () => {
+  /** A long conversation: an opening, a tool call, an operator's reply and hand-back, then small talk. */
+  function longConversation(total: number): { messages: Message[]; latest: HandbackContext } {
+    const latest: HandbackContext = { ...returned, at: '2025-01-15T10:40:00.000Z', note: 'Second hand-back: the replacement ships Monday; do not refund again.' };
+    const messages: Message[] = [
+      customerSays('My monitor arrived broken, order A1002. I paid $270. Reach me at ana.souza@example.com.'),
+      { ...agentSays('Let me look that up.'), id: 'msg_look', actions: [{ tool: 'lookup_order', input: { order_id: 'A1002' }, output: { status: 'delivered', total: 270 }, ok: true }] },
+      internalNote('// VIP, be nice'),
+      operatorSays('Hi Ana, Dana here. I have refunded your 270 USD.'),
+      handbackMessage(returned),
+      handbackMessage(latest),
+    ];
+    for (let i = 0; messages.length < total; i += 1) messages.push(i % 2 === 0 ? customerSays(`Question ${i}: does shipping to Lisbon take long?`) : agentSays(`Answer ${i}: about three days.`));
+    return { messages, latest };
+  }
+
+  it('sends a conversation that fits the window whole, with no summary', () => {
+    const messages = Array.from({ length: DEFAULT_TRANSCRIPT_WINDOW }, (_, i) => (i % 2 ? agentSays(`a${i}`) : customerSays(`c${i}`)));
+    const chat = buildChatMessages(conversationWith(messages));
+    expect(chat).toHaveLength(1 + DEFAULT_TRANSCRIPT_WINDOW);
+    expect(chat[0]!.content).not.toContain('Summary of');
+    expect(chat.slice(1).map((m) => m.content)).toEqual(messages.map((m) => m.text));
+  });
+
+  it('a 100-message conversation: the system message with the summary, the latest hand-back, then the last 24 messages', () => {
+    const { messages, latest } = longConversation(100);
+    const approval = { id: 'apr_1', tool: 'issue_refund', argsHash: 'x', args: { order_id: 'A1002', amount: 30 }, escalation: 1, by: dana, at: '2026-01-01T00:00:00.000Z' };
+    const chat = buildChatMessages(conversationWith(messages, { approvals: [approval] }));
+
+    expect(chat).toHaveLength(1 + 1 + DEFAULT_TRANSCRIPT_WINDOW);
+    expect(chat.slice(2).map((m) => m.content)).toEqual(messages.slice(-DEFAULT_TRANSCRIPT_WINDOW).map((m) => m.text));
+    expect(chat[1]).toEqual({ role: 'system', content: formatHandback(latest) });
+    const system = String(chat[0]!.content);
+    // Case facts and approvals are there whatever the window.
+    expect(system).toContain('Conversation HB-1042 with Ana Souza');
+    expect(system).toContain('A person approved these calls for one use each, with exactly the arguments they were shown: issue_refund({"order_id":"A1002","amount":30}).');
+    // 99 transcript messages (the internal note is not one); 24 in the window, the latest hand-back carried whole.
+    expect(system).toContain('Summary of the 74 earlier messages not shown');
+    expect(system).toContain('- The customer first wrote: "My monitor arrived broken, order A1002. I paid $270. Reach me at ana.souza@example.com."');
+    expect(system).toContain('- The customer mentioned: ids A1002; amounts $270; emails ana.souza@example.com.');
+    expect(system).toContain('- Your tool calls: lookup_order({"order_id":"A1002"}) ok: {"status":"delivered","total":270}');
+    expect(system).toContain('- The support team told the customer: Dana: "Hi Ana, Dana here. I have refunded your 270 USD."');
+    expect(system).toContain('- Earlier, Dana handed the conversation back (2025-01-15T10:20:00.000Z): note "Refund of 270 USD approved as goodwill');
+    expect(system).toMatch(/- Your last reply then: "Answer \d+: about three days\."/);
+    expect(system).toMatch(/- The customer's last messages then: "Question \d+: .*"; "Question \d+: .*"/);
+    expect(system).not.toContain('VIP'); // internal notes stay between operators
+    // The summary stands for 74 messages in a small fraction of their size.
+    const summary = system.slice(system.indexOf('Summary of'));
+    const replaced = JSON.stringify(buildChatMessages(conversationWith(messages), { maxTranscriptMessages: 1000 }).slice(1, 75));
+    expect(summary.length).toBeLessThan(replaced.length / 3);
+  });
+
+  it('never splits a tool call from its result at the edge of the window', () => {
+    const looked = { ...agentSays('It shipped.'), id: 'msg_edge', actions: [{ tool: 'lookup_order', input: { order_id: 'A1003' }, output: { status: 'shipped' }, ok: true }] };
+    const chat = buildChatMessages(conversationWith([customerSays('one'), customerSays('Where is A1003?'), looked, customerSays('thanks')]), { maxTranscriptMessages: 2 });
+    expect(chat.slice(1).map((m) => m.role)).toEqual(['assistant', 'tool', 'assistant', 'user']);
+    expect(String(chat[0]!.content)).toContain('Summary of the 2 earlier messages not shown');
+  });
+
+  it('is deterministic and bounded, however long and wordy the older part is', () => {
+    const wordy = Array.from({ length: 500 }, (_, i) =>
+      i % 2 === 0
+        ? customerSays(`Order A${1000 + i} for $${i}.00 is late. ${'Really late. '.repeat(100)}`)
+        : { ...agentSays(`Looking. ${'Still looking. '.repeat(100)}`), actions: [{ tool: 'lookup_order', input: { order_id: `A${1000 + i}`, note: 'x'.repeat(500) }, output: { blob: 'y'.repeat(5000) }, ok: true }] },
+    );
+    const summary = earlierSummary(wordy);
+    expect(summary).toBe(earlierSummary(wordy));
+    expect(summary.length).toBeLessThanOrEqual(3000);
+    expect(summary).toContain('(and 246 earlier)');
   });
 });

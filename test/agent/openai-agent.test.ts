@@ -3,8 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AgentTurnResult } from '../../src/agent/agent.ts';
 import { createDemoShop, type DemoShop } from '../../src/agent/demo-data.ts';
 import { OpenAIAgent, openAIAgentFromEnv, parseEscalateArgs } from '../../src/agent/openai-agent.ts';
-import { demoTools } from '../../src/agent/tools.ts';
-import { escalateToolJsonSchema } from '../../src/envelope.ts';
+import { demoTools, escalateToolDefinition } from '../../src/agent/tools.ts';
 import { ConfigError } from '../../src/errors.ts';
 import type { Conversation } from '../../src/model.ts';
 import { DEFAULT_POLICY, PolicySchema, type Policy } from '../../src/policy.ts';
@@ -74,7 +73,7 @@ describe('the OpenAI agent against a Chat Completions server', () => {
     expect(sent.model).toBe('gpt-4o-mini');
     expect(sent.tool_choice).toBe('auto');
     expect(sent.tools?.map((t) => t.function.name)).toEqual(['lookup_order', 'check_refund_eligibility', 'issue_refund', 'update_shipping_address', 'escalate_to_human']);
-    expect(sent.tools?.find((t) => t.function.name === 'escalate_to_human')!.function.parameters).toEqual(escalateToolJsonSchema());
+    expect(sent.tools?.find((t) => t.function.name === 'escalate_to_human')).toEqual(escalateToolDefinition());
     expect(sent.messages.at(-1)).toEqual({ role: 'user', content: 'My monitor arrived broken. I want to talk to a person.' });
   });
 
