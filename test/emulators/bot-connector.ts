@@ -420,6 +420,28 @@ export class BotConnectorEmulator {
     return { status: res.status };
   }
 
+  /**
+   * Clicks a plain `Action.Submit` button (one with no invoke, e.g. Reveal) on a bot message's card
+   * as `from`: Teams posts a message to the bot with the button's data as `value`, from the thread.
+   */
+  async clickSubmit(input: { cardActivityId: string; from: TeamsUser; title: string | RegExp; id?: string; authorization?: string }): Promise<{ status: number; id: string }> {
+    const message = this.messages.get(input.cardActivityId);
+    if (!message) throw new Error(`No message ${input.cardActivityId} in Teams`);
+    const card = cardOf(message.activity);
+    const action = findElement(card, (e) => e.type === 'Action.Submit' && (typeof input.title === 'string' ? e.title === input.title : input.title.test(String(e.title))));
+    if (!action) throw new Error(`No Action.Submit ${String(input.title)} on message ${input.cardActivityId} (buttons: ${buttonTitles(card).join(', ') || 'none'})`);
+    const res = await this.channelMessage({
+      threadId: message.conversationId,
+      from: input.from,
+      text: '',
+      value: { ...((action.data as Record<string, unknown>) ?? {}) },
+      replyToId: input.cardActivityId,
+      ...(input.id ? { id: input.id } : {}),
+      ...(input.authorization ? { authorization: input.authorization } : {}),
+    });
+    return { status: res.status, id: res.id };
+  }
+
   /** Posts any activity JSON to the bot. */
   async postToBot(activity: Record<string, unknown>, authorization?: string): Promise<{ status: number; body: unknown }> {
     if (!this.botUrl) throw new Error('Set emulator.botUrl to the bot endpoint first');
@@ -487,13 +509,17 @@ export function cardOf(activity: Record<string, unknown>): Record<string, unknow
   return attachments?.find((a) => a.contentType === 'application/vnd.microsoft.card.adaptive')?.content;
 }
 
-/** What a person reads: message text with tags removed and entities decoded, or the card's texts. */
+/**
+ * What a person reads: message text with tags removed and entities decoded, or the card's texts.
+ * A message with both (text and a card under it) reads as the text, then the card's texts.
+ */
 export function visibleText(activity: Record<string, unknown>): string {
   const card = cardOf(activity);
-  if (card) return cardTexts(card).join('\n');
-  const text = String(activity.text ?? '');
-  if (activity.textFormat !== 'xml') return text;
-  return decodeEntities(text.replace(/<br\s*\/?>/gi, '\n').replace(/<[^>]+>/g, ''));
+  const cardPart = card ? cardTexts(card).join('\n') : undefined;
+  const raw = String(activity.text ?? '');
+  if (cardPart !== undefined && !raw) return cardPart;
+  const text = activity.textFormat !== 'xml' ? raw : decodeEntities(raw.replace(/<br\s*\/?>/gi, '\n').replace(/<[^>]+>/g, ''));
+  return cardPart !== undefined ? `${text}\n${cardPart}` : text;
 }
 
 /**
