@@ -1,9 +1,10 @@
 /**
  * Operator actions from Slack, turned into bridge commands: thread replies (relay or internal
  * note), Claim (on a briefing or a managers' card), option buttons, Return / Close (button + modal,
- * `/return` and `/close-ticket`, message shortcuts), and Take over; and the Home tab, published
- * when opened. Payload fields are read by type: a field of the wrong type counts as absent, and a
- * click on a conversation that does not exist stores nothing. Clicks and commands ack first and do
+ * `/return` and `/close-ticket`, message shortcuts), Take over, Reveal (the owner sees a masked
+ * message privately), `/transfer` and `/route`; and the Home tab, published when opened. Payload
+ * fields are read by type: a field of the wrong type counts as absent, and a click on a
+ * conversation that does not exist stores nothing. Clicks and commands ack first and do
  * the work afterwards, carrying the platform's id for the request (click, modal, command) into the
  * commit. A thread reply is committed with the Slack message as its idempotency key before Slack
  * gets its answer (see `receiver.ts`): a redelivery is recognised, and a reply that could not be
@@ -22,13 +23,14 @@ import { BRIEFING_ACTIONS, parseBriefingButtonValue } from '../../cards/slack/br
 import { HOME_ACTIONS } from '../../cards/slack/home.ts';
 import { NOTE_MODAL, noteModal, notices, parseNoteModalMetadata, parsePickerValue, PICKER_ACTIONS, pickerMessage, type HandBack } from '../../cards/slack/operator.ts';
 import { slackToPlain } from '../../cards/slack/text.ts';
+import { parseRevealButtonValue, THREAD_ACTIONS } from '../../cards/slack/thread.ts';
 import type { SlackDirectory } from './directory.ts';
 import { SLACK_OPERATOR_PREFIX, type SlackOperators } from './operators.ts';
-import { filesToAttachments, mentionedUsers, parseHandBackText, threadReplyOf, type SlackFile } from './parse.ts';
+import { filesToAttachments, mentionedUsers, parseHandBackText, parseRouteText, threadReplyOf, type SlackFile } from './parse.ts';
 import { RETRY_REQUEST_CODE } from './receiver.ts';
 
 /** Slash commands the app registers (see manifest/slack.yaml). `/close` is Slack's own, hence `/close-ticket`. */
-export const COMMANDS = { return: '/return', close: '/close-ticket', transfer: '/transfer' } as const;
+export const COMMANDS = { return: '/return', close: '/close-ticket', transfer: '/transfer', route: '/route' } as const;
 
 /** Message shortcut callback ids (see manifest/slack.yaml). */
 export const SHORTCUTS = { return: 'handoff_return', close: 'handoff_close' } as const;
@@ -124,6 +126,25 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
         ...(button.escalation !== undefined ? { escalation: button.escalation } : {}),
         idempotencyKey: clickKey(body as Loose, a),
       });
+    });
+  });
+
+  // Reveal on a mirrored message with masked values: the original goes to the clicker alone, as an
+  // ephemeral in the thread; the bridge refuses anyone but the owner (told privately too).
+  app.action(THREAD_ACTIONS.reveal, async ({ ack, body, action }) => {
+    await ack();
+    const origin = clickOrigin(body as Loose);
+    const target = parseRevealButtonValue((action as Loose).value);
+    if (!target || !origin) return;
+    await guarded(deps, origin, async () => {
+      const conversation = await bridge.getConversation(target.conversationId);
+      if (!conversation) return void (await deps.tell(origin, notices.failed('That conversation no longer exists.')));
+      // Only the owner can reveal: nobody else is looked up or stored (the bridge refuses them and says why).
+      const id = SLACK_OPERATOR_PREFIX + origin.user;
+      const isOwner = conversation.state === 'human' && conversation.owner?.id === id;
+      const operator: Operator = isOwner ? await deps.operators.operator(origin.user, origin.userName) : { id, name: origin.userName ?? origin.user, workspace: 'slack' };
+      const revealed = await bridge.reveal({ conversationId: target.conversationId, operator, messageId: target.messageId, idempotencyKey: clickKey(body as Loose, action as Loose) });
+      await deps.tell(origin, notices.revealed(conversation.ticket, revealed.text));
     });
   });
 
@@ -247,6 +268,35 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       try {
         const moved = await bridge.transferQueue({ conversationId: target.id, operator, queue, ...(words.length ? { note: words.join(' ') } : {}), idempotencyKey: `slack:command:${textOf(cmd.trigger_id) ?? randomUUID()}` });
         return `:twisted_rightwards_arrows: ${moved.ticket} moved to the *${queue}* queue; its briefing is posted there.`;
+      } catch (err) {
+        if (!(err instanceof BridgeError)) throw err;
+        return notices.failed(err.message);
+      }
+    });
+    await respond({ response_type: 'ephemeral', text: answer }).catch((err: unknown) => logger.warn({ err }, 'could not answer the slash command'));
+  });
+
+  // `/route [HB-1042] <agent> [--pin] [note]`: any operator picks the agent that answers (several agents configured).
+  app.command(COMMANDS.route, async ({ ack, command: cmd, respond }) => {
+    await ack();
+    if (!textOf(cmd.user_id)) return;
+    const answer = await unlessUnavailable(deps, async (): Promise<string> => {
+      const agents = bridge.agentNames();
+      const { ticket, agent, pin, note } = parseRouteText(cmd.text, agents);
+      if (!agent || agents.length === 0) return notices.routeUsage(agents);
+      let target: Conversation | undefined;
+      if (ticket) {
+        target = await bridge.findByTicket(ticket);
+        if (!target) return notices.unknownTicket(ticket);
+      } else {
+        const held = await bridge.conversationsHeldBy(SLACK_OPERATOR_PREFIX + cmd.user_id);
+        if (held.length !== 1) return notices.failed(held.length === 0 ? `Name the ticket: \`/route HB-1042 ${agent}\`.` : `You hold several conversations: name the ticket, \`/route HB-1042 ${agent}\`.`);
+        target = held[0]!;
+      }
+      const operator = await deps.operators.operator(cmd.user_id, textOf(cmd.user_name));
+      try {
+        const routed = await bridge.route({ conversationId: target.id, operator, agent, pin, ...(note ? { note } : {}), idempotencyKey: `slack:command:${textOf(cmd.trigger_id) ?? randomUUID()}` });
+        return notices.routed(routed.ticket, agent, pin);
       } catch (err) {
         if (!(err instanceof BridgeError)) throw err;
         return notices.failed(err.message);

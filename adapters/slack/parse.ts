@@ -1,6 +1,6 @@
 /**
  * Reading what Slack sends: which message events are operator replies (and which are echoes to
- * ignore), shared files, and the text after `/return`. Pure functions.
+ * ignore), shared files, and the text after `/return` and `/route`. Pure functions.
  */
 import type { Attachment } from '../../src/model.ts';
 
@@ -81,6 +81,42 @@ export function parseHandBackText(text: unknown): { ticket?: string; note?: stri
   const ticket = match?.[1]?.toUpperCase();
   const note = (match ? raw.slice(match[0].length) : raw).trim();
   return { ...(ticket ? { ticket } : {}), ...(note ? { note } : {}) };
+}
+
+/** What `/route [HB-1042] <agent> [--pin] [note]` asks for. */
+export interface RouteRequest {
+  ticket?: string;
+  agent?: string;
+  pin: boolean;
+  note?: string;
+}
+
+/**
+ * `/route [ticket] <agent> [--pin] [note]`; `--pin` may also come before the agent. A first word
+ * that is one of `agents` is the agent even if it looks like a ticket (an agent named `t-2`).
+ */
+export function parseRouteText(text: unknown, agents: readonly string[] = []): RouteRequest {
+  let rest = (typeof text === 'string' ? text : '').trim();
+  const word = () => /^(\S+)\s*/.exec(rest);
+  let ticket: string | undefined;
+  const first = word();
+  if (first && !agents.includes(first[1]!) && /^[A-Z][A-Z0-9]{0,9}-\d{1,9}$/i.test(first[1]!)) {
+    ticket = first[1]!.toUpperCase();
+    rest = rest.slice(first[0].length);
+  }
+  let pin = false;
+  let agent: string | undefined;
+  // The agent and `--pin`, in either order, before the note.
+  for (let i = 0; i < 2; i++) {
+    const match = word();
+    if (!match) break;
+    if (match[1] === '--pin' && !pin) pin = true;
+    else if (!agent && !match[1]!.startsWith('--')) agent = match[1];
+    else break;
+    rest = rest.slice(match[0].length);
+  }
+  const note = rest.trim();
+  return { ...(ticket ? { ticket } : {}), ...(agent ? { agent } : {}), pin, ...(note ? { note } : {}) };
 }
 
 /** User ids mentioned as `<@U123>` or `<@U123|name>` in Slack text. */

@@ -1,8 +1,9 @@
 /**
  * The Slack workspace: mirrors each conversation into a thread, posts and refreshes the briefing,
  * tells operators things privately and, with a managers' channel, posts unclaimed escalations
- * there and the daily digest. The Home tab shows the live queue. Inbound operator actions are
- * wired in `listeners.ts`.
+ * there and the daily digest. The Home tab shows the live queue, refreshed as it changes for
+ * operators who opened it recently (`home-live.ts`). Inbound operator actions are wired in
+ * `listeners.ts`.
  *
  * The bridge's delivery workers call the Workspace port for one conversation at a time, in order,
  * at least once. Nothing here queues, sleeps or retries: a failure goes back to the worker, which
@@ -35,6 +36,7 @@ import { boltLogger } from './bolt-logger.ts';
 import { normalizeApiUrl, oncallGroupFor, type SlackConfig } from './config.ts';
 import { SlackDirectory, type BriefingCopy, type ManagersCardRef } from './directory.ts';
 import { SlackFiles } from './files.ts';
+import { LiveHome, type LiveHomeOptions } from './home-live.ts';
 import { registerListeners, ReplyNotRecordedError } from './listeners.ts';
 import { SLACK_OPERATOR_PREFIX, SlackOperators, slackUserId } from './operators.ts';
 import { commitBeforeAck, SlackHttpReceiver } from './receiver.ts';
@@ -46,6 +48,8 @@ export interface SlackWorkspaceOptions {
   config: SlackConfig;
   /** Public base URL of this server (e.g. https://bridge.example.com): enables signed links for files shared in threads. */
   publicUrl?: string;
+  /** Live Home tab refreshes (defaults in `LIVE_HOME_DEFAULTS`); `false` turns them off. */
+  liveHome?: Partial<LiveHomeOptions> | false;
 }
 
 /** Where a private notice goes: a user, in a channel, optionally inside a thread. */
@@ -69,6 +73,7 @@ export class SlackWorkspace implements Workspace, Service {
   private readonly api: SlackApi;
   private readonly receiver?: SlackHttpReceiver;
   private readonly files?: SlackFiles;
+  private readonly liveHome?: LiveHome;
   private readonly logger: Logger;
   private started = false;
   /** The workspace's URL (`https://acme.slack.com/`), from auth.test: thread links without an API call. */
@@ -123,6 +128,17 @@ export class SlackWorkspace implements Workspace, Service {
         logger: this.logger,
       });
     }
+    if (options.liveHome !== false) {
+      this.liveHome = new LiveHome(
+        {
+          kv,
+          view: () => this.homeViewNow(),
+          publish: async (user, view) => void (await this.api.call('views.publish', { user_id: user, view })),
+          logger: this.logger,
+        },
+        options.liveHome ?? {},
+      );
+    }
     registerListeners(this.app, {
       bridge,
       logger: this.logger,
@@ -167,11 +183,13 @@ export class SlackWorkspace implements Workspace, Service {
       throw startError('SLACK_APP_TOKEN', 'an app-level token (xapp-...) with connections:write, from the app\'s "Basic Information" page', normalizeApiUrl(config.apiUrl), err);
     }
     this.started = true;
+    this.liveHome?.start();
     this.logger.info({ mode: this.mode, managers: Boolean(config.managersChannelId) }, 'slack workspace started');
   }
 
   /** Stops taking Slack requests and lets those in progress finish. Outbound work stays with the bridge's workers. */
   async stop(): Promise<void> {
+    await this.liveHome?.stop();
     if (this.started) await this.app.stop().catch((err: unknown) => this.logger.warn({ err }, 'slack receiver did not stop cleanly'));
     this.started = false;
   }
@@ -183,15 +201,21 @@ export class SlackWorkspace implements Workspace, Service {
 
   // ---- the Workspace port ---------------------------------------------------------------
 
-  /** Posts one transcript message into the conversation's thread, opening the thread on first use. */
+  /**
+   * Posts one transcript message into the conversation's thread, opening the thread on first use.
+   * A message with masked values (`message.masked`) carries a Reveal button.
+   */
   async mirror(conversation: Conversation, message: Message, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
     const log = conversationLogger(this.logger, conversation);
     const root = await this.ensureThread(conversation, attempt);
     const fallback = bridgeLine(`A ${message.author.role} message could not be shown in Slack; it is in the conversation's transcript in the bridge.`);
     const { config } = this.options;
     const oncallGroup = oncallGroupFor(config, conversation.queue);
-    const context = { ...(oncallGroup ? { oncallGroup } : {}), ...(config.managersChannelId ? { managersChannel: config.managersChannelId } : {}) };
-    await this.postFirstAccepted(`msg:${message.id}`, { channel: root.channel, thread_ts: root.ts }, [threadMessage(message, context), fallback], attempt, log);
+    const context = { conversationId: conversation.id, ...(oncallGroup ? { oncallGroup } : {}), ...(config.managersChannelId ? { managersChannel: config.managersChannelId } : {}) };
+    const card = threadMessage(message, context);
+    // A message with a Reveal button falls back to its text alone before the one-line notice.
+    const messages = card.blocks ? [card, { text: card.text }, fallback] : [card, fallback];
+    await this.postFirstAccepted(`msg:${message.id}`, { channel: root.channel, thread_ts: root.ts }, messages, attempt, log);
   }
 
   /**
@@ -200,6 +224,7 @@ export class SlackWorkspace implements Workspace, Service {
    * recorded as soon as it is posted, so a retry posts only what is missing.
    */
   async postBriefing(conversation: Conversation, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
+    this.liveHome?.changed();
     const log = conversationLogger(this.logger, conversation);
     const root = await this.ensureThread(conversation, attempt);
     const escalation = escalationNumber(conversation);
@@ -223,6 +248,7 @@ export class SlackWorkspace implements Workspace, Service {
 
   /** Refreshes the thread root, every current briefing copy and managers' card (chat.update is safe to repeat). */
   async ownershipChanged(conversation: Conversation, _change: HistoryEntry, _attempt?: DeliveryAttempt): Promise<void> {
+    this.liveHome?.changed();
     const log = conversationLogger(this.logger, conversation);
     const root = await this.directory.thread(conversation.id);
     if (root) {
@@ -307,22 +333,28 @@ export class SlackWorkspace implements Workspace, Service {
   }
 
   /**
-   * Publishes the Home tab for one user: waiting conversations (oldest first) with their wait,
-   * held ones with owner and duration, and today's figures. A failure is logged; the next open
-   * publishes again.
+   * Publishes the Home tab for one user who opened it (or pressed Refresh): waiting conversations
+   * (oldest first) with their wait, held ones with owner and duration, and today's figures. The
+   * user then gets live refreshes for a while. A failure is logged; the next open publishes again.
    */
   async publishHome(user: string): Promise<void> {
-    const { bridge } = this.options;
     try {
-      const now = new Date();
-      const [waiting, held, digest] = await Promise.all([bridge.conversationsIn('waiting'), bridge.conversationsIn('human'), bridge.digest(now.toISOString().slice(0, 10))]);
-      const listed = [...waiting.slice(0, HOME_LIST_LIMIT * 2), ...held.slice(0, HOME_LIST_LIMIT * 2)];
-      const roots = new Map(await Promise.all(listed.map(async (c) => [c.id, await this.directory.thread(c.id)] as const)));
-      const view = homeView({ waiting, held, digest, now, threadLink: (c) => this.threadLink(roots.get(c.id)) });
+      const view = await this.homeViewNow();
       await this.api.call('views.publish', { user_id: user, view });
+      await this.liveHome?.opened(user, view);
     } catch (err) {
       this.logger.warn({ user, err: describe(err) }, 'could not publish the home tab');
     }
+  }
+
+  /** The Home tab as the queue is now (the same for every user). */
+  private async homeViewNow(): Promise<Record<string, unknown>> {
+    const { bridge } = this.options;
+    const now = new Date();
+    const [waiting, held, digest] = await Promise.all([bridge.conversationsIn('waiting'), bridge.conversationsIn('human'), bridge.digest(now.toISOString().slice(0, 10))]);
+    const listed = [...waiting.slice(0, HOME_LIST_LIMIT * 2), ...held.slice(0, HOME_LIST_LIMIT * 2)];
+    const roots = new Map(await Promise.all(listed.map(async (c) => [c.id, await this.directory.thread(c.id)] as const)));
+    return homeView({ waiting, held, digest, now, threadLink: (c) => this.threadLink(roots.get(c.id)) }) as unknown as Record<string, unknown>;
   }
 
   /** The thread's permalink (chat.getPermalink), or one built from the workspace URL if Slack will not give it. */

@@ -85,6 +85,7 @@ export function briefingCard(conversation: Conversation): SlackMessage {
   const entities = entitiesText(envelope);
   const details = entities ? fit(`*Details*\n${entities}`, LIMITS.sectionText) : undefined;
   const constraints = envelope.constraints.length > 0 ? fit(`*Constraints*\n${envelope.constraints.map((c) => `• ${escapeMrkdwn(c)}`).join('\n')}`, LIMITS.sectionText) : undefined;
+  const agents = agentsLine(envelope);
   const tried = fit(`*What the agent tried*\n${actionsText(envelope)}`, LIMITS.sectionText);
   const pending = fit(`*Pending question*\n${quote(escapeMrkdwn(envelope.pendingQuestion))}`, LIMITS.sectionText);
   const optionsDetail = envelope.options
@@ -93,7 +94,7 @@ export function briefingCard(conversation: Conversation): SlackMessage {
   const options = optionsDetail.length > 0 ? fit(`*Options*\n${optionsDetail.join('\n')}`, LIMITS.sectionText) : undefined;
   const status = fit(statusText(conversation), LIMITS.contextText);
 
-  const shared = [summary, ...fields, details, constraints, tried, pending, options, status].filter((p) => p !== undefined);
+  const shared = [summary, ...fields, agents, details, constraints, tried, pending, options, status].filter((p) => p !== undefined);
   const fixed = blocksTextLength([header, ...(actions ? [actions] : [])]);
   const cap = shareBudget(
     shared.map((p) => p.length),
@@ -104,6 +105,7 @@ export function briefingCard(conversation: Conversation): SlackMessage {
   const blocks: types.KnownBlock[] = [header];
   blocks.push({ type: 'section', text: { type: 'mrkdwn', text: text(summary) } });
   blocks.push({ type: 'section', fields: fields.map((f) => ({ type: 'mrkdwn', text: text(f) })) });
+  if (agents) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: text(agents) }] });
   for (const p of [details, constraints, tried, pending, options]) if (p) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: text(p) } });
   blocks.push({ type: 'divider' });
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: text(status) }] });
@@ -121,8 +123,10 @@ export function briefingFallbacks(conversation: Conversation): SlackMessage[] {
   const envelope = conversation.briefing;
   if (!envelope) return [];
   const ticket = envelope.ticket || conversation.ticket;
+  const agents = agentsLine(envelope);
   const lines = [
     `:rotating_light: *${escapeMrkdwn(ticket)}* needs a person (${envelope.priority}) · ${mrkdwn(envelope.reason, 300)}`,
+    ...(agents ? [agents] : []),
     `*Pending question*\n${quote(mrkdwn(envelope.pendingQuestion, 600))}`,
     `_The full briefing did not fit in Slack; it is kept with the conversation in the bridge._`,
   ];
@@ -197,6 +201,19 @@ function statusText(conversation: Conversation): string {
     lines.push(`:white_check_mark: *${escapeMrkdwn(decision.by.name)}* chose *${escapeMrkdwn(decision.label)}*${decision.note ? `: _${escapeMrkdwn(decision.note)}_` : ''}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Several agents: "Escalated by *billing* · agents: triage → billing". Undefined when the envelope
+ * names no agent (one agent runs), so those cards are unchanged.
+ */
+export function agentsLine(envelope: Pick<HandoffEnvelope, 'agent' | 'agents'>): string | undefined {
+  const involved = (envelope.agents ?? []).filter((a) => a.length > 0);
+  const parts: string[] = [];
+  if (envelope.agent) parts.push(`Escalated by *${escapeMrkdwn(envelope.agent)}*`);
+  if (involved.length > 0 && !(involved.length === 1 && involved[0] === envelope.agent)) parts.push(`agents: ${involved.map(escapeMrkdwn).join(' → ')}`);
+  if (parts.length === 0) return undefined;
+  return fit(`:robot_face: ${parts.join(' · ')}`, LIMITS.contextText);
 }
 
 function customerText(conversation: Conversation): string {

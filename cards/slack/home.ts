@@ -1,7 +1,7 @@
 /**
  * The app's Home tab: the live queue (waiting conversations with their wait, oldest first; held
  * ones with their owner and for how long) and today's figures. Published when someone opens the
- * tab or presses Refresh. Untrusted text is escaped; the view stays within Block Kit's limits.
+ * tab or presses Refresh, and again as the queue changes for a while after. Untrusted text is escaped; the view stays within Block Kit's limits.
  */
 import type { types } from '@slack/bolt';
 import type { Digest } from '../../src/engine/digest.ts';
@@ -75,7 +75,7 @@ export function homeView(input: HomeInput): types.HomeView {
     { type: 'header', text: { type: 'plain_text', text: 'Handoff queue', emoji: false } },
     {
       type: 'context',
-      elements: [{ type: 'mrkdwn', text: `Updated ${input.now.toISOString().slice(11, 16)} UTC. Open this tab again or press Refresh for the latest.` }],
+      elements: [{ type: 'mrkdwn', text: `Updated ${input.now.toISOString().slice(11, 16)} UTC; it follows the queue for a while after you open it. Refresh for the latest.` }],
     },
     {
       type: 'actions',

@@ -6,7 +6,7 @@ import type { types } from '@slack/bolt';
 import type { Conversation } from '../../src/model.ts';
 import { LIMITS, type SlackMessage } from './limits.ts';
 import { ownerLabel } from './status.ts';
-import { escapeMrkdwn, fit, mrkdwn, plain } from './text.ts';
+import { escapeMrkdwn, fit, mrkdwn, plain, quote } from './text.ts';
 
 /** Return or close: the two hand-backs an operator can make with a note. */
 export type HandBack = 'return' | 'close';
@@ -142,4 +142,14 @@ export const notices = {
   notRecordedYet: () => ':hourglass_flowing_sand: Your reply could not be recorded yet, so the customer does not have it. Slack will deliver it to the bridge again in a moment; no need to resend.',
   notRecorded: () => ':warning: Your reply could not be recorded and did not reach the customer. Please send it again.',
   state: (conversation: Conversation) => `*${escapeMrkdwn(conversation.ticket)}*: ${ownerLabel(conversation)}`,
+  /** The original of a message with masked values, for the owner only (an ephemeral message). */
+  revealed: (ticket: string, original: string) =>
+    `:unlock: Only you see this; the reveal is logged in *${escapeMrkdwn(ticket)}*'s history.\n${quote(mrkdwn(original, 12000))}`,
+  routed: (ticket: string, agent: string, pinned: boolean) =>
+    `:twisted_rightwards_arrows: *${escapeMrkdwn(ticket)}* now goes to the *${escapeMrkdwn(agent)}* agent${pinned ? ', pinned until someone picks again' : ''}.`,
+  /** `/route` without an agent: how to use it, and which agents there are. */
+  routeUsage: (agents: readonly string[]) =>
+    agents.length === 0
+      ? ':warning: One agent runs here: there is no other agent to route to.'
+      : `:warning: Name the agent: \`/route HB-1042 ${escapeMrkdwn(agents[0]!)} [--pin] [note]\`. Agents: ${agents.map(escapeMrkdwn).join(', ')}.`,
 } as const;

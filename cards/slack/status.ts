@@ -2,6 +2,7 @@
  * Ownership in words, shared by the thread root, the briefing and the thread's activity lines.
  * Output is escaped mrkdwn (names and notes are untrusted).
  */
+import { isAgentHandoff } from '../../src/agent/handoff-history.ts';
 import type { Actor, Conversation, HistoryEntry } from '../../src/model.ts';
 import { escapeMrkdwn, fit } from './text.ts';
 
@@ -68,9 +69,16 @@ export function describeChange(change: HistoryEntry, maxNote = 1500): string {
       return `:hourglass: Back in the queue${note}`;
     case 'nudge':
       return `:bell: The owner was reminded privately${note}`;
-    default:
-      return `${who}: ${escapeMrkdwn(change.reason)} (${change.from} → ${change.to})${note}`;
+    case 'reveal':
+      return `:unlock: ${who} revealed masked values${note}`;
+    case 'agent_handoff': {
+      if (!isAgentHandoff(change)) break;
+      const { from, to, pinned } = change.agent_handoff;
+      const by = change.by.kind === 'operator' ? `${who} handed` : `*${escapeMrkdwn(from)}* handed`;
+      return `:twisted_rightwards_arrows: ${by} the conversation${change.by.kind === 'operator' ? ` from *${escapeMrkdwn(from)}*` : ''} to *${escapeMrkdwn(to)}*${pinned ? ' and pinned it' : ''}${note}`;
+    }
   }
+  return `${who}: ${escapeMrkdwn(change.reason)} (${change.from} → ${change.to})${note}`;
 }
 
 /** The history entries since the latest escalation (what happened to the current briefing). */

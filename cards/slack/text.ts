@@ -50,6 +50,39 @@ export function fit(text: string, max: number): string {
   return text.slice(0, end) + ELLIPSIS;
 }
 
+/**
+ * Splits escaped mrkdwn into pieces of at most `max` (one per section block), preferring line
+ * breaks, then spaces; never inside a surrogate pair or an entity. Empty text gives no piece.
+ */
+export function splitMrkdwn(text: string, max: number): string[] {
+  const pieces: string[] = [];
+  let rest = text;
+  while (rest.length > max) {
+    let end = safeEnd(rest, max);
+    const newline = rest.lastIndexOf('\n', end - 1);
+    const space = rest.lastIndexOf(' ', end - 1);
+    if (newline > max / 2) end = newline + 1;
+    else if (space > max / 2) end = space + 1;
+    pieces.push(rest.slice(0, end));
+    rest = rest.slice(end);
+  }
+  if (rest.length > 0) pieces.push(rest);
+  return pieces.filter((p) => p.trim().length > 0);
+}
+
+/** The largest cut at or before `max` that splits neither a surrogate pair nor an `&...;` entity. */
+function safeEnd(text: string, max: number): number {
+  let end = max;
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end -= 1;
+  const amp = text.lastIndexOf('&', end - 1);
+  if (amp > 0 && end - amp < 6) {
+    const semi = text.indexOf(';', amp);
+    if (semi === -1 || semi >= end) end = amp;
+  }
+  return end;
+}
+
 /** Untrusted text, escaped for mrkdwn and fitted to `max`. */
 export function mrkdwn(raw: string, max: number): string {
   return fit(escapeMrkdwn(raw), max);

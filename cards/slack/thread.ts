@@ -1,13 +1,18 @@
 /**
  * What goes into a conversation's Slack thread: the root (customer, origin, ticket, owner), one reply
  * per transcript message labelled by its author (the bridge's own system messages record who claimed,
- * decided, returned with which note, or closed).
+ * decided, returned with which note, or closed). A message whose values were masked gets a Reveal
+ * button (the owner sees the original privately).
  * Every customer- or agent-written character is escaped: nothing from outside can ping or disguise a link.
  */
+import type { types } from '@slack/bolt';
 import type { Conversation, Message } from '../../src/model.ts';
-import { LIMITS, type SlackMessage } from './limits.ts';
+import { blocksTextLength, LIMITS, type SlackMessage } from './limits.ts';
 import { ownerLabel } from './status.ts';
-import { escapeMrkdwn, fit, mrkdwn, plain } from './text.ts';
+import { escapeMrkdwn, fit, mrkdwn, plain, splitMrkdwn } from './text.ts';
+
+/** action_ids on thread messages. */
+export const THREAD_ACTIONS = { reveal: 'thread_reveal' } as const;
 
 /** Longest transcript text mirrored in one Slack message; the rest is cut with a note. */
 const MAX_MESSAGE_TEXT = 12000;
@@ -45,6 +50,20 @@ export interface ThreadContext {
   oncallGroup?: string;
   /** The managers' channel, linked from the "sent to the managers" line. */
   managersChannel?: string;
+  /** The conversation the thread mirrors: with it, a message with masked values gets a Reveal button. */
+  conversationId?: string;
+}
+
+/** What a Reveal button carries: `<conversation id>|<message id>`. */
+export function revealButtonValue(conversationId: string, messageId: string): string {
+  return `${conversationId}|${messageId}`;
+}
+
+export function parseRevealButtonValue(value: unknown): { conversationId: string; messageId: string } | undefined {
+  if (typeof value !== 'string') return undefined;
+  const parts = value.split('|');
+  if (parts.length !== 2 || !parts[0] || !parts[1]) return undefined;
+  return { conversationId: parts[0], messageId: parts[1] };
 }
 
 /** Ids that may go into a mention or channel link as they are. */
@@ -79,7 +98,26 @@ export function threadMessage(message: Message, context: ThreadContext = {}): Sl
   const files = (message.attachments ?? []).map((a) => `:paperclip: ${mrkdwn(a.name, 300)}: ${mrkdwn(a.url, 2000)}`);
   const separator = message.author.role === 'system' ? ' ' : '\n';
   const head = [label, body, ladderSuffix(message, context)].filter((p) => p.length > 0).join(separator);
-  return { text: fit([head, ...files].join('\n'), LIMITS.messageText) };
+  const text = fit([head, ...files].join('\n'), LIMITS.messageText);
+  if (!(message.masked && message.masked > 0) || !context.conversationId) return { text };
+  return { text, blocks: withRevealButton(text, revealButtonValue(context.conversationId, message.id)) };
+}
+
+/**
+ * The message as sections (Slack shows blocks instead of `text`) followed by the Reveal button.
+ * A message longer than the blocks budget (about 11,000 characters) is cut there with a note.
+ */
+function withRevealButton(text: string, value: string): types.KnownBlock[] {
+  const actions: types.ActionsBlock = {
+    type: 'actions',
+    block_id: 'thread_reveal',
+    elements: [{ type: 'button', action_id: THREAD_ACTIONS.reveal, text: { type: 'plain_text', text: 'Reveal', emoji: true }, value: fit(value, LIMITS.buttonValue) }],
+  };
+  const cutNote = '\n_(cut to fit Slack)_';
+  const budget = LIMITS.messageBlocksText - blocksTextLength([actions]);
+  const shown = text.length <= budget ? text : fit(text, budget - cutNote.length) + cutNote;
+  const sections: types.KnownBlock[] = splitMrkdwn(shown, LIMITS.sectionText).map((chunk) => ({ type: 'section', text: { type: 'mrkdwn', text: chunk } }));
+  return [...sections, actions];
 }
 
 /** The on-call mention on a reminder, the channel link on a "sent to the managers" line. */

@@ -1,6 +1,7 @@
 /**
  * The workspace contract driver for Slack: boots the real Slack adapter against the loopback Web API
- * emulator and acts as Slack would (signed events, button clicks, `/return`).
+ * emulator and acts as Slack would (signed events, button clicks, `/return`, `/route`). The adapter
+ * reads the bridge through `redactedPort`, as in src/app.ts (see test/slack/fixture.ts).
  */
 import type { Agent } from '../../src/agent/agent.ts';
 import type { Bridge } from '../../src/bridge.ts';
@@ -65,6 +66,20 @@ export class SlackDriver implements WorkspaceDriver {
     const command = this.f.emulator.slashCommand({ command: '/return', text: `${conversation.ticket} ${note}`, user: operator.userId, channel: CHANNEL });
     const answer = await this.f.events.command(command);
     if (answer.status !== 200) throw new Error(`/return answered ${answer.status}`);
+  }
+
+  async clickReveal(conversationId: string, operator: ContractOperator, messageId: string): Promise<void> {
+    this.ensureUser(operator);
+    if (!(await this.f.bridge.getConversation(conversationId))?.messages.some((m) => m.id === messageId)) throw new Error(`no message ${messageId} in ${conversationId}`);
+    await this.expectOk(this.f.clickReveal(messageId, operator.userId), 'Reveal');
+  }
+
+  async routeToAgent(conversationId: string, operator: ContractOperator, agent: string, options: { note?: string; pin?: boolean } = {}): Promise<void> {
+    this.ensureUser(operator);
+    const conversation = await this.f.bridge.getConversation(conversationId);
+    if (!conversation) throw new Error(`no conversation ${conversationId}`);
+    const text = [conversation.ticket, agent, ...(options.pin ? ['--pin'] : []), ...(options.note ? [options.note] : [])].join(' ');
+    await this.expectOk(this.f.command(operator.userId, '/route', text), '/route');
   }
 
   async privateTexts(operator: ContractOperator): Promise<string[]> {

@@ -2,11 +2,14 @@
  * Boots the whole Slack side for a test: the loopback Slack Web API emulator, a real bridge
  * (SQLite in a temp dir, or the store the test brings), the shared HTTP server with the Slack workspace mounted, a recording
  * customer channel, and a client that sends signed Slack requests to `/slack/events`.
+ * The workspace is wired as src/app.ts wires it: it reads the bridge through `redactedPort`.
  */
 export { countingStore } from '../support/counting-store.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import type { SlackConfig } from '../../adapters/slack/config.ts';
+import type { LiveHomeOptions } from '../../adapters/slack/home-live.ts';
 import type { Policy } from '../../src/policy.ts';
+import { redactedPort } from '../../src/engine/redact.ts';
 import type { Bridge } from '../../src/bridge.ts';
 import { HttpServer } from '../../src/http.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -50,6 +53,12 @@ export interface SlackFixture {
   reply(conversationId: string, user: string, text: string, extra?: { files?: any[] }): Promise<void>;
   /** An operator clicks a button on the conversation's current briefing (thread copy). */
   click(conversationId: string, user: string, actionId: string | RegExp, options?: { stale?: boolean }): Promise<number>;
+  /** The Slack message that mirrors one transcript message (found by its post key, `msg:<id>`). */
+  mirrored(messageId: string): StoredMessage | undefined;
+  /** An operator clicks Reveal on the message mirroring `messageId`; Slack's answer status. */
+  clickReveal(messageId: string, user: string): Promise<number>;
+  /** An operator types a slash command (e.g. `/route`) in the support channel; Slack's answer status. */
+  command(user: string, command: string, text: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -63,6 +72,8 @@ export interface SlackFixtureOptions {
   config?: Partial<SlackConfig>;
   /** User groups the emulated workspace has (checked at start when on-call groups are configured). */
   userGroups?: Array<{ id: string; handle: string }>;
+  /** Live Home tab refreshes (the adapter's defaults unless set; `false`: off). */
+  liveHome?: Partial<LiveHomeOptions> | false;
 }
 
 export async function startSlackFixture(options: SlackFixtureOptions = {}): Promise<SlackFixture> {
@@ -84,7 +95,7 @@ export async function startSlackFixture(options: SlackFixtureOptions = {}): Prom
   const http = new HttpServer(silentLogger());
   const port = await http.listen(0, '127.0.0.1');
   const slack = createSlackWorkspace({
-    bridge,
+    bridge: redactedPort(bridge, bridge.redactor),
     http,
     logger: silentLogger(),
     config: {
@@ -96,6 +107,7 @@ export async function startSlackFixture(options: SlackFixtureOptions = {}): Prom
       ...options.config,
     },
     ...(options.publicUrl ? { publicUrl: `http://127.0.0.1:${port}` } : {}),
+    ...(options.liveHome !== undefined ? { liveHome: options.liveHome } : {}),
   });
   bridge.addWorkspace(slack);
   await slack.start();
@@ -145,6 +157,19 @@ export async function startSlackFixture(options: SlackFixtureOptions = {}): Prom
       const copy = (await briefings(conversationId)).filter((b) => !b.superseded && b.place === 'thread').at(-1);
       if (!copy) throw new Error(`no briefing for ${conversationId}`);
       const answer = await events.interaction(emulator.blockActionPayload({ channel: copy.channel, ts: copy.ts, actionId, user, ...clickOptions }));
+      return answer.status;
+    },
+    mirrored(messageId) {
+      return emulator.messages.find((m) => m.metadata?.event_payload?.key === `msg:${messageId}`);
+    },
+    async clickReveal(messageId, user) {
+      const message = fixture.mirrored(messageId);
+      if (!message) throw new Error(`message ${messageId} is not mirrored in Slack`);
+      const answer = await events.interaction(emulator.blockActionPayload({ channel: message.channel, ts: message.ts, actionId: 'thread_reveal', user }));
+      return answer.status;
+    },
+    async command(user, command, text) {
+      const answer = await events.command(emulator.slashCommand({ command, text, user, channel: CHANNEL }));
       return answer.status;
     },
     async close() {

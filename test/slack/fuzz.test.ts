@@ -5,7 +5,8 @@
  * submissions, shortcuts), slash commands, the same with one field of the wrong type, any JSON and
  * bodies that are not JSON. Whatever arrives: an answer within Slack's 3 s, never a 5xx, no
  * unhandled rejection, and an input that is refused (4xx) or cannot act (it names no conversation
- * of the bridge, or no action the bridge has) writes nothing to the store. Then the same bodies
+ * of the bridge, or no action the bridge has) writes nothing to the store (opening the Home tab or
+ * pressing its Refresh records the viewer, for live refreshes). Then the same bodies
  * with a wrong signature: 401, nothing written.
  *
  * FUZZ_RUNS sets the signed inputs (default 10,000, about 30 s here; a tenth of that forged);
@@ -23,6 +24,7 @@ import { signSlackBody } from '../../adapters/slack/signature.ts';
 import { BRIEFING_ACTIONS } from '../../cards/slack/briefing.ts';
 import { HOME_ACTIONS } from '../../cards/slack/home.ts';
 import { NOTE_MODAL, PICKER_ACTIONS } from '../../cards/slack/operator.ts';
+import { THREAD_ACTIONS } from '../../cards/slack/thread.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import { ScriptedAgent } from '../support/harness.ts';
 import { CHANNEL, countingStore, DANA, SAM, SIGNING_SECRET, startSlackFixture, type SlackFixture } from './fixture.ts';
@@ -58,8 +60,8 @@ interface Target {
   responseUrl: string;
 }
 
-const CLICK_ACTIONS = [BRIEFING_ACTIONS.claim, BRIEFING_ACTIONS.takeOver, BRIEFING_ACTIONS.returnToAgent, BRIEFING_ACTIONS.close, `${BRIEFING_ACTIONS.optionPrefix}approve`, `${BRIEFING_ACTIONS.optionPrefix}nope`, PICKER_ACTIONS.return, PICKER_ACTIONS.close, HOME_ACTIONS.refresh];
-/** Actions that may change a conversation (the rest open a modal, answer privately or publish a view). */
+const CLICK_ACTIONS = [BRIEFING_ACTIONS.claim, BRIEFING_ACTIONS.takeOver, BRIEFING_ACTIONS.returnToAgent, BRIEFING_ACTIONS.close, `${BRIEFING_ACTIONS.optionPrefix}approve`, `${BRIEFING_ACTIONS.optionPrefix}nope`, PICKER_ACTIONS.return, PICKER_ACTIONS.close, HOME_ACTIONS.refresh, THREAD_ACTIONS.reveal];
+/** Actions that may change a conversation (the rest open a modal, answer privately or publish a view; Reveal writes only for masked values, which these conversations have none of). */
 const WRITING_ACTIONS = new Set<string>([BRIEFING_ACTIONS.claim, BRIEFING_ACTIONS.takeOver, `${BRIEFING_ACTIONS.optionPrefix}approve`, `${BRIEFING_ACTIONS.optionPrefix}nope`, PICKER_ACTIONS.return, PICKER_ACTIONS.close]);
 
 /** What one fuzzed request is: its body, how it is sent, and whether it may change anything. */
@@ -113,7 +115,8 @@ function inputs(t: Target, heldBy: (user: string) => boolean): fc.Arbitrary<Inpu
       const acts = !topLevel && ours(p) && !m.bot_id && (m.subtype === undefined || m.subtype === 'file_share') && typeof m.user === 'string' && m.user.length > 0;
       return { event, acts };
     });
-  const homeOpened = fc.record({ user, tab: fc.constantFrom('home', 'messages', undefined) }).map((e) => ({ event: { type: 'app_home_opened', channel: 'D0HOME', ...e }, acts: false }));
+  // Opening the Home tab records the viewer (live refreshes).
+  const homeOpened = fc.record({ user, tab: fc.constantFrom('home', 'messages', undefined) }).map((e) => ({ event: { type: 'app_home_opened', channel: 'D0HOME', ...e }, acts: e.tab !== 'messages' && e.user.length > 0 }));
   const otherEvent = fc.record({ type: fc.oneof(fc.constantFrom('reaction_added', 'member_joined_channel', 'app_mention', 'message'), fc.string()), user, channel: fc.constantFrom(CHANNEL, 'C0OTHER') }).map((event) => ({ event: event as Record<string, unknown>, acts: false }));
   const event = fc.tuple(fc.oneof({ weight: 5, arbitrary: message }, { weight: 2, arbitrary: homeOpened }, otherEvent), fc.nat()).map(([{ event: e, acts }, n]) => ({
     value: { token: 'unused', team_id: 'T0EMULATED', api_app_id: 'AEMULATED', type: 'event_callback', event_id: `EvFUZZ${n}`, event_time: 1, event: e } as Record<string, unknown>,
@@ -133,7 +136,10 @@ function inputs(t: Target, heldBy: (user: string) => boolean): fc.Arbitrary<Inpu
     })
     .map((c) => {
       const id = typeof c.value === 'string' ? c.value.split('|')[0] : undefined;
-      const acts = WRITING_ACTIONS.has(c.actionId) && id !== undefined && t.conversationIds.includes(id) && typeof c.user === 'string' && c.user.length > 0 && c.place.channel !== '';
+      const acts =
+        (WRITING_ACTIONS.has(c.actionId) && id !== undefined && t.conversationIds.includes(id) && typeof c.user === 'string' && c.user.length > 0 && c.place.channel !== '') ||
+        // Refresh records the viewer.
+        (c.actionId === HOME_ACTIONS.refresh && c.user.length > 0);
       const payload: Record<string, unknown> = {
         type: 'block_actions',
         user: { id: c.user, username: 'someone', name: 'someone', team_id: 'T0EMULATED' },
@@ -187,10 +193,11 @@ function inputs(t: Target, heldBy: (user: string) => boolean): fc.Arbitrary<Inpu
     kind: 'interaction' as const,
   }));
 
-  // Slash commands: `/return` and `/close-ticket` act when they name a ticket of ours or the user holds one.
+  // Slash commands: `/return` and `/close-ticket` act when they name a ticket of ours or the user holds
+  // one; `/route` never does here (one agent runs).
   const command = fc
     .record({
-      command: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(COMMANDS.return, COMMANDS.close) }, fc.constantFrom('/nope', '/claim'), fc.string({ maxLength: 10 })),
+      command: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(COMMANDS.return, COMMANDS.close) }, fc.constantFrom('/nope', '/claim', COMMANDS.route), fc.string({ maxLength: 10 })),
       text: fc.oneof(fc.constantFrom(...t.tickets).chain((ticket) => fc.constantFrom(ticket, `${ticket} all sorted`, `${ticket.toLowerCase()}: note`)), fc.constantFrom('HB-9999 nope', 'please', ''), text),
       user,
       responseUrl,

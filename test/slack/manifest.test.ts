@@ -17,6 +17,13 @@ describe('the Slack app manifest', () => {
     expect(BRIEFING_ACTIONS.claim).toBe('briefing_claim');
   });
 
+  it('declares /route with the usage the adapter parses', () => {
+    const route = manifest.features.slash_commands.find((c: any) => c.command === COMMANDS.route);
+    expect(route).toBeDefined();
+    expect(route.usage_hint).toContain('--pin');
+    expect(route.should_escape).toBe(false);
+  });
+
   it('subscribes to channel messages and enables interactivity and Socket Mode', () => {
     expect(manifest.settings.event_subscriptions.bot_events).toEqual(expect.arrayContaining(['message.channels', 'message.groups', 'app_home_opened']));
     expect(manifest.features.app_home.home_tab_enabled).toBe(true);
