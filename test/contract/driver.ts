@@ -16,7 +16,11 @@ export interface ContractOperator {
 
 export interface WorkspaceDriver {
   readonly name: 'slack' | 'teams' | 'console';
-  /** Boots emulator + bridge (with `agent`) + adapter. `customer` records what the customer saw. */
+  /**
+   * Boots emulator + bridge (with `agent`) + adapter, wired as src/app.ts wires it: the adapter gets
+   * `redactedPort(bridge, bridge.redactor)`, so it reads conversations only as redacted copies.
+   * `customer` records what the customer saw.
+   */
   start(agent: Agent): Promise<{ bridge: Bridge; customer: MemoryChannel }>;
   stop(): Promise<void>;
   /** Texts of every message the adapter posted into the conversation's thread (root excluded), in order. */
@@ -33,6 +37,17 @@ export interface WorkspaceDriver {
   replyInThread(conversationId: string, operator: ContractOperator, text: string): Promise<void>;
   /** Hand the conversation back with a note, the platform's usual way (Slack `/return`, Teams `return` command, the console's Return dialog). */
   returnWithNote(conversationId: string, operator: ContractOperator, note: string): Promise<void>;
+  /**
+   * Reveal the masked values of one mirrored message as `operator`, the platform's way: the Reveal
+   * button on that message in the thread (Slack block action, Teams Action.Submit, the console's
+   * Reveal action). The original comes back privately (see `privateTexts`), never into the thread.
+   */
+  clickReveal(conversationId: string, operator: ContractOperator, messageId: string): Promise<void>;
+  /**
+   * Pick the agent that answers, the platform's way: Slack `/route <agent> [--pin] [note]` in the
+   * thread's channel, Teams `route <agent> [--pin] [note]` typed in the thread, the console's Route action.
+   */
+  routeToAgent(conversationId: string, operator: ContractOperator, agent: string, options?: { note?: string; pin?: boolean }): Promise<void>;
   /** Texts told privately to an operator (ephemeral / targeted messages). */
   privateTexts(operator: ContractOperator): Promise<string[]>;
   /** Resolves when the adapter has nothing queued for the platform. */
