@@ -13,7 +13,7 @@
  * the thread or channel and adopts what it finds. If it cannot look, it throws and the worker tries
  * again later: it never posts blindly after an uncertain outcome.
  */
-import type { webApi } from '@slack/bolt';
+import type { SlackCaller } from './web-api.ts';
 import { RetryLaterError } from '../../src/delivery/outcome.ts';
 import type { Logger } from '../../src/log.ts';
 import type { DeliveryAttempt } from '../../src/ports.ts';
@@ -128,7 +128,7 @@ export class SlackApi {
   private readonly knownAbsent = new Map<string, { work: string; count: number }>();
 
   constructor(
-    private readonly client: webApi.WebClient,
+    private readonly client: SlackCaller,
     private readonly logger: Logger,
   ) {}
 

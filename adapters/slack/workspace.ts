@@ -40,6 +40,7 @@ import { LiveHome, type LiveHomeOptions } from './home-live.ts';
 import { registerListeners, ReplyNotRecordedError } from './listeners.ts';
 import { SLACK_OPERATOR_PREFIX, SlackOperators, slackUserId } from './operators.ts';
 import { commitBeforeAck, SlackHttpReceiver } from './receiver.ts';
+import { SlackWebApiClient } from './web-api.ts';
 
 export interface SlackWorkspaceOptions {
   bridge: BridgePort;
@@ -71,6 +72,7 @@ export class SlackWorkspace implements Workspace, Service {
   readonly mode: 'http' | 'socket';
   private readonly client: webApi.WebClient;
   private readonly api: SlackApi;
+  private readonly caller: SlackWebApiClient;
   private readonly receiver?: SlackHttpReceiver;
   private readonly files?: SlackFiles;
   private readonly liveHome?: LiveHome;
@@ -113,7 +115,9 @@ export class SlackWorkspace implements Workspace, Service {
     });
     this.client = this.app.client;
     const kv = bridge.store.kv('slack');
-    this.api = new SlackApi(this.client, this.logger);
+    // The adapter's own calls go through a lean client; Bolt keeps its WebClient for listeners.
+    this.caller = new SlackWebApiClient({ token: config.botToken, apiUrl: slackApiUrl, timeoutMs: 15_000 });
+    this.api = new SlackApi(this.caller, this.logger);
     this.directory = new SlackDirectory(kv);
     this.operators = new SlackOperators((user) => this.api.call('users.info', { user }), kv, this.logger);
     if (options.publicUrl) {
@@ -192,6 +196,7 @@ export class SlackWorkspace implements Workspace, Service {
     await this.liveHome?.stop();
     if (this.started) await this.app.stop().catch((err: unknown) => this.logger.warn({ err }, 'slack receiver did not stop cleanly'));
     this.started = false;
+    this.caller.close();
   }
 
   /** Resolves when no Slack request is being handled (HTTP mode). */
