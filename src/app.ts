@@ -84,6 +84,7 @@ export async function startBridge(
       maxMessageChars: config.MAX_MESSAGE_CHARS,
       agentTimeoutMs: config.AGENT_TIMEOUT_MS,
       delivery: { leaseMs: config.DELIVERY_LEASE_MS, concurrency: config.DELIVERY_CONCURRENCY },
+      conversationCacheSize: config.CONVERSATION_CACHE_SIZE,
       ...(webhooks ? { webhooks } : {}),
       metrics,
     });

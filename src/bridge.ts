@@ -26,6 +26,7 @@ import type { Actor, Attachment, Conversation, Customer, Message, MessageSource,
 import { agentMaySpeak, type OwnershipCommand } from './ownership.ts';
 import { DEFAULT_POLICY, routeQueue, type Policy } from './policy.ts';
 import type { BridgePort, CustomerChannel, Workspace } from './ports.ts';
+import { CachedStore } from './store/cached.ts';
 import type { Store, WorkItem } from './store/store.ts';
 import { evaluateCustomerTriggers } from './triggers.ts';
 
@@ -49,6 +50,8 @@ export interface BridgeOptions {
   metrics?: BridgeMetrics;
   /** Signed webhooks (`WEBHOOK_URL`, `WEBHOOK_SECRET`); absent: none. */
   webhooks?: WebhookConfig;
+  /** Conversations kept in this instance's version-checked cache (src/store/cached.ts); 0 turns it off. */
+  conversationCacheSize?: number;
   /** Delivery workers' settings (tests shorten leases and backoff). */
   delivery?: { leaseMs?: number; pollMs?: number; concurrency?: number; backoff?: { initialMs: number; maxMs: number; factor: number; jitter: number }; stuckAfter?: number };
 }
@@ -106,7 +109,7 @@ export class Bridge implements BridgePort {
   private started = false;
 
   constructor(options: BridgeOptions) {
-    this.store = options.store;
+    this.store = CachedStore.wrap(options.store, options.conversationCacheSize);
     this.agent = options.agent;
     this.policy = options.policy ?? DEFAULT_POLICY;
     this.logger = options.logger ?? silentLogger();
@@ -433,11 +436,28 @@ export class Bridge implements BridgePort {
     return revealMessage({ committer: this.committer, rules: this.rules, redactor: this.redactor, now: this.now, seen: (key) => this.store.inboundSeen(key) }, input);
   }
 
+  /** The configured agents (several agents configured), for an operator's pick; empty with one agent. */
+  agentNames(): readonly string[] {
+    return this.agentDirectory()?.names ?? [];
+  }
+
+  private agentDirectory(): { names: readonly string[]; defaultAgent: string } | undefined {
+    return (this.agent as { agents?: { names: readonly string[]; defaultAgent: string } }).agents;
+  }
+
   /** An operator picks the agent that answers (several agents configured). */
-  route(input: RouteInput): Promise<Conversation> {
-    const agents = (this.agent as { agents?: { names: readonly string[]; defaultAgent: string } }).agents;
+  async route(input: RouteInput): Promise<Conversation> {
+    const agents = this.agentDirectory();
     if (!agents) throw new BridgeError('single_agent', 'One agent runs here: there is no other agent to route to.');
-    return routeConversation({ committer: this.committer, rules: this.rules, agents, now: this.now }, input);
+    const key = input.idempotencyKey ? `command:${input.idempotencyKey}` : undefined;
+    // The same request again (a platform retry): the pick stands, as for every other command.
+    if (key && (await this.store.inboundSeen(key)) === input.conversationId) return this.committer.require(input.conversationId);
+    try {
+      return await routeConversation({ committer: this.committer, rules: this.rules, agents, now: this.now }, input);
+    } catch (err) {
+      if ((err as BridgeError).code === 'duplicate_inbound') return this.committer.require(input.conversationId);
+      throw err;
+    }
   }
 
   digest(date: string): Promise<Digest> {

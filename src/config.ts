@@ -22,6 +22,7 @@ const CoreConfigSchema = z.object({
   PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional().describe('the absolute http(s) URL the bridge is reached at, e.g. https://support.example.com'),
   DELIVERY_LEASE_MS: z.coerce.number().int().min(1000).default(30_000).describe('milliseconds, at least 1000: how long a crashed instance holds its work before another instance takes it over'),
   DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32).describe('a whole number from 1 to 1000: conversations each destination works on at once'),
+  CONVERSATION_CACHE_SIZE: z.coerce.number().int().min(0).max(1_000_000).default(1000).describe('a whole number from 0 to 1000000: conversations each instance keeps in its version-checked cache (0: none)'),
   DIGEST_AT: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/).default('17:30').describe('a time of day as HH:MM (in the support hours time zone, else UTC)'),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(25_000).describe('milliseconds to finish in-flight work on SIGTERM'),
 });

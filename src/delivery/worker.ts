@@ -121,15 +121,18 @@ export class DeliveryWorker {
   /** Does the conversation's due work in order until it is done, fails, or the lease is lost. */
   private async drain(lease: Lease, controller: AbortController): Promise<void> {
     try {
+      // The lease came with its first batch; later batches are read after each one is done.
+      let prefetched = lease.pending;
       for (;;) {
         if (controller.signal.aborted) return;
-        const { cursor, items } = await this.store.work.pending(this.name, lease.conversationId, 50);
+        const { cursor, items } = prefetched ?? (await this.store.work.pending(this.name, lease.conversationId, 50));
+        prefetched = undefined;
         if (items.length === 0 || !this.running) {
           // Nothing addressed to us (or stopping): give the lease back, due now if work remains.
           if (await this.store.work.finish(lease, undefined, this.running ? undefined : Date.now())) return;
           continue;
         }
-        let conversation = await this.store.getConversation(lease.conversationId);
+        let conversation = await this.store.getConversation(lease.conversationId, { atLeast: neededVersion(items) });
         if (!conversation) {
           this.logger.error({ conversationId: lease.conversationId }, 'work for a conversation that does not exist; skipping it');
           await this.store.work.advance(lease, items.at(-1)!.seq);
@@ -156,7 +159,7 @@ export class DeliveryWorker {
           if (outcome === 'committed') {
             // The destination moved the cursor itself and changed the conversation: later items see the new state.
             unwritten = undefined;
-            conversation = (await this.store.getConversation(lease.conversationId)) ?? conversation;
+            conversation = (await this.store.getConversation(lease.conversationId, { atLeast: conversation.version + 1 })) ?? conversation;
           } else if (records) {
             // The next item's attempt record replaces this one's: mark this done first.
             if (i < items.length - 1) await this.store.work.advance(lease, item.seq);
@@ -201,6 +204,16 @@ export class DeliveryWorker {
       return { retryAt: Date.now() + retryInMs };
     }
   }
+}
+
+/** The version a batch needs: its newest item's (unknown for items written before items carried one). */
+function neededVersion(items: WorkItem[]): number | undefined {
+  let needed = 0;
+  for (const item of items) {
+    if (!item.version) return undefined;
+    needed = Math.max(needed, item.version);
+  }
+  return needed;
 }
 
 function describeError(err: unknown): string {

@@ -68,6 +68,7 @@ export class AgentTurns implements Destination {
     // Several unanswered messages get one answer, to the latest.
     if (context.later.some((later) => later.payload.kind === 'turn')) return;
     const { store, mayAgentSpeak } = this.options;
+    // Checked against the store (the cache makes it cheap): a claim committed since the batch was read must stop the turn now.
     const snapshot = (await store.getConversation(context.conversation.id)) ?? context.conversation;
     if (!mayAgentSpeak(snapshot, snapshot.ownershipVersion)) return; // nobody may answer as the agent now
     const startedAt = snapshot.ownershipVersion;

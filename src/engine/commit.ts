@@ -76,8 +76,12 @@ export class Committer {
   async change<T>(conversationId: string, change: (c: Conversation, sink: ChangeSink) => T, options: ChangeOptions = {}): Promise<{ conversation: Conversation; result: T }> {
     return this.local.withLock(conversationId, async () => {
       for (let attempt = 1; ; attempt++) {
-        const before = options.fresh && attempt === 1 ? options.fresh : await this.require(conversationId);
-        const c = structuredClone(before);
+        // The store hands out a copy per read, so the change edits it in place. `before` keeps what
+        // the change may replace or append to (messages are frozen and never edited in place).
+        // A first try may start from this instance's cached copy; after a conflict, from the store.
+        const c = options.fresh && attempt === 1 ? structuredClone(options.fresh) : await this.require(conversationId, attempt === 1 ? { atLeast: 1 } : undefined);
+        const before: Conversation = { ...c, history: c.history.slice(), messages: c.messages.slice() };
+        const timerBefore = Rules.nextTimer(c);
         const sink: ChangeSink = { effects: [], indexes: [] };
         const result = change(c, sink);
         c.updatedAt = this.now().toISOString();
@@ -92,7 +96,7 @@ export class Committer {
           ...(options.inbound ? { inbound: options.inbound } : {}),
           ...(options.cursor ? { cursor: options.cursor } : {}),
           // The timers' schedule follows the conversation's earliest timer (always rewritten when timers fired).
-          ...(options.reschedule || nextTimer !== Rules.nextTimer(before) ? { schedule: { destination: TIMERS, at: nextTimer } } : {}),
+          ...(options.reschedule || nextTimer !== timerBefore ? { schedule: { destination: TIMERS, at: nextTimer } } : {}),
         };
         try {
           c.version = await this.store.commit(commit);
@@ -112,8 +116,8 @@ export class Committer {
     });
   }
 
-  async require(conversationId: string): Promise<Conversation> {
-    const c = await this.store.getConversation(conversationId);
+  async require(conversationId: string, options?: { atLeast?: number }): Promise<Conversation> {
+    const c = await this.store.getConversation(conversationId, options);
     if (!c) throw new ConversationNotFoundError(conversationId);
     return c;
   }

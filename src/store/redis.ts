@@ -63,6 +63,26 @@ local function writeCursor(key, id, done, attempt)
   redis.call('HSET', key, id, json)
   return json
 end
+-- The cursor JSON (or '') and up to limit items after it addressed to dest.
+local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit)
+  local raw = redis.call('HGET', cursorKey, id)
+  local done = readCursor(cursorKey, id)
+  local last = tonumber(redis.call('HGET', lastKey, id) or '0')
+  local out = {}
+  local i = done
+  while #out < limit and i < last do
+    local chunk = redis.call('LRANGE', logKey, i, math.min(i + 100, last) - 1)
+    if #chunk == 0 then break end
+    for _, e in ipairs(chunk) do
+      for _, d in ipairs(cjson.decode(e).to) do
+        if d == dest then out[#out + 1] = e break end
+      end
+      if #out >= limit then break end
+    end
+    i = i + #chunk
+  end
+  return { raw or '', out }
+end
 local function advanceCursor(key, id, seq)
   local done, attempt = readCursor(key, id)
   if seq > done then done = seq end
@@ -105,7 +125,7 @@ local logKey = p .. 'log:' .. a.id
 local seq = redis.call('LLEN', logKey)
 for _, w in ipairs(a.work) do
   seq = seq + 1
-  redis.call('RPUSH', logKey, '{"seq":' .. int(seq) .. ',"at":' .. int(now) .. ',' .. string.sub(w.body, 2))
+  redis.call('RPUSH', logKey, '{"seq":' .. int(seq) .. ',"at":' .. int(now) .. ',"version":' .. int(version) .. ',' .. string.sub(w.body, 2))
   for _, d in ipairs(w.to) do
     redis.call('ZADD', p .. 'due:' .. d, 'NX', int(now), a.id)
     redis.call('HSET', p .. 'last:' .. d, a.id, int(seq))
@@ -150,7 +170,18 @@ if not h[1] then return false end
 return { h[1], h[2], redis.call('LRANGE', KEYS[2], 0, -1) }
 `;
 
-/** KEYS: due, lease. ARGV: leaseMs, limit, token base. Returns { id, token, id, token, ... }. */
+/** KEYS: conv, msgs. ARGV: known version, known message count. Returns false, 'unchanged', or { header, version, { message json after the known ones... } }. */
+const READ_SINCE = `
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then return false end
+if version == ARGV[1] then return 'unchanged' end
+return { redis.call('HGET', KEYS[1], 'header'), version, redis.call('LRANGE', KEYS[2], tonumber(ARGV[2]), -1) }
+`;
+
+/**
+ * KEYS: due, lease, cursor, last. ARGV: leaseMs, limit, token base, key prefix, destination, items.
+ * Returns { id, token, { cursor json, { item json... } }, id, token, ... }.
+ */
 const LEASE = `
 local now = clock()
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', int(now), 'LIMIT', 0, tonumber(ARGV[2]))
@@ -161,6 +192,7 @@ for i, id in ipairs(ids) do
   redis.call('HSET', KEYS[2], id, token)
   out[#out + 1] = id
   out[#out + 1] = token
+  out[#out + 1] = pendingFor(KEYS[3], KEYS[4], ARGV[4] .. 'log:' .. id, id, ARGV[5], tonumber(ARGV[6]))
 end
 return out
 `;
@@ -174,24 +206,7 @@ return 1
 
 /** KEYS: cursor, last, log. ARGV: id, destination, limit. Returns { cursor json or '', { item json... } }. */
 const PENDING = `
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-local done = readCursor(KEYS[1], ARGV[1])
-local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-local limit = tonumber(ARGV[3])
-local out = {}
-local i = done
-while #out < limit and i < last do
-  local chunk = redis.call('LRANGE', KEYS[3], i, math.min(i + 100, last) - 1)
-  if #chunk == 0 then break end
-  for _, e in ipairs(chunk) do
-    for _, d in ipairs(cjson.decode(e).to) do
-      if d == ARGV[2] then out[#out + 1] = e break end
-    end
-    if #out >= limit then break end
-  end
-  i = i + #chunk
-end
-return { raw or '', out }
+return pendingFor(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 `;
 
 /** KEYS: lease, cursor. ARGV: id, token, seq. Returns the cursor JSON, or false if the lease was lost. */
@@ -293,6 +308,7 @@ class Script {
 const SCRIPTS = {
   commit: new Script(COMMIT),
   read: new Script(READ),
+  readSince: new Script(READ_SINCE),
   lease: new Script(LEASE),
   renew: new Script(RENEW),
   pending: new Script(PENDING),
@@ -338,6 +354,16 @@ export class RedisStore implements Store {
     if (!reply) return undefined;
     const [header, version, messages] = reply;
     return { ...(JSON.parse(header) as Omit<Conversation, 'messages' | 'version'>), version: Number(version), messages: messages.map((m) => JSON.parse(m) as Message) };
+  }
+
+  async getConversationSince(id: string, version: number, messageCount: number): Promise<Conversation | 'unchanged' | undefined> {
+    const reply = (await guard(`read conversation ${id}`, () =>
+      SCRIPTS.readSince.run(this.client, [`${this.p}conv:${id}`, `${this.p}msgs:${id}`], [String(version), String(messageCount)]),
+    )) as [string, string, string[]] | 'unchanged' | null;
+    if (!reply) return undefined;
+    if (reply === 'unchanged') return 'unchanged';
+    const [header, stored, messages] = reply;
+    return { ...(JSON.parse(header) as Omit<Conversation, 'messages' | 'version'>), version: Number(stored), messages: messages.map((m) => JSON.parse(m) as Message) };
   }
 
   async commit(commit: Commit): Promise<number> {
@@ -462,14 +488,17 @@ class RedisWorkQueue implements WorkQueue {
     };
   }
 
-  async lease(destination: string, options: { limit: number; leaseMs: number }): Promise<Lease[]> {
+  async lease(destination: string, options: { limit: number; leaseMs: number; items?: number }): Promise<Lease[]> {
     const k = this.keys(destination);
     const base = randomBytes(12).toString('hex');
     const reply = (await guard(`lease ${destination} work`, () =>
-      SCRIPTS.lease.run(this.client, [k.due, k.lease], [String(ttl(options.leaseMs)), String(Math.max(0, Math.floor(options.limit))), base]),
-    )) as string[];
+      SCRIPTS.lease.run(this.client, [k.due, k.lease, k.cursor, k.last], [String(ttl(options.leaseMs)), String(Math.max(0, Math.floor(options.limit))), base, this.p, destination, String(Math.max(1, Math.floor(options.items ?? 50)))]),
+    )) as Array<string | [string, string[]]>;
     const leases: Lease[] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) leases.push({ destination, conversationId: String(reply[i]), token: String(reply[i + 1]) });
+    for (let i = 0; i + 2 < reply.length; i += 3) {
+      const [cursor, items] = reply[i + 2] as [string, string[]];
+      leases.push({ destination, conversationId: String(reply[i]), token: String(reply[i + 1]), pending: { cursor: parseCursor(cursor), items: items.map(parseItem) } });
+    }
     return leases;
   }
 
@@ -487,7 +516,7 @@ class RedisWorkQueue implements WorkQueue {
       SCRIPTS.pending.run(this.client, [k.cursor, k.last, `${this.p}log:${conversationId}`], [conversationId, destination, String(Math.max(0, Math.floor(limit)))]),
     )) as [string, string[]];
     const [cursor, items] = reply;
-    return { cursor: parseCursor(cursor), items: items.map((e) => JSON.parse(e) as WorkItem) };
+    return { cursor: parseCursor(cursor), items: items.map(parseItem) };
   }
 
   async begin(lease: Lease, seq: number): Promise<Cursor> {
@@ -580,6 +609,12 @@ async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw new StoreUnavailableError(`Store (redis) unavailable: could not ${what}: ${(err as Error)?.message ?? String(err)}`, err);
   }
+}
+
+function parseItem(raw: string): WorkItem {
+  const item = JSON.parse(raw) as WorkItem;
+  item.version ??= 0; // written before items carried it
+  return item;
 }
 
 function parseCursor(raw: string): Cursor {

@@ -43,6 +43,8 @@ export interface WorkItem {
   payload: WorkPayload;
   /** When the commit that created it happened (epoch ms). */
   at: number;
+  /** The conversation's version after that commit: a worker reads at least this version. */
+  version: number;
 }
 
 /** A change to one index, written in the same commit. */
@@ -61,7 +63,7 @@ export interface Commit {
   /** Messages this change appended (the tail of `conversation.messages`); earlier messages never change. */
   appended: Message[];
   /** New work, in order; each destination named becomes due now (unless it already is, or is leased). */
-  work?: Array<Omit<WorkItem, 'seq' | 'at'>>;
+  work?: Array<Omit<WorkItem, 'seq' | 'at' | 'version'>>;
   indexes?: IndexWrite[];
   /** Inbound idempotency: the commit fails with `DuplicateInboundError` if this key was already committed. */
   inbound?: { key: string; ttlMs: number };
@@ -80,6 +82,11 @@ export interface Lease {
   destination: string;
   conversationId: string;
   token: string;
+  /**
+   * Set by `lease`: the cursor and the first items after it addressed to this destination, read in
+   * the same step as the lease (so a worker needs no `pending` call for its first batch).
+   */
+  pending?: { cursor: Cursor; items: WorkItem[] };
 }
 
 /** How far a destination got in one conversation's work log. */
@@ -102,9 +109,10 @@ export interface ChangeNotice {
 export interface WorkQueue {
   /**
    * Leases up to `limit` conversations whose work for `destination` is due now. A leased
-   * conversation is not handed out again until `leaseMs` passes or the lease is released.
+   * conversation is not handed out again until `leaseMs` passes or the lease is released. Each
+   * lease comes with `pending` (its cursor and up to `items` items after it, default 50).
    */
-  lease(destination: string, options: { limit: number; leaseMs: number }): Promise<Lease[]>;
+  lease(destination: string, options: { limit: number; leaseMs: number; items?: number }): Promise<Lease[]>;
   /** Extends a lease; false if it was lost (expired and taken by another worker). */
   renew(lease: Lease, leaseMs: number): Promise<boolean>;
   /** The destination's cursor and the items after it that are addressed to it, oldest first. */
@@ -135,8 +143,19 @@ export interface WorkQueue {
 export interface Store {
   /** `sqlite` or `redis`. */
   readonly backend: string;
-  /** The conversation with its full transcript, or undefined. */
-  getConversation(id: string): Promise<Conversation | undefined>;
+  /**
+   * The conversation with its full transcript, or undefined. `atLeast`: the caller needs no newer
+   * version than this (a work item's, or any for a compare-and-set commit that retries on
+   * conflict), so a per-instance cache may answer without asking the store.
+   */
+  getConversation(id: string, options?: { atLeast?: number }): Promise<Conversation | undefined>;
+  /**
+   * A cheap re-read for a caller that holds `version` with its first `messageCount` messages:
+   * 'unchanged' when the stored version is still `version`, undefined when the conversation is
+   * gone, else the conversation whose `messages` are only those after the first `messageCount`
+   * (messages are append-only, so the caller's are still right).
+   */
+  getConversationSince(id: string, version: number, messageCount: number): Promise<Conversation | 'unchanged' | undefined>;
   /**
    * Writes one change atomically. Throws `VersionConflictError` when the stored version is not
    * `expectedVersion` (nothing written), `DuplicateInboundError` when `inbound.key` was seen

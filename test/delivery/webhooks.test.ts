@@ -308,7 +308,7 @@ describe('webhook signing and configuration', () => {
     const conversation = conversationFixture({
       messages: [{ id: 'msg_1', at: '2025-01-01T00:00:00.000Z', author: { role: 'customer' }, text: 'member M-123456, card 4242424242424242', visibility: 'public' }],
     });
-    const event = toWebhookEvent({ seq: 7, to: [WEBHOOKS], payload: { kind: 'mirror', messageId: 'msg_1' }, at: 0 }, conversation, redactor);
+    const event = toWebhookEvent({ seq: 7, to: [WEBHOOKS], payload: { kind: 'mirror', messageId: 'msg_1' }, at: 0, version: 1 }, conversation, redactor);
     expect(event).toMatchObject({ type: 'message.created', id: 'conv_test:7', ticket: 'HB-1042', conversation_id: 'conv_test', data: { message: { text: 'member [member ••••], card [card •••• 4242]' } } });
     expect(conversation.messages[0]!.text).toBe('member M-123456, card 4242424242424242');
   });
@@ -316,7 +316,7 @@ describe('webhook signing and configuration', () => {
   it('an agent-to-agent handoff entry becomes handoff.agent', () => {
     const change = { from: 'agent' as const, to: 'agent' as const, reason: 'agent_handoff', by: { kind: 'agent' as const }, at: '2025-01-01T00:00:00.000Z', note: 'billing question', agent_handoff: { from: 'triage', to: 'billing' } };
     const conversation = conversationFixture({ history: [change] });
-    expect(toWebhookEvent({ seq: 3, to: [WEBHOOKS], payload: { kind: 'ownership', change }, at: 0 }, conversation, new Redactor())).toEqual({
+    expect(toWebhookEvent({ seq: 3, to: [WEBHOOKS], payload: { kind: 'ownership', change }, at: 0, version: 1 }, conversation, new Redactor())).toEqual({
       type: 'handoff.agent',
       id: 'conv_test:3',
       ticket: 'HB-1042',

@@ -1,0 +1,162 @@
+/**
+ * A per-instance cache of conversations in front of a store, checked by version on every read.
+ *
+ * A read asks the store only "still version v?" and, when not, fetches just the messages after the
+ * ones held (messages are append-only). So an exchange, which reads its conversation several
+ * times (commit, agent turn, each destination), parses the transcript once instead of each time.
+ * Commits made here refresh the entry at once.
+ *
+ * A caller that says which version it needs (`atLeast`) is answered from the cache without asking
+ * the store when the entry is that new: a worker needs its items' version; a compare-and-set
+ * commit needs any version, because a stale read only costs it a conflict and a fresh re-read.
+ * Every other read is checked against the store, so several instances stay exactly as correct as
+ * without the cache.
+ *
+ * Cached messages are frozen: they are shared by every copy handed out (each caller gets its own
+ * header), so code that tried to change a message in place would fail loudly, not corrupt others.
+ */
+import type { Conversation, Message } from '../model.ts';
+import type { ChangeNotice, Commit, KeyValue, Store, WorkQueue } from './store.ts';
+
+/** Conversations kept per instance (least recently used are dropped first). */
+export const DEFAULT_CACHE_SIZE = 1_000;
+
+type Header = Omit<Conversation, 'messages'>;
+
+interface Entry {
+  version: number;
+  /** The header as JSON: each copy handed out is parsed from it (cheaper than a structured clone). */
+  header: string;
+  messages: readonly Message[];
+}
+
+export class CachedStore implements Store {
+  private readonly entries = new Map<string, Entry>();
+  readonly backend: string;
+  readonly work: WorkQueue;
+
+  constructor(
+    readonly inner: Store,
+    private readonly maxEntries = DEFAULT_CACHE_SIZE,
+  ) {
+    this.backend = inner.backend;
+    this.work = inner.work;
+  }
+
+  /** `inner` behind a cache of `maxEntries` conversations, or `inner` itself when that is 0. */
+  static wrap(inner: Store, maxEntries = DEFAULT_CACHE_SIZE): Store {
+    return maxEntries > 0 ? new CachedStore(inner, maxEntries) : inner;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async getConversation(id: string, options?: { atLeast?: number }): Promise<Conversation | undefined> {
+    const held = this.entries.get(id);
+    if (held && options?.atLeast !== undefined && options.atLeast > 0 && held.version >= options.atLeast) return this.copy(held);
+    if (!held) {
+      const read = await this.inner.getConversation(id);
+      return read && this.copy(this.remember(id, read, [], read.messages));
+    }
+    const read = await this.inner.getConversationSince(id, held.version, held.messages.length);
+    if (read === undefined) {
+      this.entries.delete(id);
+      return undefined;
+    }
+    if (read === 'unchanged') {
+      // Most recently used goes last.
+      this.entries.delete(id);
+      this.entries.set(id, held);
+      return this.copy(held);
+    }
+    return this.copy(this.remember(id, read, held.messages, read.messages));
+  }
+
+  async commit(commit: Commit): Promise<number> {
+    const version = await this.inner.commit(commit);
+    const id = commit.conversation.id;
+    const held = this.entries.get(id);
+    // The entry follows the commit only when it was the version this commit replaced.
+    const base = held && held.version === commit.expectedVersion ? held.messages : commit.expectedVersion === 0 ? [] : undefined;
+    if (base && base.length + commit.appended.length === commit.conversation.messages.length) {
+      this.remember(id, { ...commit.conversation, version }, base, commit.appended);
+    } else {
+      this.entries.delete(id);
+    }
+    return version;
+  }
+
+  getConversationSince(id: string, version: number, messageCount: number): Promise<Conversation | 'unchanged' | undefined> {
+    return this.inner.getConversationSince(id, version, messageCount);
+  }
+
+  indexValue(key: string): Promise<string | undefined> {
+    return this.inner.indexValue(key);
+  }
+
+  indexMembers(key: string): Promise<string[]> {
+    return this.inner.indexMembers(key);
+  }
+
+  inboundSeen(key: string): Promise<string | undefined> {
+    return this.inner.inboundSeen(key);
+  }
+
+  onChange(listener: (notice: ChangeNotice) => void): () => void {
+    return this.inner.onChange(listener);
+  }
+
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.inner.withLock(key, fn);
+  }
+
+  once(key: string, ttlMs?: number): Promise<boolean> {
+    return this.inner.once(key, ttlMs);
+  }
+
+  forget(key: string): Promise<void> {
+    return this.inner.forget(key);
+  }
+
+  increment(counter: string): Promise<number> {
+    return this.inner.increment(counter);
+  }
+
+  kv(namespace: string): KeyValue {
+    return this.inner.kv(namespace);
+  }
+
+  close(): Promise<void> {
+    this.entries.clear();
+    return this.inner.close();
+  }
+
+  /** Drops one conversation (or all) from the cache: the next read fetches it whole. */
+  evict(id?: string): void {
+    if (id === undefined) this.entries.clear();
+    else this.entries.delete(id);
+  }
+
+  private remember(id: string, read: Conversation, held: readonly Message[], added: readonly Message[]): Entry {
+    const { messages: _messages, ...header } = read;
+    const entry: Entry = { version: read.version, header: JSON.stringify(header), messages: added.length === 0 ? held : [...held, ...added.map(freeze)] };
+    this.entries.delete(id);
+    this.entries.set(id, entry);
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    return entry;
+  }
+
+  /** The caller's own header and message list; the messages themselves are shared and frozen. */
+  private copy(entry: Entry): Conversation {
+    return { ...(JSON.parse(entry.header) as Header), messages: entry.messages.slice() };
+  }
+}
+
+function freeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) freeze(v);
+  }
+  return value;
+}
