@@ -97,10 +97,22 @@ export function complianceWords(text: string, words: readonly string[]): string[
 /** The phrases that occur in normalized text as whole words; a phrase that normalizes to nothing never matches. */
 function containsWords(normalizedText: string, phrases: readonly string[]): string[] {
   const n = ` ${unhyphen(normalizedText)} `;
-  return phrases.filter((w) => {
-    const nw = unhyphen(normalize(w));
-    return nw.length > 0 && new RegExp(`(^|[^\\p{L}\\p{N}])${escapeRegExp(nw)}([^\\p{L}\\p{N}]|$)`, 'u').test(n);
-  });
+  return phrasePatterns(phrases).flatMap(({ phrase, pattern }) => (pattern?.test(n) ? [phrase] : []));
+}
+
+/** Each policy phrase compiled once per phrase list (the policy's lists live as long as the process). */
+const compiledPhrases = new WeakMap<readonly string[], Array<{ phrase: string; pattern: RegExp | undefined }>>();
+
+function phrasePatterns(phrases: readonly string[]): Array<{ phrase: string; pattern: RegExp | undefined }> {
+  let compiled = compiledPhrases.get(phrases);
+  if (!compiled) {
+    compiled = phrases.map((phrase) => {
+      const nw = unhyphen(normalize(phrase));
+      return { phrase, pattern: nw.length > 0 ? new RegExp(`(^|[^\\p{L}\\p{N}])${escapeRegExp(nw)}([^\\p{L}\\p{N}]|$)`, 'u') : undefined };
+    });
+    compiledPhrases.set(phrases, compiled);
+  }
+  return compiled;
 }
 
 function unhyphen(s: string): string {
@@ -113,12 +125,20 @@ const STOP_WORDS = new Set(
   ),
 );
 
-function contentWords(text: string): Set<string> {
+/** Recent texts' content words: each new message is compared with every earlier one, which is then not normalised again. */
+const contentWordsSeen = new Map<string, ReadonlySet<string>>();
+
+function contentWords(text: string): ReadonlySet<string> {
+  const seen = contentWordsSeen.get(text);
+  if (seen) return seen;
   // normalize() keeps "." "'" "-" for ids and amounts; at a word's edges they are punctuation ("refund." is "refund").
   const words = normalize(text)
     .split(' ')
     .map((w) => w.replace(/^[.'-]+|[.'-]+$/g, ''));
-  return new Set(words.filter((w) => w.length > 1 && !STOP_WORDS.has(w)));
+  const set = new Set(words.filter((w) => w.length > 1 && !STOP_WORDS.has(w)));
+  if (contentWordsSeen.size >= 2_000) contentWordsSeen.delete(contentWordsSeen.keys().next().value!);
+  if (text.length <= 2_000) contentWordsSeen.set(text, set);
+  return set;
 }
 
 /** Acknowledgements: saying "thanks" three times is not asking the same question three times. */
