@@ -28,6 +28,8 @@ export class LeaseLoop {
   private loop?: Promise<void>;
   private wakeUp?: () => void;
   private dirty = false;
+  /** The last look filled every free slot: more may be due, so a freed slot looks again. */
+  private saturated = false;
   private unsubscribe?: () => void;
   private idleWaiters: Array<() => void> = [];
 
@@ -59,6 +61,12 @@ export class LeaseLoop {
       await Promise.allSettled(active.map((a) => a.done));
     }
     for (const waiter of this.idleWaiters.splice(0)) waiter();
+  }
+
+  /** Look again at `at` (epoch ms): work given back with a retry time. */
+  dueAt(at: number): void {
+    if (!this.running) return;
+    setTimeout(() => this.wake(), Math.max(0, at - Date.now())).unref();
   }
 
   wake(): void {
@@ -94,6 +102,7 @@ export class LeaseLoop {
         if (free > 0) {
           const leases = await this.options.store.work.lease(this.options.destination, { limit: free, leaseMs: this.options.leaseMs });
           leased = leases.length;
+          this.saturated = leased > 0 && leased === free;
           for (const lease of leases) this.begin(lease);
         }
         if (leased === 0 && free > 0) {
@@ -141,7 +150,9 @@ export class LeaseLoop {
       .finally(() => {
         clearInterval(renew);
         this.active.delete(lease.conversationId);
-        this.wake(); // a slot is free
+        // A freed slot looks for more only when the last look may have left some; new work wakes
+        // the loop through the change feed, and a retry through `dueAt`.
+        if (this.saturated) this.wake();
       });
     this.active.set(lease.conversationId, { done, controller });
   }

@@ -154,6 +154,7 @@ export class DeliveryWorker {
             // Failed: keep what was done, remember the attempt (for the backoff), come back at retryAt.
             if (!records) await this.store.work.begin(lease, item.seq);
             await this.store.work.finish(lease, unwritten, outcome.retryAt);
+            this.loop.dueAt(outcome.retryAt);
             return;
           }
           if (outcome === 'committed') {
@@ -174,7 +175,9 @@ export class DeliveryWorker {
       if (err instanceof LeaseLostError) return;
       // The store failed between items: the lease expires and the work is picked up again.
       this.logger.warn({ conversationId: lease.conversationId, err: String(err) }, 'work interrupted by a store error; it will resume');
-      await this.store.work.release(lease, Date.now() + backoffDelay(1, this.backoff)).catch(() => {});
+      const retryAt = Date.now() + backoffDelay(1, this.backoff);
+      await this.store.work.release(lease, retryAt).catch(() => {});
+      this.loop.dueAt(retryAt);
     }
   }
 

@@ -47,6 +47,7 @@ export class AgentTurns implements Destination {
   constructor(private readonly options: AgentTurnsOptions) {
     // A claim committed on any instance stops a generation running here; so does a newer customer message.
     this.unsubscribe = options.store.onChange((notice) => {
+      this.rememberOwnership(notice.conversationId, notice.ownershipVersion);
       const turn = this.running.get(notice.conversationId);
       if (!turn) return;
       if (notice.ownershipVersion !== turn.startedAt) turn.controller.abort(ownershipChanged());
@@ -58,6 +59,16 @@ export class AgentTurns implements Destination {
     this.unsubscribe();
   }
 
+  /** The latest ownership version heard per conversation (bounded: only recent changes matter). */
+  private readonly ownershipSeen = new Map<string, number>();
+
+  private rememberOwnership(conversationId: string, ownershipVersion: number): void {
+    if ((this.ownershipSeen.get(conversationId) ?? -1) >= ownershipVersion) return;
+    this.ownershipSeen.delete(conversationId);
+    this.ownershipSeen.set(conversationId, ownershipVersion);
+    if (this.ownershipSeen.size > 10_000) this.ownershipSeen.delete(this.ownershipSeen.keys().next().value!);
+  }
+
   /** A turn commits its own cursor move with its answer; a repeat after a crash is simply the turn again. */
   recordsAttempts(): boolean {
     return false;
@@ -67,9 +78,9 @@ export class AgentTurns implements Destination {
     if (item.payload.kind !== 'turn') return;
     // Several unanswered messages get one answer, to the latest.
     if (context.later.some((later) => later.payload.kind === 'turn')) return;
-    const { store, mayAgentSpeak } = this.options;
-    // Checked against the store (the cache makes it cheap): a claim committed since the batch was read must stop the turn now.
-    const snapshot = (await store.getConversation(context.conversation.id)) ?? context.conversation;
+    const { mayAgentSpeak } = this.options;
+    // The batch's copy is at least as new as this item.
+    const snapshot = context.conversation;
     if (!mayAgentSpeak(snapshot, snapshot.ownershipVersion)) return; // nobody may answer as the agent now
     const startedAt = snapshot.ownershipVersion;
     const log = conversationLogger(this.options.logger, snapshot);
@@ -79,6 +90,8 @@ export class AgentTurns implements Destination {
     context.signal.addEventListener('abort', onLeaseLost, { once: true });
     const turn: RunningTurn = { controller, startedAt };
     this.running.set(snapshot.id, turn);
+    // An ownership change heard since the batch was read (before the turn was listening) stops it now.
+    if ((this.ownershipSeen.get(snapshot.id) ?? startedAt) > startedAt) controller.abort(ownershipChanged());
     const timeout = setTimeout(() => controller.abort(new BridgeError('agent_timeout', `The agent took longer than ${this.options.timeoutMs} ms.`)), this.options.timeoutMs);
     let result: AgentTurnResult;
     try {

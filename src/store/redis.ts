@@ -5,7 +5,8 @@
  * - `commit` checks the version (compare-and-set), the inbound idempotency key and, when a
  *   worker's cursor moves with it, that worker's lease; only when all three pass does it write the
  *   conversation header, append the messages and the work, make the destinations due, apply the
- *   index writes, and publish a `ChangeNotice`. Every check comes before the first write: a Redis
+ *   index writes, and publish a `ChangeNotice` (the committing instance tells its own listeners as
+ *   soon as the script returns, and skips its echo). Every check comes before the first write: a Redis
  *   script that fails halfway is not rolled back, so nothing that can fail runs after a write.
  * - Work is a per-conversation log (a list; seq = 1-based position) plus, per destination, a due
  *   sorted set (score = "not before", epoch ms; a leased conversation's score is its lease
@@ -331,6 +332,8 @@ export class RedisStore implements Store {
   readonly work: WorkQueue;
   private readonly p: string;
   private readonly listeners = new Set<(notice: ChangeNotice) => void>();
+  /** Tells this store's own notices apart on the shared channel. */
+  private readonly instance = randomBytes(8).toString('hex');
 
   constructor(
     private readonly client: RedisClient,
@@ -376,7 +379,7 @@ export class RedisStore implements Store {
     const { messages: _messages, version: _version, ...header } = conversation;
     const work = commit.work ?? [];
     const destinations = [...new Set([...work.flatMap((w) => w.to), ...(commit.schedule ? [commit.schedule.destination] : [])])];
-    const notice: ChangeNotice = { conversationId: id, version: expectedVersion + 1, ownershipVersion: conversation.ownershipVersion, destinations };
+    const notice: ChangeNotice & { from: string } = { conversationId: id, version: expectedVersion + 1, ownershipVersion: conversation.ownershipVersion, destinations, from: this.instance };
     const arg = {
       p: this.p,
       id,
@@ -394,6 +397,8 @@ export class RedisStore implements Store {
     const [outcome, detail] = Array.isArray(reply) ? reply : [];
     switch (outcome) {
       case 'ok':
+        // This instance hears its own commits at once; the others through the channel.
+        this.notify(notice);
         return Number(detail);
       case 'conflict':
         throw new VersionConflictError(id, expectedVersion, detail === '' || detail == null ? undefined : Number(detail));
@@ -430,15 +435,21 @@ export class RedisStore implements Store {
 
   /** Called by the subscriber for every message on the change channel. */
   deliver(message: string): void {
-    let notice: ChangeNotice;
+    let notice: ChangeNotice & { from?: string };
     try {
-      notice = JSON.parse(message) as ChangeNotice;
+      notice = JSON.parse(message) as ChangeNotice & { from?: string };
     } catch {
       return;
     }
+    if (notice.from === this.instance) return; // told already, when the commit returned
+    this.notify(notice);
+  }
+
+  private notify(notice: ChangeNotice & { from?: string }): void {
+    const { from: _from, ...told } = notice;
     for (const listener of [...this.listeners]) {
       try {
-        listener(notice);
+        listener(told);
       } catch {
         // One listener's failure must not keep the notice from the others.
       }
