@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionConflictError } from '../../src/errors.ts';
 import type { Conversation, Message } from '../../src/model.ts';
 import { openRedisStore } from '../../src/store/redis.ts';
+import Database from 'better-sqlite3';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { ChangeNotice, Commit, Store, WorkPayload } from '../../src/store/store.ts';
 import { startRedis } from '../support/redis-process.ts';
@@ -200,6 +201,43 @@ describe.each(backends)('store on $name', (backend) => {
       expect(stored.version).toBe(3);
     });
 
+    it('commits in flight together are independent: the one refused leaves its neighbours written', async () => {
+      const [a, b] = await Promise.all([open(store, 'c_batch_a'), open(store, 'c_batch_b')]);
+      const said = (id: string) => message(`${id}_m2`, `more for ${id}`);
+      const results = await Promise.allSettled([
+        store.commit({ conversation: { ...a, messages: [...a.messages, said('a')] }, expectedVersion: a.version, appended: [said('a')], work: [{ to: ['batch'], payload: mirror('a_m2') }] }),
+        store.commit({ conversation: { ...b, messages: [...b.messages, said('b')] }, expectedVersion: b.version + 1, appended: [said('b')], work: [{ to: ['batch'], payload: mirror('b_m2') }] }),
+        store.commit({ conversation: conversation('c_batch_c'), expectedVersion: 0, appended: [], inbound: { key: 'batch-evt', ttlMs: 60_000 } }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(VersionConflictError);
+      expect((await store.getConversation('c_batch_a'))!.messages.map((m) => m.id)).toEqual(['c_batch_a_m1', 'a_m2']);
+      expect((await store.getConversation('c_batch_b'))!.messages.map((m) => m.id)).toEqual(['c_batch_b_m1']);
+      expect((await store.getConversation('c_batch_c'))?.version).toBe(1);
+      expect(await store.inboundSeen('batch-evt')).toBe('c_batch_c');
+      expect((await store.work.pending('batch', 'c_batch_a')).items.map((w) => w.payload)).toEqual([mirror('a_m2')]);
+      expect((await store.work.pending('batch', 'c_batch_b')).items).toEqual([]);
+    });
+
+    it('a re-read since a version held: unchanged, gone, or only the messages after those held', async () => {
+      const held = await open(store, 'c_since'); // version 1, one message
+      expect(await store.getConversationSince('c_since', held.version, held.messages.length)).toBe('unchanged');
+      expect(await store.getConversationSince('c_since_never', 1, 1)).toBeUndefined();
+      expect(await store.getConversationSince('c_since_never', 0, 0)).toBeUndefined();
+
+      await change(store, 'c_since', { say: [message('since2', 'two'), message('since3', 'three', 'agent')], patch: { state: 'waiting' } });
+      const full = (await store.getConversation('c_since'))!;
+      expect(await store.getConversationSince('c_since', held.version, held.messages.length)).toEqual({ ...full, messages: full.messages.slice(1) });
+      // The caller may hold fewer messages than its version had: it gets everything after them.
+      expect(await store.getConversationSince('c_since', held.version, 0)).toEqual(full);
+
+      // A change without messages: the new state, and no messages.
+      await change(store, 'c_since', { patch: { agentTurns: 3 } });
+      const latest = (await store.getConversation('c_since'))!;
+      expect(await store.getConversationSince('c_since', full.version, full.messages.length)).toEqual({ ...latest, messages: [] });
+      expect(await store.getConversationSince('c_since', latest.version, latest.messages.length)).toBe('unchanged');
+    });
+
     it('indexes written with a commit can be read: values, expiring values and sets', async () => {
       await open(store, 'c_idx');
       await change(store, 'c_idx', {
@@ -323,6 +361,78 @@ describe.each(backends)('store on $name', (backend) => {
       const after = await store.work.pending('slack-p', 'w_pending');
       expect(after.cursor.done).toBe(3);
       expect(after.items.map((w) => w.seq)).toEqual([5]);
+    });
+
+    it('a lease comes with its cursor and the first items after it, as pending reads them', async () => {
+      const m1 = message('lp1', 'one');
+      await store.commit({
+        conversation: conversation('w_lease_p', { messages: [m1] }),
+        expectedVersion: 0,
+        appended: [m1],
+        work: [
+          { to: ['lp-slack'], payload: mirror('lp1') },
+          { to: ['lp-customer'], payload: deliver('lp1') },
+          { to: ['lp-slack', 'lp-customer'], payload: { kind: 'turn' } },
+          { to: ['lp-slack'], payload: mirror('lp4') },
+        ],
+      });
+      const [first] = await store.work.lease('lp-slack', { limit: 1, leaseMs: 60_000, items: 2 });
+      expect(first!.conversationId).toBe('w_lease_p');
+      expect(first!.pending).toEqual({ cursor: { done: 0 }, items: (await store.work.pending('lp-slack', 'w_lease_p', 2)).items });
+      expect(first!.pending!.items.map((w) => [w.seq, w.payload])).toEqual([[1, mirror('lp1')], [3, { kind: 'turn' }]]);
+
+      // Progress shows in the next lease: the cursor moved, the attempt under way, the items after it.
+      await store.work.advance(first!, 1);
+      const attempt = await store.work.begin(first!, 3);
+      await store.work.release(first!);
+      const [second] = await store.work.lease('lp-slack', { limit: 1, leaseMs: 60_000 });
+      expect(second!.pending).toEqual(await store.work.pending('lp-slack', 'w_lease_p', 50));
+      expect(second!.pending!.cursor).toEqual(attempt);
+      expect(second!.pending!.items.map((w) => w.seq)).toEqual([3, 4]);
+      await store.work.finish(second!, 4);
+
+      // Each conversation leased in one call comes with its own.
+      const [c1] = await store.work.lease('lp-customer', { limit: 5, leaseMs: 60_000 });
+      expect(c1!.pending!.items.map((w) => w.seq)).toEqual([2, 3]);
+    });
+
+    it('a lease brings at most 50 items unless told otherwise, and several leases each their own', async () => {
+      const many = Array.from({ length: 60 }, (_, i) => ({ to: ['lp-many'], payload: mirror(`many${i}`) }));
+      await store.commit({ conversation: conversation('w_many'), expectedVersion: 0, appended: [], work: many });
+      await store.commit({ conversation: conversation('w_few'), expectedVersion: 0, appended: [], work: many.slice(0, 3) });
+      const leases = await store.work.lease('lp-many', { limit: 10, leaseMs: 60_000 });
+      const by = new Map(leases.map((l) => [l.conversationId, l]));
+      expect([...by.keys()].sort()).toEqual(['w_few', 'w_many']);
+      expect(by.get('w_many')!.pending!.items.map((w) => w.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      expect(by.get('w_few')!.pending!.items.map((w) => w.seq)).toEqual([1, 2, 3]);
+      for (const lease of leases) await store.work.release(lease);
+      const [big] = (await store.work.lease('lp-many', { limit: 10, leaseMs: 60_000, items: 100 })).filter((l) => l.conversationId === 'w_many');
+      expect(big!.pending!.items).toHaveLength(60);
+    });
+
+    it('pending skips the items addressed to others however many lie between', async () => {
+      const mixed = Array.from({ length: 300 }, (_, i) => ({ to: [i % 3 === 2 ? 'mix-b' : 'mix-a'], payload: mirror(`mix${i}`) }));
+      await store.commit({ conversation: conversation('w_mixed'), expectedVersion: 0, appended: [], work: mixed });
+      const b = Array.from({ length: 100 }, (_, i) => 3 * (i + 1));
+      expect((await store.work.pending('mix-b', 'w_mixed', 500)).items.map((w) => w.seq)).toEqual(b);
+      expect((await store.work.pending('mix-b', 'w_mixed', 70)).items.map((w) => w.seq)).toEqual(b.slice(0, 70));
+      const [lease] = await store.work.lease('mix-b', { limit: 1, leaseMs: 60_000, items: 1000 });
+      expect(lease!.pending!.items.map((w) => w.seq)).toEqual(b);
+      await store.work.advance(lease!, 150);
+      expect((await store.work.pending('mix-b', 'w_mixed', 10)).items.map((w) => w.seq)).toEqual(b.slice(50, 60));
+    });
+
+    it('each work item carries the conversation version its commit made', async () => {
+      await open(store, 'w_version', ['ver']); // version 1: item 1
+      await change(store, 'w_version', { patch: { state: 'waiting' } }); // version 2: no work
+      await change(store, 'w_version', { work: [{ to: ['ver'], payload: mirror('a') }, { to: ['ver-other'], payload: mirror('b') }] }); // version 3: items 2, 3
+      const [lease] = await store.work.lease('ver', { limit: 1, leaseMs: 60_000 });
+      expect(lease!.pending!.items.map((w) => [w.seq, w.version])).toEqual([[1, 1], [2, 3]]);
+      expect((await store.work.pending('ver-other', 'w_version')).items.map((w) => [w.seq, w.version])).toEqual([[3, 3]]);
+
+      // An answer committed with the worker's cursor: its work carries the version it made.
+      await change(store, 'w_version', { say: [message('ver-answer', 'done', 'agent')], work: [{ to: ['ver-customer'], payload: deliver('ver-answer') }], cursor: { lease: lease!, seq: 2 } });
+      expect((await store.work.pending('ver-customer', 'w_version')).items).toEqual([{ seq: 4, to: ['ver-customer'], payload: deliver('ver-answer'), at: expect.any(Number), version: 4 }]);
     });
 
     it('begin counts attempts on one item and remembers when the first began; advance clears it', async () => {
@@ -535,6 +645,70 @@ describe.each(backends)('store on $name', (backend) => {
       await a.delete('thread');
       expect(await a.get('thread')).toBeUndefined();
     });
+  });
+});
+
+describe('the sqlite store', () => {
+  it('group-commits: the writes asked for in one turn share one transaction, and each settles after it', async () => {
+    const store = await openSqliteStore(join(dir, `${unique('g')}.sqlite`));
+    try {
+      await open(store, 'g_seed');
+      const before = store.stats;
+      const settled: string[] = [];
+      const writes = [
+        ...Array.from({ length: 10 }, (_, i) => store.commit({ conversation: conversation(`g_${i}`), expectedVersion: 0, appended: [], work: [{ to: ['g'], payload: mirror(`g${i}`) }] })),
+        store.commit({ conversation: conversation('g_seed'), expectedVersion: 0, appended: [] }), // refused: its neighbours still land
+        store.work.lease('g-none', { limit: 1, leaseMs: 1000 }),
+        store.increment('g-counter'),
+        store.kv('g').set('k', 1),
+      ].map((p, i) => p.then(() => settled.push(`ok ${i}`), () => settled.push(`refused ${i}`)));
+      expect(settled).toEqual([]);
+      await Promise.all(writes);
+      expect(store.stats).toEqual({ transactions: before.transactions + 1, writes: before.writes + 14 });
+      expect(settled.filter((s) => s.startsWith('refused'))).toEqual(['refused 10']);
+      expect((await store.work.lease('g', { limit: 20, leaseMs: 1000 })).length).toBe(10);
+      // The next turn is the next transaction.
+      await store.increment('g-counter');
+      expect(store.stats.transactions).toBe(before.transactions + 3);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('close writes what is queued first, and refuses writes after', async () => {
+    const place = join(dir, `${unique('q')}.sqlite`);
+    const store = await openSqliteStore(place);
+    const queued = store.commit({ conversation: conversation('q_last'), expectedVersion: 0, appended: [] });
+    await store.close();
+    await expect(queued).resolves.toBe(1);
+    await expect(store.commit({ conversation: conversation('q_after'), expectedVersion: 0, appended: [] })).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(store.getConversation('q_last')).rejects.toBeInstanceOf(StoreUnavailableError);
+    const again = await openSqliteStore(place);
+    try {
+      expect((await again.getConversation('q_last'))?.version).toBe(1);
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('a file written before work items carried a version opens as it is; those items read as version 0', async () => {
+    const place = join(dir, `${unique('old')}.sqlite`);
+    const first = await openSqliteStore(place);
+    await open(first, 'old_conv', ['old-slack']);
+    await first.close();
+    const raw = new Database(place);
+    raw.prepare("UPDATE work_log SET body = json_remove(body, '$.version')").run();
+    raw.close();
+
+    const store = await openSqliteStore(place);
+    try {
+      const [lease] = await store.work.lease('old-slack', { limit: 1, leaseMs: 60_000 });
+      expect(lease!.pending!.items).toEqual([{ seq: 1, to: ['old-slack'], payload: mirror('old_conv_m1'), at: expect.any(Number), version: 0 }]);
+      await change(store, 'old_conv', { work: [{ to: ['old-slack'], payload: mirror('new') }] });
+      expect((await store.work.pending('old-slack', 'old_conv')).items.map((w) => w.version)).toEqual([0, 2]);
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -8,7 +8,7 @@
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import sqlite3 from 'sqlite3';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeCustomerText, parseClientFrame, type ServerFrame } from '../../adapters/webchat/frames.ts';
 import { identityHash } from '../../adapters/webchat/index.ts';
@@ -192,32 +192,28 @@ function resign(payload: string): string {
  * whenever another connection commits anything, so an unchanged value means nothing was written.
  */
 class StoreView {
-  private constructor(private readonly db: sqlite3.Database) {}
+  private constructor(private readonly db: Database.Database) {}
 
   static async open(path: string): Promise<StoreView> {
-    const db = await new Promise<sqlite3.Database>((resolve, reject) => {
-      const opened = new sqlite3.Database(path, sqlite3.OPEN_READONLY, (err) => (err ? reject(err) : resolve(opened)));
-    });
-    return new StoreView(db);
+    return new StoreView(new Database(path, { readonly: true, fileMustExist: true }));
   }
 
   async dump(): Promise<string> {
     const tables = ['conversations', 'messages', 'work_log', 'work_state', 'index_values', 'index_members', 'inbound', 'adapter_data', 'counters'];
     const parts: string[] = [];
     for (const table of tables) {
-      const rows = await new Promise<unknown[]>((resolve, reject) => this.db.all(`SELECT * FROM ${table}`, (err, r) => (err ? reject(err) : resolve(r))));
+      const rows = this.db.prepare(`SELECT * FROM ${table}`).all();
       parts.push(table, ...rows.map((row) => JSON.stringify(row)).sort());
     }
     return parts.join('\n');
   }
 
   async version(): Promise<number> {
-    const row = await new Promise<{ data_version: number }>((resolve, reject) => this.db.get('PRAGMA data_version', (err, r) => (err ? reject(err) : resolve(r as { data_version: number }))));
-    return row.data_version;
+    return this.db.pragma('data_version', { simple: true }) as number;
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => this.db.close(() => resolve()));
+  async close(): Promise<void> {
+    this.db.close();
   }
 }
 

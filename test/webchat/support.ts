@@ -4,7 +4,7 @@
  * `VisitorSocket` is a real `ws` client that keeps every frame it receives.
  */
 import { join } from 'node:path';
-import sqlite3 from 'sqlite3';
+import Database from 'better-sqlite3';
 import type { Store } from '../../src/store/store.ts';
 import { WebSocket } from 'ws';
 import { createWebChat, type WebChat, type WebChatConfig } from '../../adapters/webchat/index.ts';
@@ -223,16 +223,13 @@ export const isError = (f: ServerFrame): f is Extract<ServerFrame, { type: 'erro
 
 /** Every row of every table, in a stable order. */
 export async function dumpSqlite(path: string): Promise<string> {
-  const db = await new Promise<sqlite3.Database>((resolve, reject) => {
-    const opened = new sqlite3.Database(path, sqlite3.OPEN_READONLY, (err) => (err ? reject(err) : resolve(opened)));
-  });
-  const all = (sql: string) => new Promise<Record<string, unknown>[]>((resolve, reject) => db.all(sql, (err, rows) => (err ? reject(err) : resolve(rows as Record<string, unknown>[]))));
+  const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
-    const tables = (await all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")).map((r) => String(r.name));
+    const tables = db.prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
     const dump: Record<string, unknown[]> = {};
-    for (const table of tables) dump[table] = (await all(`SELECT * FROM "${table}"`)).map((row) => JSON.stringify(row)).sort();
+    for (const table of tables) dump[table] = db.prepare(`SELECT * FROM "${table}"`).all().map((row) => JSON.stringify(row)).sort();
     return JSON.stringify(dump, null, 1);
   } finally {
-    await new Promise<void>((resolve) => db.close(() => resolve()));
+    db.close();
   }
 }
