@@ -24,7 +24,7 @@ import { AlreadyClaimedError } from '../src/errors.ts';
 import { silentLogger } from '../src/log.ts';
 import type { Conversation, Message, Operator } from '../src/model.ts';
 import { DEFAULT_POLICY, type Policy } from '../src/policy.ts';
-import type { CustomerChannel } from '../src/ports.ts';
+import type { CustomerChannel, Workspace } from '../src/ports.ts';
 import { openRedisStore } from '../src/store/redis.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
 import type { Store } from '../src/store/store.ts';
@@ -135,6 +135,15 @@ async function exchange(bridge: Bridge, channel: WaitingChannel, conversationId:
   return { conversationId: conversation.id, call, reply: performance.now() - t };
 }
 
+/** A workspace that shows nothing: the claim race needs one to exist, not to post. */
+const QUIET_WORKSPACE: Workspace = {
+  name: 'bench',
+  mirror: async () => {},
+  postBriefing: async () => {},
+  ownershipChanged: async () => {},
+  notifyOperator: async () => {},
+};
+
 function newBridge(store: Store, channel?: CustomerChannel): Bridge {
   const bridge = new Bridge({ store, agent: new OfflineAgent(FAQ), policy: BENCH_POLICY, logger: silentLogger() });
   if (channel) bridge.addChannel(channel);
@@ -192,7 +201,12 @@ async function claimRace(redisUrl: string, opts: { claimers: number; instances: 
   cleanups.push(async () => {
     await Promise.all(stores.map((s) => s.close()));
   });
-  const bridges = stores.map((s) => newBridge(s));
+  // Someone must be able to answer, or the escalation is held until a workspace appears.
+  const bridges = stores.map((s) => {
+    const bridge = newBridge(s);
+    bridge.addWorkspace(QUIET_WORKSPACE);
+    return bridge;
+  });
   const operators: Operator[] = Array.from({ length: opts.claimers }, (_, i) => ({ id: `bench:op${i}`, name: `Operator ${i}`, workspace: 'bench' }));
   const claimLatency: number[] = [];
   const raceTimes: number[] = [];
