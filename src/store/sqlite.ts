@@ -13,7 +13,10 @@
  *   failing commit does not undo its neighbours, and one fsync serves every conversation in the
  *   batch. A write's promise settles only after the COMMIT, so what it resolves is durable.
  * - Durability: `synchronous=FULL` by default: the WAL is fsynced at every COMMIT, so a committed
- *   change survives a process crash, an OS crash and a power loss. `synchronous: 'normal'` (an
+ *   change survives a process crash, an OS crash and a power loss. One exception: a batch made only
+ *   of work bookkeeping (leases, cursor moves, releases: `LIGHT`) is committed without the fsync;
+ *   a process crash keeps it, and a power cut can only make work run again, which delivery allows.
+ *   The next synced COMMIT makes it durable too (the WAL is append-only). `synchronous: 'normal'` (an
  *   option of `openSqliteStore`) fsyncs only at checkpoints: a commit still survives a process
  *   crash, but an OS crash or a power loss can lose the last commits. Only the default is safe.
  * - The cost of a synchronous driver: the event loop is blocked while a batch runs, fsync
@@ -163,9 +166,19 @@ function prepare(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepare>;
 
+/**
+ * Work bookkeeping whose loss in a power cut only makes work run again, which delivery already
+ * allows (at least once; a destination that must look before repeating records its attempt with a
+ * durable `begin`): leases, renewals, cursor moves, releases, wake-ups. A batch of only these is
+ * committed without an fsync; a process crash still keeps them (the WAL is in the OS's cache).
+ */
+const LIGHT = { durable: false };
+
 /** One write waiting for the next batch. */
 interface WriteJob {
   what: string;
+  /** false: losing this write in a power cut only makes work run again (see `LIGHT`). */
+  durable: boolean;
   run(): unknown;
   resolve(value: unknown): void;
   reject(err: unknown): void;
@@ -177,20 +190,29 @@ interface WriteJob {
  */
 class GroupWriter {
   /** Transactions committed, and the writes they carried (for tests and the bench). */
-  readonly stats = { transactions: 0, writes: 0 };
+  readonly stats = { transactions: 0, writes: 0, unsynced: 0 };
   private queue: WriteJob[] = [];
   private scheduled = false;
   private closed = false;
 
+  /** Statements that switch the fsync off for a batch of light writes only, and back on. */
+  private readonly light?: { off: Database.Statement; on: Database.Statement };
+
   constructor(
     private readonly db: Database.Database,
     private readonly s: Statements,
-  ) {}
+    fsyncEveryCommit: boolean,
+  ) {
+    if (fsyncEveryCommit) this.light = { off: db.prepare('PRAGMA synchronous = NORMAL'), on: db.prepare('PRAGMA synchronous = FULL') };
+  }
 
-  write<T>(what: string, run: () => T): Promise<T> {
+  write<T>(what: string, run: () => T): Promise<T>;
+  write<T>(what: string, options: { durable: boolean }, run: () => T): Promise<T>;
+  write<T>(what: string, a: { durable: boolean } | (() => T), b?: () => T): Promise<T> {
+    const [options, run] = typeof a === 'function' ? [{ durable: true }, a] : [a, b!];
     if (this.closed) return Promise.reject(unavailable(what, new Error('the store is closed')));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ what, run, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({ what, durable: options.durable, run, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(this.flush);
@@ -219,7 +241,11 @@ class GroupWriter {
   private runBatch(batch: WriteJob[]): void {
     const { s, db } = this;
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    // A batch of light writes only is committed without its fsync. The WAL is append-only, so the
+    // next durable commit's fsync makes these durable too, in order.
+    const skipFsync = this.light !== undefined && !batch.some((job) => job.durable);
     try {
+      if (skipFsync) this.light!.off.run();
       s.begin.run();
       for (const job of batch) {
         s.savepoint.run();
@@ -237,7 +263,9 @@ class GroupWriter {
         }
       }
       s.commit.run();
+      if (skipFsync) this.light!.on.run();
       this.stats.transactions += 1;
+      if (skipFsync) this.stats.unsynced += 1;
       this.stats.writes += batch.length;
     } catch (err) {
       if (db.open && db.inTransaction) {
@@ -245,6 +273,13 @@ class GroupWriter {
           s.rollback.run();
         } catch {
           // The transaction is gone either way; nothing of the batch was written.
+        }
+      }
+      if (skipFsync && db.open) {
+        try {
+          this.light!.on.run();
+        } catch {
+          // The connection is failing; the next batch reports it.
         }
       }
       for (const job of batch) job.reject(unavailable(job.what, err));
@@ -289,7 +324,7 @@ class SqliteWork implements WorkQueue {
   ) {}
 
   lease(destination: string, options: { limit: number; leaseMs: number; items?: number }): Promise<Lease[]> {
-    return this.writer.write(`lease ${destination} work`, () => {
+    return this.writer.write(`lease ${destination} work`, LIGHT, () => {
       const now = this.now();
       const leases: Lease[] = [];
       for (const conversationId of this.s.dueNow.all(destination, now, count(options.limit))) {
@@ -302,7 +337,7 @@ class SqliteWork implements WorkQueue {
   }
 
   renew(lease: Lease, leaseMs: number): Promise<boolean> {
-    return this.writer.write(`renew a ${lease.destination} lease`, () => this.s.renew.run(this.now() + leaseMs, lease.destination, lease.conversationId, lease.token).changes > 0);
+    return this.writer.write(`renew a ${lease.destination} lease`, LIGHT, () => this.s.renew.run(this.now() + leaseMs, lease.destination, lease.conversationId, lease.token).changes > 0);
   }
 
   pending(destination: string, conversationId: string, limit = 100): Promise<{ cursor: Cursor; items: WorkItem[] }> {
@@ -319,14 +354,14 @@ class SqliteWork implements WorkQueue {
   }
 
   advance(lease: Lease, seq: number): Promise<void> {
-    return this.writer.write(`advance ${lease.destination} work`, () => {
+    return this.writer.write(`advance ${lease.destination} work`, LIGHT, () => {
       this.held(lease);
       this.s.advance.run({ seq, destination: lease.destination, id: lease.conversationId });
     });
   }
 
   release(lease: Lease, retryAt?: number): Promise<void> {
-    return this.writer.write(`release a ${lease.destination} lease`, () => {
+    return this.writer.write(`release a ${lease.destination} lease`, LIGHT, () => {
       const state = this.s.state.get(lease.destination, lease.conversationId);
       if (!state || state.lease_token !== lease.token) return; // lost meanwhile: the new holder owns it
       const due = state.last_seq > state.done ? (retryAt ?? this.now()) : null;
@@ -335,7 +370,7 @@ class SqliteWork implements WorkQueue {
   }
 
   finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean> {
-    return this.writer.write(`finish ${lease.destination} work`, () => {
+    return this.writer.write(`finish ${lease.destination} work`, LIGHT, () => {
       const state = this.held(lease);
       if (done !== undefined) this.s.advance.run({ seq: done, destination: lease.destination, id: lease.conversationId });
       const left = state.last_seq > Math.max(state.done, done ?? 0);
@@ -357,7 +392,7 @@ class SqliteWork implements WorkQueue {
   }
 
   wake(destination: string, conversationIds: string[]): Promise<void> {
-    return this.writer.write(`wake ${destination} work`, () => {
+    return this.writer.write(`wake ${destination} work`, LIGHT, () => {
       const now = this.now();
       for (const id of conversationIds) this.s.wake.run(now, destination, id);
     });
@@ -414,9 +449,10 @@ export class SqliteStore implements Store {
   private constructor(
     private readonly db: Database.Database,
     private readonly now: () => number,
+    fsyncEveryCommit: boolean,
   ) {
     this.s = prepare(db);
-    this.writer = new GroupWriter(db, this.s);
+    this.writer = new GroupWriter(db, this.s, fsyncEveryCommit);
     this.work = new SqliteWork(this.s, this.writer, now);
     this.changes.setMaxListeners(0);
   }
@@ -430,7 +466,7 @@ export class SqliteStore implements Store {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
       db.exec(SCHEMA);
-      return new SqliteStore(db, options.now ?? Date.now);
+      return new SqliteStore(db, options.now ?? Date.now, options.synchronous !== 'normal' && path !== ':memory:');
     } catch (err) {
       db?.close();
       throw unavailable(`open ${path}`, err);
@@ -533,7 +569,7 @@ export class SqliteStore implements Store {
   }
 
   /** Transactions committed since the store opened, and the writes they carried: writes / transactions is the group-commit factor. */
-  get stats(): { transactions: number; writes: number } {
+  get stats(): { transactions: number; writes: number; unsynced: number } {
     return { ...this.writer.stats };
   }
 

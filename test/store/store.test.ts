@@ -664,7 +664,7 @@ describe('the sqlite store', () => {
       ].map((p, i) => p.then(() => settled.push(`ok ${i}`), () => settled.push(`refused ${i}`)));
       expect(settled).toEqual([]);
       await Promise.all(writes);
-      expect(store.stats).toEqual({ transactions: before.transactions + 1, writes: before.writes + 14 });
+      expect(store.stats).toEqual({ transactions: before.transactions + 1, writes: before.writes + 14, unsynced: before.unsynced });
       expect(settled.filter((s) => s.startsWith('refused'))).toEqual(['refused 10']);
       expect((await store.work.lease('g', { limit: 20, leaseMs: 1000 })).length).toBe(10);
       // The next turn is the next transaction.
@@ -672,6 +672,32 @@ describe('the sqlite store', () => {
       expect(store.stats.transactions).toBe(before.transactions + 3);
     } finally {
       await store.close();
+    }
+  });
+
+  it('work bookkeeping alone skips the fsync; beside a commit or an attempt record it is synced with them', async () => {
+    const place = join(dir, `${unique('l')}.sqlite`);
+    const store = await openSqliteStore(place);
+    try {
+      await open(store, 'l_conv', ['l']);
+      const before = store.stats;
+      const [lease] = await store.work.lease('l', { limit: 1, leaseMs: 1000 }); // light alone: no fsync
+      expect(store.stats.unsynced).toBe(before.unsynced + 1);
+      await store.work.begin(lease!, 1); // an attempt record is durable before the side effect
+      expect(store.stats.unsynced).toBe(before.unsynced + 1);
+      await Promise.all([store.work.finish(lease!, 1), open(store, 'l_other')]); // shares a synced batch
+      expect(store.stats.unsynced).toBe(before.unsynced + 1);
+      await store.work.wake('l', ['l_conv']);
+      expect(store.stats.unsynced).toBe(before.unsynced + 2);
+    } finally {
+      await store.close();
+    }
+    // Written all the same: a process that stops keeps every committed write.
+    const again = await openSqliteStore(place);
+    try {
+      expect((await again.work.pending('l', 'l_conv')).cursor.done).toBe(1);
+    } finally {
+      await again.close();
     }
   });
 
