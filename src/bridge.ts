@@ -27,7 +27,7 @@ import { agentMaySpeak, type OwnershipCommand } from './ownership.ts';
 import { DEFAULT_POLICY, routeQueue, type Policy } from './policy.ts';
 import type { BridgePort, CustomerChannel, Workspace } from './ports.ts';
 import { CachedStore } from './store/cached.ts';
-import type { Store, WorkItem } from './store/store.ts';
+import type { Lease, Store, WorkItem } from './store/store.ts';
 import { evaluateCustomerTriggers } from './triggers.ts';
 
 export interface BridgeOptions {
@@ -125,7 +125,13 @@ export class Bridge implements BridgePort {
     const metrics = options.metrics;
     this.committer = new Committer(
       this.store,
-      { workspaces: () => this.workspaces.map((w) => w.name), webhooks: () => this.webhooks !== undefined, ...(metrics ? { observed: (o: Observation[]) => metrics.record(o) } : {}) },
+      {
+        workspaces: () => this.workspaces.map((w) => w.name),
+        webhooks: () => this.webhooks !== undefined,
+        claimable: () => ({ destinations: [...this.workers].filter(([, w]) => w.canAdopt).map(([name]) => name), leaseMs: this.delivery.leaseMs ?? 30_000 }),
+        claimed: (leases) => this.adopt(leases),
+        ...(metrics ? { observed: (o: Observation[]) => metrics.record(o) } : {}),
+      },
       this.now,
       this.logger,
     );
@@ -212,6 +218,14 @@ export class Bridge implements BridgePort {
         if (only.length > 0) sink.effects.unshift(...earlier.map((message) => ({ kind: 'mirror' as const, message, only })));
         if (!raised && only.length > 0) sink.effects.push({ kind: 'briefing', escalation: escalationCount(c), only });
       });
+    }
+  }
+
+  /** Hands leases a commit took to this instance's workers; one that cannot start now is given back (due at once). */
+  private adopt(leases: Lease[]): void {
+    for (const lease of leases) {
+      if (this.workers.get(lease.destination)?.adopt(lease)) continue;
+      this.store.work.release(lease).catch((err: unknown) => this.logger.warn({ err: String(err), destination: lease.destination }, 'could not give back a lease; it expires on its own'));
     }
   }
 

@@ -42,7 +42,7 @@ export class LeaseLoop {
     if (this.running) return;
     this.running = true;
     this.unsubscribe = this.options.store.onChange((notice) => {
-      if (notice.destinations.includes(this.options.destination)) this.wake();
+      if (notice.destinations.includes(this.options.destination) && !notice.leased?.includes(this.options.destination)) this.wake();
     });
     this.loop = this.run();
   }
@@ -61,6 +61,21 @@ export class LeaseLoop {
       await Promise.allSettled(active.map((a) => a.done));
     }
     for (const waiter of this.idleWaiters.splice(0)) waiter();
+  }
+
+  /** Whether `adopt` would take a lease now. */
+  get canAdopt(): boolean {
+    return this.running && this.active.size < this.concurrency;
+  }
+
+  /**
+   * Works on a lease taken elsewhere (a commit that leased its own new work for this worker).
+   * False when this loop cannot take it now: the caller gives it back.
+   */
+  adopt(lease: Lease): boolean {
+    if (!this.canAdopt || this.active.has(lease.conversationId)) return false;
+    this.begin(lease);
+    return true;
   }
 
   /** Look again at `at` (epoch ms): work given back with a retry time. */

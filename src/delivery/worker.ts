@@ -104,6 +104,20 @@ export class DeliveryWorker {
     return this.loop.stop(graceMs);
   }
 
+  /** Whether this worker has a free slot for a lease a commit takes on its behalf. */
+  get canAdopt(): boolean {
+    return this.loop.canAdopt;
+  }
+
+  /** Starts on a lease a commit took for this worker; false when it cannot now (give it back). */
+  adopt(lease: Lease): boolean {
+    return this.loop.adopt(lease);
+  }
+
+  get leaseDurationMs(): number {
+    return this.leaseMs;
+  }
+
   /** Look for due work now (new work was committed, or a destination came back). */
   wake(): void {
     this.loop.wake();

@@ -56,6 +56,10 @@ export interface Routing {
   webhooks?(): boolean;
   /** Told what each successful commit meant (metrics). */
   observed?(observations: Observation[]): void;
+  /** Destinations whose workers here can start on new work at once: the commit leases it for them. */
+  claimable?(): { destinations: string[]; leaseMs: number };
+  /** The leases a commit took for this instance's workers. */
+  claimed?(leases: Lease[]): void;
 }
 
 export class Committer {
@@ -98,8 +102,12 @@ export class Committer {
           // The timers' schedule follows the conversation's earliest timer (always rewritten when timers fired).
           ...(options.reschedule || nextTimer !== timerBefore ? { schedule: { destination: TIMERS, at: nextTimer } } : {}),
         };
+        const claim = this.claimFor(commit.work ?? []);
+        if (claim) commit.claim = claim;
         try {
-          c.version = await this.store.commit(commit);
+          const { version, claimed } = await this.store.commitClaiming(commit);
+          c.version = version;
+          if (claimed.length) this.routing.claimed?.(claimed);
           this.routing.observed?.(observations);
           for (const effect of sink.effects) {
             if (effect.kind !== 'ownership') continue;
@@ -120,6 +128,14 @@ export class Committer {
     const c = await this.store.getConversation(conversationId, options);
     if (!c) throw new ConversationNotFoundError(conversationId);
     return c;
+  }
+
+  /** The new work's destinations this instance can start on now. */
+  private claimFor(work: NonNullable<Commit['work']>): Commit['claim'] {
+    if (work.length === 0 || !this.routing.claimable) return undefined;
+    const { destinations, leaseMs } = this.routing.claimable();
+    const wanted = destinations.filter((d) => work.some((w) => w.to.includes(d)));
+    return wanted.length ? { destinations: wanted, leaseMs } : undefined;
   }
 
   /** Effects → work items, addressed to the destinations that should do them. */

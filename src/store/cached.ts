@@ -16,7 +16,7 @@
  * header), so code that tried to change a message in place would fail loudly, not corrupt others.
  */
 import type { Conversation, Message } from '../model.ts';
-import type { ChangeNotice, Commit, KeyValue, Store, WorkQueue } from './store.ts';
+import type { ChangeNotice, Commit, KeyValue, Lease, Store, WorkQueue } from './store.ts';
 
 /** Conversations kept per instance (least recently used are dropped first). */
 export const DEFAULT_CACHE_SIZE = 1_000;
@@ -74,7 +74,12 @@ export class CachedStore implements Store {
   }
 
   async commit(commit: Commit): Promise<number> {
-    const version = await this.inner.commit(commit);
+    return (await this.commitClaiming(commit)).version;
+  }
+
+  async commitClaiming(commit: Commit): Promise<{ version: number; claimed: Lease[] }> {
+    const result = await this.inner.commitClaiming(commit);
+    const { version } = result;
     const id = commit.conversation.id;
     const held = this.entries.get(id);
     // The entry follows the commit only when it was the version this commit replaced.
@@ -84,7 +89,7 @@ export class CachedStore implements Store {
     } else {
       this.entries.delete(id);
     }
-    return version;
+    return result;
   }
 
   getConversationSince(id: string, version: number, messageCount: number): Promise<Conversation | 'unchanged' | undefined> {

@@ -94,8 +94,10 @@ end
 
 /**
  * ARGV[1]: JSON { p, id, expected, header, messages: [json], work: [{ to, body }], indexes,
- * inbound?: { key, ttl }, cursor?: { dest, token, seq }, notice }.
- * Returns { 'ok', version } | { 'conflict', actual or '' } | { 'duplicate', conversation id } | { 'lease_lost' }.
+ * inbound?: { key, ttl }, cursor?: { dest, token, seq }, claim?: { dests, ms, items, token },
+ * notice, noticeTo }.
+ * Returns { 'ok', version, (destination, token, { cursor, { item... } })... } | { 'conflict', actual or '' }
+ * | { 'duplicate', conversation id } | { 'lease_lost' }.
  */
 const COMMIT = `
 local a = cjson.decode(ARGV[1])
@@ -160,8 +162,37 @@ end
 if a.cursor then
   advanceCursor(p .. 'cursor:' .. a.cursor.dest, a.id, a.cursor.seq)
 end
-redis.call('PUBLISH', p .. 'changes', a.notice)
-return { 'ok', int(version) }
+local out = { 'ok', int(version) }
+local claimed = {}
+if a.claim then
+  for i, d in ipairs(a.claim.dests) do
+    local leaseKey, dueKey = p .. 'lease:' .. d, p .. 'due:' .. d
+    -- Due now: not leased by a live worker (its score is the lease's expiry) nor waiting out a backoff.
+    local score = redis.call('ZSCORE', dueKey, a.id)
+    local done = readCursor(p .. 'cursor:' .. d, a.id)
+    local last = tonumber(redis.call('HGET', p .. 'last:' .. d, a.id) or '0')
+    if score and tonumber(score) <= now and last > done then
+      local token = a.claim.token .. '.' .. i
+      redis.call('HSET', leaseKey, a.id, token)
+      redis.call('ZADD', dueKey, int(now + a.claim.ms), a.id)
+      claimed[d] = true
+      out[#out + 1] = d
+      out[#out + 1] = token
+      out[#out + 1] = pendingFor(p .. 'cursor:' .. d, p .. 'last:' .. d, logKey, a.id, d, a.claim.items)
+    end
+  end
+end
+-- Other instances need not look for what this one leased.
+local leased = {}
+for _, d in ipairs(a.noticeTo) do
+  if claimed[d] then leased[#leased + 1] = cjson.encode(d) end
+end
+if #leased > 0 then
+  redis.call('PUBLISH', p .. 'changes', a.notice:sub(1, -2) .. ',"leased":[' .. table.concat(leased, ',') .. ']}')
+else
+  redis.call('PUBLISH', p .. 'changes', a.notice)
+end
+return out
 `;
 
 /** KEYS: conv, msgs. Returns false or { header, version, { message json... } }. */
@@ -370,6 +401,10 @@ export class RedisStore implements Store {
   }
 
   async commit(commit: Commit): Promise<number> {
+    return (await this.commitClaiming(commit)).version;
+  }
+
+  async commitClaiming(commit: Commit): Promise<{ version: number; claimed: Lease[] }> {
     const { conversation, expectedVersion } = commit;
     const id = conversation.id;
     if (!Number.isInteger(expectedVersion) || expectedVersion < 0) throw new TypeError(`expectedVersion must be a whole number >= 0, got ${expectedVersion}`);
@@ -391,15 +426,27 @@ export class RedisStore implements Store {
       ...(commit.inbound ? { inbound: { key: commit.inbound.key, ttl: ttl(commit.inbound.ttlMs) } } : {}),
       ...(commit.cursor ? { cursor: { dest: commit.cursor.lease.destination, token: commit.cursor.lease.token, seq: commit.cursor.seq } } : {}),
       ...(commit.schedule ? { schedule: { dest: commit.schedule.destination, at: commit.schedule.at === null ? null : Math.round(commit.schedule.at) } } : {}),
+      // The script adds `leased` (what it leased for this instance) to the notice.
       notice: JSON.stringify(notice),
+      noticeTo: destinations,
+      ...(commit.claim?.destinations.length
+        ? { claim: { dests: commit.claim.destinations, ms: ttl(commit.claim.leaseMs), items: Math.max(1, Math.floor(commit.claim.items ?? 50)), token: randomBytes(12).toString('hex') } }
+        : {}),
     };
     const reply = (await guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], [JSON.stringify(arg)]))) as unknown[];
     const [outcome, detail] = Array.isArray(reply) ? reply : [];
     switch (outcome) {
-      case 'ok':
+      case 'ok': {
+        const claimed: Lease[] = [];
+        for (let i = 2; i + 2 < reply.length; i += 3) {
+          const [cursor, items] = reply[i + 2] as [string, string[]];
+          claimed.push({ destination: String(reply[i]), conversationId: id, token: String(reply[i + 1]), pending: { cursor: parseCursor(cursor), items: items.map(parseItem) } });
+        }
         // This instance hears its own commits at once; the others through the channel.
+        if (claimed.length) notice.leased = claimed.map((l) => l.destination);
         this.notify(notice);
-        return Number(detail);
+        return { version: Number(detail), claimed };
+      }
       case 'conflict':
         throw new VersionConflictError(id, expectedVersion, detail === '' || detail == null ? undefined : Number(detail));
       case 'duplicate':

@@ -398,6 +398,22 @@ class SqliteWork implements WorkQueue {
     });
   }
 
+  /**
+   * Inside a commit's write: leases `claim.destinations` whose work for the conversation is due now
+   * (not leased by a live worker, whose due time is its lease's expiry, nor waiting out a backoff).
+   */
+  claim(conversationId: string, claim: NonNullable<Commit['claim']>, now: number): Lease[] {
+    const leases: Lease[] = [];
+    for (const destination of claim.destinations) {
+      const state = this.s.state.get(destination, conversationId);
+      if (!state || state.due_at === null || state.due_at > now || state.last_seq <= state.done) continue;
+      const token = `${this.tokenBase}.${(this.tokens += 1).toString(36)}`;
+      this.s.setLease.run(now + claim.leaseMs, token, destination, conversationId);
+      leases.push({ destination, conversationId, token, pending: this.readPending(destination, conversationId, claim.items ?? LEASE_ITEMS) });
+    }
+    return leases;
+  }
+
   /** The cursor and up to `limit` items after it addressed to `destination`. */
   private readPending(destination: string, conversationId: string, limit: number): { cursor: Cursor; items: WorkItem[] } {
     const state = this.s.state.get(destination, conversationId);
@@ -491,9 +507,14 @@ export class SqliteStore implements Store {
   }
 
   async commit(commit: Commit): Promise<number> {
+    return (await this.commitClaiming(commit)).version;
+  }
+
+  async commitClaiming(commit: Commit): Promise<{ version: number; claimed: Lease[] }> {
     const { conversation: c } = commit;
     const version = commit.expectedVersion + 1;
     const notice: ChangeNotice = { conversationId: c.id, version, ownershipVersion: c.ownershipVersion, destinations: [] };
+    const claimed: Lease[] = [];
     await this.writer.write(`commit conversation ${c.id}`, () => {
       const { s } = this;
       const now = this.now();
@@ -551,9 +572,12 @@ export class SqliteStore implements Store {
             break;
         }
       }
+      if (commit.claim) claimed.push(...this.work.claim(c.id, commit.claim, now));
     });
+    // Nobody else need look for what this commit leased.
+    if (claimed.length) notice.leased = claimed.map((l) => l.destination);
     this.changes.emit('change', notice);
-    return version;
+    return { version, claimed };
   }
 
   indexValue(key: string): Promise<string | undefined> {

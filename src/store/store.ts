@@ -75,6 +75,13 @@ export interface Commit {
    * compare-and-set of the commit that fires, not by the schedule.
    */
   schedule?: { destination: string; at: number | null };
+  /**
+   * Lease, in the same write, this conversation's work for these destinations (this instance's
+   * workers with a free slot), so they start at once instead of waiting for the change feed and a
+   * `lease` call. A destination is leased only when work is left after its cursor and nobody
+   * holds a live lease on it; it is then left out of the change notice.
+   */
+  claim?: { destinations: string[]; leaseMs: number; items?: number };
 }
 
 /** A worker's exclusive, expiring right to run one conversation's work for one destination. */
@@ -104,6 +111,8 @@ export interface ChangeNotice {
   ownershipVersion: number;
   /** Destinations that got new work. */
   destinations: string[];
+  /** Those of them whose new work the committing instance leased in the same commit: nobody else need look. */
+  leased?: string[];
 }
 
 export interface WorkQueue {
@@ -163,6 +172,8 @@ export interface Store {
    * outcome is unknown: a retry from a fresh read is always safe). Returns the new version.
    */
   commit(commit: Commit): Promise<number>;
+  /** `commit`, also returning the leases `commit.claim` took (each with `pending`). */
+  commitClaiming(commit: Commit): Promise<{ version: number; claimed: Lease[] }>;
   /** Reads an index value written by a commit (`ticket:HB-1042` → conversation id). */
   indexValue(key: string): Promise<string | undefined>;
   /** Members of an index set (`held:<operator id>` → conversation ids). */

@@ -11,6 +11,7 @@ import { ConfigError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/log.ts';
 import { waitFor } from '../support/harness.ts';
 import { chat, startChatEmulator } from '../emulators/openai-chat.ts';
+import { freePort } from '../support/redis-process.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'app-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -59,7 +60,7 @@ describe('starting the bridge', () => {
   });
 
   it('npm start answers /healthz when ready and exits 0 on SIGTERM', { timeout: 60_000 }, async () => {
-    const port = 30000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: root,
       env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', STORE_URL: join(dir, 'f.sqlite'), LOG_LEVEL: 'info' },

@@ -53,13 +53,13 @@ class RecordingChannel implements CustomerChannel {
 function recordingSpeech(store: Store, spoken: Array<{ message: Message; state: string; version: number }>): Store {
   return new Proxy(store, {
     get(target, key, receiver) {
-      if (key === 'commit') {
+      if (key === 'commit' || key === 'commitClaiming') {
         return async (commit: Parameters<Store['commit']>[0]) => {
-          const version = await target.commit(commit);
+          const result = await (key === 'commit' ? target.commit(commit) : target.commitClaiming(commit));
           for (const message of commit.appended) {
             if (message.author.role === 'agent' && message.visibility === 'public') spoken.push({ message, state: commit.conversation.state, version: commit.conversation.ownershipVersion });
           }
-          return version;
+          return result;
         };
       }
       const value = Reflect.get(target, key, receiver);

@@ -24,7 +24,7 @@ export function countingStore(store: Store, onWrite: () => void = () => {}): { s
       const value = Reflect.get(target, prop, target) as unknown;
       if (typeof value !== 'function') return value;
       const bound = (value as (...args: unknown[]) => unknown).bind(target);
-      return ['commit', 'once', 'forget', 'increment'].includes(String(prop)) ? counted(bound as (...args: unknown[]) => Promise<unknown>) : bound;
+      return ['commit', 'commitClaiming', 'once', 'forget', 'increment'].includes(String(prop)) ? counted(bound as (...args: unknown[]) => Promise<unknown>) : bound;
     },
   });
   return { store: wrapped, writes: () => writes };
