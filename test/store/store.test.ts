@@ -269,6 +269,39 @@ describe.each(backends)('store on $name', (backend) => {
   });
 
   describe('work', () => {
+    it('a commit may lease its own new work: only what is due now, with its first batch, and the notice says so', async () => {
+      const seen: ChangeNotice[] = [];
+      const stop = store.onChange((n) => seen.push(n));
+      try {
+        const first = message('cl_m1', 'Hello');
+        const made = await store.commitClaiming({
+          conversation: conversation('cl', { messages: [first] }),
+          expectedVersion: 0,
+          appended: [first],
+          work: [{ to: ['cl-agent', 'cl-slack'], payload: mirror(first.id) }],
+          claim: { destinations: ['cl-agent', 'cl-idle'], leaseMs: 5_000 },
+        });
+        expect(made.version).toBe(1);
+        expect(made.claimed).toHaveLength(1); // cl-idle has no work
+        const [lease] = made.claimed;
+        expect(lease).toMatchObject({ destination: 'cl-agent', conversationId: 'cl', pending: { cursor: { done: 0 }, items: [{ seq: 1, version: 1, payload: mirror(first.id) }] } });
+        // Leased: not handed out again; the other destination is due as usual.
+        expect(await store.work.lease('cl-agent', { limit: 10, leaseMs: 1000 })).toEqual([]);
+        expect((await store.work.lease('cl-slack', { limit: 10, leaseMs: 1000 })).map((l) => l.conversationId)).toEqual(['cl']);
+        await waitFor(() => seen.find((n) => n.conversationId === 'cl'), 'the notice');
+        expect(seen.find((n) => n.conversationId === 'cl')).toMatchObject({ destinations: expect.arrayContaining(['cl-agent', 'cl-slack']), leased: ['cl-agent'] });
+
+        // A live lease is never taken by a commit; nor is work waiting out a backoff.
+        const held = await store.commitClaiming({ conversation: { ...conversation('cl'), messages: [first] }, expectedVersion: 1, appended: [], work: [{ to: ['cl-agent'], payload: { kind: 'turn' } }], claim: { destinations: ['cl-agent'], leaseMs: 5_000 } });
+        expect(held.claimed).toEqual([]);
+        expect(await store.work.finish(lease!, 1, Date.now() + 60_000)).toBe(true); // work left: due again in a minute
+        const backing = await store.commitClaiming({ conversation: { ...conversation('cl'), messages: [first] }, expectedVersion: 2, appended: [], work: [{ to: ['cl-agent'], payload: { kind: 'turn' } }], claim: { destinations: ['cl-agent'], leaseMs: 5_000 } });
+        expect(backing.claimed).toEqual([]);
+      } finally {
+        stop();
+      }
+    });
+
     // Each test uses its own destination names, so the due sets do not mix.
     it('a commit makes the destinations it names due now, and no others', async () => {
       const before = Date.now();
