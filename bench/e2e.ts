@@ -65,6 +65,7 @@ const HELP = `npm run bench:e2e -- [options]
   --concurrency <list>    web chat customers per cell (default 1,20,100)
   --stores <list>         sqlite,redis (default both)
   --redis-fsync <mode>    the redis-server's appendfsync: always (default, durable), everysec, or off (no AOF)
+  --sqlite-sync <mode>    the SQLite bridge's SQLITE_SYNCHRONOUS: full (default, durable) or normal
   --messages <n>          messages per conversation before a customer starts a new one (default 20)
   --idle <n>              open idle conversations for the RSS measure; 0 skips it (default 2000; quick 300)
   --email <n>             email customers per store (one cell each); 0 skips it (default 20)
@@ -84,6 +85,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '1,20,100' },
     stores: { type: 'string', default: 'sqlite,redis' },
     'redis-fsync': { type: 'string', default: 'always' },
+    'sqlite-sync': { type: 'string', default: 'full' },
     messages: { type: 'string', default: '20' },
     idle: { type: 'string' },
     email: { type: 'string', default: '20' },
@@ -115,6 +117,8 @@ const STORES = args.stores.split(',').map((s) => s.trim()) as Array<'sqlite' | '
 for (const s of STORES) if (s !== 'sqlite' && s !== 'redis') throw new Error(`--stores: sqlite or redis, got "${s}"`);
 const REDIS_FSYNC = args['redis-fsync'];
 if (!['always', 'everysec', 'off'].includes(REDIS_FSYNC)) throw new Error(`--redis-fsync: always, everysec or off, got "${REDIS_FSYNC}"`);
+const SQLITE_SYNC = args['sqlite-sync'];
+if (!['full', 'normal'].includes(SQLITE_SYNC)) throw new Error(`--sqlite-sync: full or normal, got "${SQLITE_SYNC}"`);
 const MESSAGES = Math.max(1, Math.floor(positive(args.messages, 20, 'messages')));
 const IDLE = Math.floor(positive(args.idle, QUICK ? 300 : 2000, 'idle'));
 const EMAIL_C = Math.floor(positive(args.email, 20, 'email'));
@@ -1094,6 +1098,7 @@ async function main(): Promise<void> {
     LOG_LEVEL: args['log-level'],
     LOG_FORMAT: 'json',
     STORE_URL: store === 'redis' ? redis!.url : join(runDir, 'bridge.sqlite'),
+    SQLITE_SYNCHRONOUS: SQLITE_SYNC,
     POLICY_FILE: policyFile,
     BRAND_NAME: 'Northwind',
     SHUTDOWN_GRACE_MS: '10000',

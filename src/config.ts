@@ -11,6 +11,7 @@ const CoreConfigSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000).describe('a TCP port number (0-65535)'),
   HOST: z.string().default('0.0.0.0').describe('an address to listen on'),
   STORE_URL: z.string().default('./data/bridge.sqlite').describe('a SQLite file path, sqlite://<path>, or redis://host:port'),
+  SQLITE_SYNCHRONOUS: z.enum(['full', 'normal']).default('full').describe('full (default: a commit survives a power cut) or normal (faster; survives a process crash, a power cut can lose the last commits)'),
   POLICY_FILE: z.string().optional().describe('a path to a policy JSON file'),
   FAQ_FILE: z.string().default('config/faq.json').describe('a path to the offline agent FAQ JSON file'),
   TICKET_PREFIX: z.string().regex(/^[A-Z]{1,8}$/).default('HB').describe('1-8 capital letters, e.g. HB'),

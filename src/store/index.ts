@@ -5,9 +5,10 @@ import { openRedisStore } from './redis.ts';
 import { openSqliteStore } from './sqlite.ts';
 import type { Store } from './store.ts';
 
-export async function openStore(url: string): Promise<Store> {
+export async function openStore(url: string, options: { sqliteSynchronous?: 'full' | 'normal' } = {}): Promise<Store> {
   if (/^rediss?:\/\//.test(url)) return openRedisStore(url);
-  if (url.startsWith('sqlite://')) return openSqliteStore(url.slice('sqlite://'.length) || ':memory:');
+  const sqlite = options.sqliteSynchronous ? { synchronous: options.sqliteSynchronous } : {};
+  if (url.startsWith('sqlite://')) return openSqliteStore(url.slice('sqlite://'.length) || ':memory:', sqlite);
   if (/^[a-z]+:\/\//i.test(url)) throw new ConfigError('STORE_URL', `expected redis://..., sqlite://<path> or a file path, got ${redactUrl(url)}`);
-  return openSqliteStore(url);
+  return openSqliteStore(url, sqlite);
 }
