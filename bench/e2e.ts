@@ -75,7 +75,8 @@ const HELP = `npm run bench:e2e -- [options]
   --top <n>               functions listed per profile (default 25)
   --log-level <level>     the bridge's LOG_LEVEL (default info, as npm start)
   --md <file>             also write the markdown report to this file
-  --keep                  keep the run directory (logs, SQLite file)`;
+  --keep                  keep the run directory (logs, SQLite file)
+Environment: BRIDGE_<NAME>=value sets <NAME> for both bridges (e.g. BRIDGE_CONVERSATION_CACHE_SIZE=0).`;
 
 const { values: args } = parseArgs({
   options: {
@@ -1099,6 +1100,8 @@ async function main(): Promise<void> {
     LOG_FORMAT: 'json',
     STORE_URL: store === 'redis' ? redis!.url : join(runDir, 'bridge.sqlite'),
     SQLITE_SYNCHRONOUS: SQLITE_SYNC,
+    // BRIDGE_<NAME>=value in the bench's environment sets <NAME> for both bridges (a setting to compare).
+    ...Object.fromEntries(Object.entries(process.env).flatMap(([k, v]) => (k.startsWith('BRIDGE_') && v !== undefined ? [[k.slice('BRIDGE_'.length), v]] : []))),
     POLICY_FILE: policyFile,
     BRAND_NAME: 'Northwind',
     SHUTDOWN_GRACE_MS: '10000',
