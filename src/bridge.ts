@@ -128,7 +128,10 @@ export class Bridge implements BridgePort {
       {
         workspaces: () => this.workspaces.map((w) => w.name),
         webhooks: () => this.webhooks !== undefined,
-        claimable: () => ({ destinations: [...this.workers].filter(([, w]) => w.canAdopt).map(([name]) => name), leaseMs: this.delivery.leaseMs ?? 30_000 }),
+        claimable: () => {
+          const free = [...this.workers.values()].filter((w) => w.canAdopt);
+          return { destinations: free.map((w) => w.name), leaseMs: this.delivery.leaseMs ?? 30_000, begin: free.filter((w) => w.beginsOnLease).map((w) => w.name) };
+        },
         claimed: (leases) => this.adopt(leases),
         ...(metrics ? { observed: (o: Observation[]) => metrics.record(o) } : {}),
       },

@@ -91,6 +91,7 @@ export class DeliveryWorker {
       backoff: this.backoff,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+      begin: options.destination.recordsAttempts === undefined,
       work: (lease, controller) => this.drain(lease, controller),
     });
   }
@@ -118,6 +119,11 @@ export class DeliveryWorker {
     return this.leaseMs;
   }
 
+  /** A destination that records every attempt has its first one recorded by the lease itself. */
+  get beginsOnLease(): boolean {
+    return this.destination.recordsAttempts === undefined;
+  }
+
   /** Look for due work now (new work was committed, or a destination came back). */
   wake(): void {
     this.loop.wake();
@@ -139,7 +145,8 @@ export class DeliveryWorker {
       let prefetched = lease.pending;
       for (;;) {
         if (controller.signal.aborted) return;
-        const { cursor, items } = prefetched ?? (await this.store.work.pending(this.name, lease.conversationId, 50));
+        const batch: NonNullable<Lease['pending']> = prefetched ?? (await this.store.work.pending(this.name, lease.conversationId, 50));
+        const { cursor, items, begun } = batch;
         prefetched = undefined;
         if (items.length === 0 || !this.running) {
           // Nothing addressed to us (or stopping): give the lease back, due now if work remains.
@@ -160,7 +167,9 @@ export class DeliveryWorker {
           const item = items[i]!;
           const records = this.destination.recordsAttempts?.(item, conversation) ?? true;
           const previous = cursor.attempt?.seq === item.seq ? cursor.attempt : undefined;
-          const attempt = records ? (await this.store.work.begin(lease, item.seq)).attempt! : { seq: item.seq, count: (previous?.count ?? 0) + 1, since: previous?.since ?? Date.now() };
+          // The lease may have recorded the first item's attempt already, in the same write.
+          const recorded = i === 0 && begun && previous ? previous : undefined;
+          const attempt = records ? (recorded ?? (await this.store.work.begin(lease, item.seq)).attempt!) : { seq: item.seq, count: (previous?.count ?? 0) + 1, since: previous?.since ?? Date.now() };
           const context: WorkContext = { conversation, attempt, lease, later: items.slice(i + 1), signal: controller.signal };
           const outcome = await this.attempt(item, context);
           if (outcome === 'lost') return;

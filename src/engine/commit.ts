@@ -57,7 +57,7 @@ export interface Routing {
   /** Told what each successful commit meant (metrics). */
   observed?(observations: Observation[]): void;
   /** Destinations whose workers here can start on new work at once: the commit leases it for them. */
-  claimable?(): { destinations: string[]; leaseMs: number };
+  claimable?(): { destinations: string[]; leaseMs: number; begin: string[] };
   /** The leases a commit took for this instance's workers. */
   claimed?(leases: Lease[]): void;
 }
@@ -133,9 +133,11 @@ export class Committer {
   /** The new work's destinations this instance can start on now. */
   private claimFor(work: NonNullable<Commit['work']>): Commit['claim'] {
     if (work.length === 0 || !this.routing.claimable) return undefined;
-    const { destinations, leaseMs } = this.routing.claimable();
+    const { destinations, leaseMs, begin } = this.routing.claimable();
     const wanted = destinations.filter((d) => work.some((w) => w.to.includes(d)));
-    return wanted.length ? { destinations: wanted, leaseMs } : undefined;
+    if (wanted.length === 0) return undefined;
+    const begins = begin.filter((d) => wanted.includes(d));
+    return { destinations: wanted, leaseMs, ...(begins.length ? { begin: begins } : {}) };
   }
 
   /** Effects → work items, addressed to the destinations that should do them. */

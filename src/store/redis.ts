@@ -84,6 +84,26 @@ local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit)
   end
   return { raw or '', out }
 end
+-- Records an attempt on seq (the count goes up if the last attempt was on the same seq); returns the cursor JSON.
+local function beginAttempt(cursorKey, id, seq, now)
+  local done, attempt = readCursor(cursorKey, id)
+  if attempt and tonumber(attempt.seq) == seq then
+    attempt = { seq = seq, count = tonumber(attempt.count) + 1, since = tonumber(attempt.since) }
+  else
+    attempt = { seq = seq, count = 1, since = now }
+  end
+  return writeCursor(cursorKey, id, done, attempt)
+end
+-- pendingFor, and when begin is set, an attempt recorded on the first item ({ cursor, items, 1 }).
+local function pendingBegun(cursorKey, lastKey, logKey, id, dest, limit, begin, now)
+  local pending = pendingFor(cursorKey, lastKey, logKey, id, dest, limit)
+  if begin and #pending[2] > 0 then
+    local first = cjson.decode(pending[2][1])
+    pending[1] = beginAttempt(cursorKey, id, tonumber(first.seq), now)
+    pending[3] = 1
+  end
+  return pending
+end
 local function advanceCursor(key, id, seq)
   local done, attempt = readCursor(key, id)
   if seq > done then done = seq end
@@ -178,7 +198,7 @@ if a.claim then
       claimed[d] = true
       out[#out + 1] = d
       out[#out + 1] = token
-      out[#out + 1] = pendingFor(p .. 'cursor:' .. d, p .. 'last:' .. d, logKey, a.id, d, a.claim.items)
+      out[#out + 1] = pendingBegun(p .. 'cursor:' .. d, p .. 'last:' .. d, logKey, a.id, d, a.claim.items, a.claim.begin[d] ~= nil, now)
     end
   end
 end
@@ -224,7 +244,7 @@ for i, id in ipairs(ids) do
   redis.call('HSET', KEYS[2], id, token)
   out[#out + 1] = id
   out[#out + 1] = token
-  out[#out + 1] = pendingFor(KEYS[3], KEYS[4], ARGV[4] .. 'log:' .. id, id, ARGV[5], tonumber(ARGV[6]))
+  out[#out + 1] = pendingBegun(KEYS[3], KEYS[4], ARGV[4] .. 'log:' .. id, id, ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1', now)
 end
 return out
 `;
@@ -244,14 +264,7 @@ return pendingFor(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3])
 /** KEYS: lease, cursor. ARGV: id, token, seq. Returns the cursor JSON, or false if the lease was lost. */
 const BEGIN = `
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return false end
-local done, attempt = readCursor(KEYS[2], ARGV[1])
-local seq = tonumber(ARGV[3])
-if attempt and tonumber(attempt.seq) == seq then
-  attempt = { seq = seq, count = tonumber(attempt.count) + 1, since = tonumber(attempt.since) }
-else
-  attempt = { seq = seq, count = 1, since = clock() }
-end
-return writeCursor(KEYS[2], ARGV[1], done, attempt)
+return beginAttempt(KEYS[2], ARGV[1], tonumber(ARGV[3]), clock())
 `;
 
 /** KEYS: lease, cursor. ARGV: id, token, seq. Returns 1, or 0 if the lease was lost. */
@@ -430,7 +443,16 @@ export class RedisStore implements Store {
       notice: JSON.stringify(notice),
       noticeTo: destinations,
       ...(commit.claim?.destinations.length
-        ? { claim: { dests: commit.claim.destinations, ms: ttl(commit.claim.leaseMs), items: Math.max(1, Math.floor(commit.claim.items ?? 50)), token: randomBytes(12).toString('hex') } }
+        ? {
+            claim: {
+              dests: commit.claim.destinations,
+              ms: ttl(commit.claim.leaseMs),
+              items: Math.max(1, Math.floor(commit.claim.items ?? 50)),
+              token: randomBytes(12).toString('hex'),
+              // A set (object) in Lua: `begin[d]`. `{}` when none, never an empty array.
+              begin: Object.fromEntries((commit.claim.begin ?? []).map((d) => [d, true])),
+            },
+          }
         : {}),
     };
     const reply = (await guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], [JSON.stringify(arg)]))) as unknown[];
@@ -438,10 +460,7 @@ export class RedisStore implements Store {
     switch (outcome) {
       case 'ok': {
         const claimed: Lease[] = [];
-        for (let i = 2; i + 2 < reply.length; i += 3) {
-          const [cursor, items] = reply[i + 2] as [string, string[]];
-          claimed.push({ destination: String(reply[i]), conversationId: id, token: String(reply[i + 1]), pending: { cursor: parseCursor(cursor), items: items.map(parseItem) } });
-        }
+        for (let i = 2; i + 2 < reply.length; i += 3) claimed.push({ destination: String(reply[i]), conversationId: id, token: String(reply[i + 1]), pending: parsePending(reply[i + 2] as PendingReply) });
         // This instance hears its own commits at once; the others through the channel.
         if (claimed.length) notice.leased = claimed.map((l) => l.destination);
         this.notify(notice);
@@ -546,17 +565,22 @@ class RedisWorkQueue implements WorkQueue {
     };
   }
 
-  async lease(destination: string, options: { limit: number; leaseMs: number; items?: number }): Promise<Lease[]> {
+  async lease(destination: string, options: { limit: number; leaseMs: number; items?: number; begin?: boolean }): Promise<Lease[]> {
     const k = this.keys(destination);
     const base = randomBytes(12).toString('hex');
     const reply = (await guard(`lease ${destination} work`, () =>
-      SCRIPTS.lease.run(this.client, [k.due, k.lease, k.cursor, k.last], [String(ttl(options.leaseMs)), String(Math.max(0, Math.floor(options.limit))), base, this.p, destination, String(Math.max(1, Math.floor(options.items ?? 50)))]),
-    )) as Array<string | [string, string[]]>;
+      SCRIPTS.lease.run(this.client, [k.due, k.lease, k.cursor, k.last], [
+        String(ttl(options.leaseMs)),
+        String(Math.max(0, Math.floor(options.limit))),
+        base,
+        this.p,
+        destination,
+        String(Math.max(1, Math.floor(options.items ?? 50))),
+        options.begin ? '1' : '0',
+      ]),
+    )) as Array<string | PendingReply>;
     const leases: Lease[] = [];
-    for (let i = 0; i + 2 < reply.length; i += 3) {
-      const [cursor, items] = reply[i + 2] as [string, string[]];
-      leases.push({ destination, conversationId: String(reply[i]), token: String(reply[i + 1]), pending: { cursor: parseCursor(cursor), items: items.map(parseItem) } });
-    }
+    for (let i = 0; i + 2 < reply.length; i += 3) leases.push({ destination, conversationId: String(reply[i]), token: String(reply[i + 1]), pending: parsePending(reply[i + 2] as PendingReply) });
     return leases;
   }
 
@@ -667,6 +691,13 @@ async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw new StoreUnavailableError(`Store (redis) unavailable: could not ${what}: ${(err as Error)?.message ?? String(err)}`, err);
   }
+}
+
+/** A lease's first batch as the scripts return it: cursor JSON, item JSONs, and 1 when an attempt was recorded on the first. */
+type PendingReply = [string, string[], number?];
+
+function parsePending([cursor, items, begun]: PendingReply): NonNullable<Lease['pending']> {
+  return { cursor: parseCursor(cursor), items: items.map(parseItem), ...(begun === 1 ? { begun: true } : {}) };
 }
 
 function parseItem(raw: string): WorkItem {

@@ -173,6 +173,7 @@ type Statements = ReturnType<typeof prepare>;
  * committed without an fsync; a process crash still keeps them (the WAL is in the OS's cache).
  */
 const LIGHT = { durable: false };
+const DURABLE = { durable: true };
 
 /** One write waiting for the next batch. */
 interface WriteJob {
@@ -323,14 +324,15 @@ class SqliteWork implements WorkQueue {
     private readonly now: () => number,
   ) {}
 
-  lease(destination: string, options: { limit: number; leaseMs: number; items?: number }): Promise<Lease[]> {
-    return this.writer.write(`lease ${destination} work`, LIGHT, () => {
+  lease(destination: string, options: { limit: number; leaseMs: number; items?: number; begin?: boolean }): Promise<Lease[]> {
+    // An attempt record must be durable before the attempt: then this write is synced.
+    return this.writer.write(`lease ${destination} work`, options.begin ? DURABLE : LIGHT, () => {
       const now = this.now();
       const leases: Lease[] = [];
       for (const conversationId of this.s.dueNow.all(destination, now, count(options.limit))) {
         const token = `${this.tokenBase}.${(this.tokens += 1).toString(36)}`; // unique: random per store, counted per lease
         this.s.setLease.run(now + options.leaseMs, token, destination, conversationId);
-        leases.push({ destination, conversationId, token, pending: this.readPending(destination, conversationId, options.items ?? LEASE_ITEMS) });
+        leases.push({ destination, conversationId, token, pending: this.pendingBegun(destination, conversationId, options.items ?? LEASE_ITEMS, options.begin === true, now) });
       }
       return leases;
     });
@@ -409,9 +411,20 @@ class SqliteWork implements WorkQueue {
       if (!state || state.due_at === null || state.due_at > now || state.last_seq <= state.done) continue;
       const token = `${this.tokenBase}.${(this.tokens += 1).toString(36)}`;
       this.s.setLease.run(now + claim.leaseMs, token, destination, conversationId);
-      leases.push({ destination, conversationId, token, pending: this.readPending(destination, conversationId, claim.items ?? LEASE_ITEMS) });
+      leases.push({ destination, conversationId, token, pending: this.pendingBegun(destination, conversationId, claim.items ?? LEASE_ITEMS, claim.begin?.includes(destination) ?? false, now) });
     }
     return leases;
+  }
+
+  /** `readPending`, and when `begin` is set, an attempt recorded on the first item (inside the caller's write). */
+  private pendingBegun(destination: string, conversationId: string, limit: number, begin: boolean, now: number): NonNullable<Lease['pending']> {
+    const pending = this.readPending(destination, conversationId, limit);
+    const first = pending.items[0];
+    if (!begin || !first) return pending;
+    const previous = pending.cursor.attempt;
+    const attempt = previous?.seq === first.seq ? { ...previous, count: previous.count + 1 } : { seq: first.seq, count: 1, since: now };
+    this.s.setAttempt.run(JSON.stringify(attempt), destination, conversationId);
+    return { cursor: { done: pending.cursor.done, attempt }, items: pending.items, begun: true };
   }
 
   /** The cursor and up to `limit` items after it addressed to `destination`. */

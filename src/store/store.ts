@@ -81,7 +81,7 @@ export interface Commit {
    * `lease` call. A destination is leased only when work is left after its cursor and nobody
    * holds a live lease on it; it is then left out of the change notice.
    */
-  claim?: { destinations: string[]; leaseMs: number; items?: number };
+  claim?: { destinations: string[]; leaseMs: number; items?: number; begin?: string[] };
 }
 
 /** A worker's exclusive, expiring right to run one conversation's work for one destination. */
@@ -93,7 +93,7 @@ export interface Lease {
    * Set by `lease`: the cursor and the first items after it addressed to this destination, read in
    * the same step as the lease (so a worker needs no `pending` call for its first batch).
    */
-  pending?: { cursor: Cursor; items: WorkItem[] };
+  pending?: { cursor: Cursor; items: WorkItem[]; begun?: boolean };
 }
 
 /** How far a destination got in one conversation's work log. */
@@ -119,9 +119,11 @@ export interface WorkQueue {
   /**
    * Leases up to `limit` conversations whose work for `destination` is due now. A leased
    * conversation is not handed out again until `leaseMs` passes or the lease is released. Each
-   * lease comes with `pending` (its cursor and up to `items` items after it, default 50).
+   * lease comes with `pending` (its cursor and up to `items` items after it, default 50). `begin`
+   * (and `Commit.claim.begin`): also record an attempt on the first item, as `begin` would, in the
+   * same write (`pending.begun`), for a destination that records every attempt.
    */
-  lease(destination: string, options: { limit: number; leaseMs: number; items?: number }): Promise<Lease[]>;
+  lease(destination: string, options: { limit: number; leaseMs: number; items?: number; begin?: boolean }): Promise<Lease[]>;
   /** Extends a lease; false if it was lost (expired and taken by another worker). */
   renew(lease: Lease, leaseMs: number): Promise<boolean>;
   /** The destination's cursor and the items after it that are addressed to it, oldest first. */

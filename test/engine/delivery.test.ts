@@ -52,16 +52,16 @@ it('the customer gets the agent reply while the workspace is down, and the threa
 
 it("a 429 on one conversation's thread holds only that conversation", async () => {
   const workspace = new FlakyWorkspace();
-  let held = '';
+  // Customer a's thread answers 429 (its work may start the moment its message is committed).
+  let held = 'a';
   workspace.behaviour = (c) => {
-    if (c.id === held) throw new RetryLaterError(3000);
+    if (c.customer.id === held) throw new RetryLaterError(3000);
   };
   const t = await createTestBridge({ workspaces: [workspace] });
   const slow = await t.bridge.customerMessage({ origin: 'api', customer: { id: 'a' }, text: 'first customer' });
-  held = slow.conversation.id;
   const fast = await t.bridge.customerMessage({ origin: 'api', customer: { id: 'b' }, text: 'second customer' });
   await waitFor(() => workspace.posted.some((p) => p.conversationId === fast.conversation.id), { what: "the other conversation's thread", timeoutMs: 1500 });
-  expect(workspace.posted.some((p) => p.conversationId === held)).toBe(false);
+  expect(workspace.posted.some((p) => p.conversationId === slow.conversation.id)).toBe(false);
   held = '';
   await waitFor(() => workspace.posted.some((p) => p.conversationId === slow.conversation.id), { what: 'the held thread after Retry-After', timeoutMs: 6000 });
   await t.close();

@@ -302,6 +302,33 @@ describe.each(backends)('store on $name', (backend) => {
       }
     });
 
+    it('a lease (or a commit that leases) can record the attempt on its first item in the same write', async () => {
+      await open(store, 'bg', ['bg-slack']);
+      const [lease] = await store.work.lease('bg-slack', { limit: 1, leaseMs: 5_000, begin: true });
+      expect(lease!.pending).toMatchObject({ begun: true, cursor: { done: 0, attempt: { seq: 1, count: 1 } } });
+      expect((await store.work.pending('bg-slack', 'bg')).cursor.attempt).toMatchObject({ seq: 1, count: 1 });
+      // It failed: the next lease's record counts a second attempt, since the first.
+      expect(await store.work.finish(lease!, undefined, Date.now())).toBe(true);
+      const [again] = await store.work.lease('bg-slack', { limit: 1, leaseMs: 5_000, begin: true });
+      expect(again!.pending!.cursor.attempt).toMatchObject({ seq: 1, count: 2, since: lease!.pending!.cursor.attempt!.since });
+      expect(await store.work.finish(again!, 1)).toBe(true);
+
+      const current = (await store.getConversation('bg'))!;
+      const m = message('bg_m2', 'more');
+      const made = await store.commitClaiming({
+        conversation: { ...current, messages: [...current.messages, m] },
+        expectedVersion: current.version,
+        appended: [m],
+        work: [{ to: ['bg-slack', 'bg-customer'], payload: mirror(m.id) }],
+        claim: { destinations: ['bg-slack', 'bg-customer'], leaseMs: 5_000, begin: ['bg-slack'] },
+      });
+      const bySlack = made.claimed.find((l) => l.destination === 'bg-slack')!;
+      const byCustomer = made.claimed.find((l) => l.destination === 'bg-customer')!;
+      expect(bySlack.pending).toMatchObject({ begun: true, cursor: { done: 1, attempt: { seq: 2, count: 1 } } });
+      expect(byCustomer.pending!.begun).toBeUndefined();
+      expect(byCustomer.pending!.cursor.attempt).toBeUndefined();
+    });
+
     // Each test uses its own destination names, so the due sets do not mix.
     it('a commit makes the destinations it names due now, and no others', async () => {
       const before = Date.now();
