@@ -11,6 +11,10 @@ import type { SessionClaims } from './token.ts';
 /** A socket whose unread output passes this is a dead or hostile reader: drop it. */
 const MAX_BUFFERED_BYTES = 1_000_000;
 
+/** Message ids a connection has shown; a Set once there are more than this (a short list is far smaller). */
+const SHOWN_LIST_MAX = 8;
+const NONE_SHOWN: readonly string[] = [];
+
 /** One visitor socket after a successful hello. */
 export class Connection {
   conversationId: string | undefined;
@@ -19,7 +23,7 @@ export class Connection {
   /** The client id whose message created the conversation (its resend keeps the same idempotency key). */
   firstClientId: string | undefined;
   /** Message ids this socket has shown (or the widget already had before it connected). */
-  private readonly shown = new Set<string>();
+  private shown: readonly string[] | Set<string> = NONE_SHOWN;
   /** Live messages that arrived while the replay was being read; sent right after it. */
   private held: ServerMessageFrame[] | undefined;
   /** A close asked for while the replay was running: done right after it. */
@@ -51,13 +55,14 @@ export class Connection {
       this.held.push(frame);
       return;
     }
-    if (this.shown.has(frame.id) && !frame.clientId) return;
-    this.shown.add(frame.id);
+    if (this.hasShown(frame.id) && !frame.clientId) return;
+    this.markShown(frame.id);
     this.send(frame);
   }
 
   hasShown(id: string): boolean {
-    return this.shown.has(id);
+    const shown = this.shown;
+    return shown instanceof Set ? shown.has(id) : shown.includes(id);
   }
 
   /** Holds live deliveries until `finishReplay`, so a replay never lands after a newer message. */
@@ -67,7 +72,7 @@ export class Connection {
 
   /** `alreadySeen`: what the widget had before reconnecting; `replay`: what it missed, in order. */
   finishReplay(alreadySeen: string[], replay: ServerMessageFrame[]): void {
-    for (const id of alreadySeen) this.shown.add(id);
+    for (const id of alreadySeen) this.markShown(id);
     const held = this.held ?? [];
     this.held = undefined;
     for (const frame of replay) this.show(frame);
@@ -80,16 +85,33 @@ export class Connection {
     if (this.held) this.endAfterReplay = { code, reason };
     else this.socket.close(code, reason);
   }
+
+  private markShown(id: string): void {
+    const shown = this.shown;
+    if (shown instanceof Set) {
+      shown.add(id);
+      return;
+    }
+    if (shown.includes(id)) return;
+    // A copy per addition (concat sizes it exactly): far smaller than a Set for the few messages most sockets show.
+    this.shown = shown.length < SHOWN_LIST_MAX ? shown.concat(id) : new Set(shown).add(id);
+  }
+}
+
+/** The connections of one conversation on this instance. */
+interface Room {
+  connections: Connection[];
+  /** Deliveries while someone was connected, so a caller can tell whether a reply already went out. */
+  deliveries: number;
 }
 
 /** The registry of connections by conversation. */
 export class ConversationHub {
-  private readonly byConversation = new Map<string, Set<Connection>>();
+  private readonly byConversation = new Map<string, Room>();
   /** Connections whose session has no conversation yet, by session id. */
   private readonly pendingBySession = new Map<string, Set<Connection>>();
-  /** Deliveries per conversation, so a caller can tell whether a reply already went out. */
-  private readonly deliveries = new Map<string, number>();
-  private readonly holds = new Map<string, { count: number; frames: ServerMessageFrame[]; end?: { code: number; reason: string } }>();
+  /** `unheard`: deliveries held while no socket of the conversation was here (a socket that joins during the hold counts them). */
+  private readonly holds = new Map<string, { count: number; frames: ServerMessageFrame[]; unheard: number; end?: { code: number; reason: string } }>();
 
   constructor(private readonly maxPerConversation: number) {}
 
@@ -98,13 +120,13 @@ export class ConversationHub {
    * never let go to make room, so nobody can push a customer out by opening more.
    */
   add(connection: Connection, conversationId: string): boolean {
-    let set = this.byConversation.get(conversationId);
-    if (set?.has(connection)) return true;
-    if (set && set.size >= this.maxPerConversation) return false;
+    const room = this.byConversation.get(conversationId);
+    if (room?.connections.includes(connection)) return true;
+    if (room && room.connections.length >= this.maxPerConversation) return false;
     this.removePending(connection);
     connection.conversationId = conversationId;
-    if (!set) this.byConversation.set(conversationId, (set = new Set()));
-    set.add(connection);
+    if (room) room.connections.push(connection);
+    else this.byConversation.set(conversationId, { connections: [connection], deliveries: this.holds.get(conversationId)?.unheard ?? 0 });
     return true;
   }
 
@@ -124,23 +146,25 @@ export class ConversationHub {
     this.removePending(connection);
     const id = connection.conversationId;
     if (!id) return;
-    const set = this.byConversation.get(id);
-    set?.delete(connection);
-    if (set?.size === 0) {
-      this.byConversation.delete(id);
-      this.deliveries.delete(id);
-    }
+    const room = this.byConversation.get(id);
+    const at = room ? room.connections.indexOf(connection) : -1;
+    if (!room || at < 0) return;
+    room.connections.splice(at, 1);
+    // The delivery count is forgotten with the last socket.
+    if (room.connections.length === 0) this.byConversation.delete(id);
   }
 
   connections(conversationId: string): Connection[] {
-    return [...(this.byConversation.get(conversationId) ?? [])];
+    return [...(this.byConversation.get(conversationId)?.connections ?? [])];
   }
 
   /** A bridge delivery: shown on every connection of the conversation (after any hold). */
   deliver(conversationId: string, frame: ServerMessageFrame): void {
     const hold = this.holds.get(conversationId);
     // Counted only where someone listens (the count is forgotten with the last socket).
-    if (hold || this.byConversation.has(conversationId)) this.deliveries.set(conversationId, (this.deliveries.get(conversationId) ?? 0) + 1);
+    const room = this.byConversation.get(conversationId);
+    if (room) room.deliveries += 1;
+    else if (hold) hold.unheard += 1;
     if (hold) hold.frames.push(frame);
     else this.fanOut(conversationId, frame);
   }
@@ -164,7 +188,7 @@ export class ConversationHub {
    */
   hold(conversationId: string): () => void {
     let hold = this.holds.get(conversationId);
-    if (!hold) this.holds.set(conversationId, (hold = { count: 0, frames: [] }));
+    if (!hold) this.holds.set(conversationId, (hold = { count: 0, frames: [], unheard: 0 }));
     hold.count += 1;
     let released = false;
     return () => {
@@ -180,7 +204,7 @@ export class ConversationHub {
 
   /** How many deliveries the conversation has had while someone was connected. */
   deliveryCount(conversationId: string): number {
-    return this.deliveries.get(conversationId) ?? 0;
+    return this.byConversation.get(conversationId)?.deliveries ?? 0;
   }
 
   conversationIds(): string[] {
@@ -188,7 +212,10 @@ export class ConversationHub {
   }
 
   all(): Connection[] {
-    return [...this.byConversation.values(), ...this.pendingBySession.values()].flatMap((set) => [...set]);
+    const all: Connection[] = [];
+    for (const room of this.byConversation.values()) all.push(...room.connections);
+    for (const set of this.pendingBySession.values()) all.push(...set);
+    return all;
   }
 
   private removePending(connection: Connection): void {

@@ -20,6 +20,7 @@ import { resolveWebChatConfig, type ResolvedWebChatConfig, type WebChatConfig } 
 import { messageFrame, type SpeakerNames } from './frames.ts';
 import { ConversationHub } from './hub.ts';
 import { demoPage, embedSnippet } from './pages.ts';
+import { Periodic } from './periodic.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { Sessions } from './sessions.ts';
 import { handleSessionPreflight, handleSessionRequest, originAllowed } from './session.ts';
@@ -74,9 +75,15 @@ class WebChatChannel implements WebChat {
   private catchingUp = false;
   private stopping = false;
   private readonly awaitingPong = new WeakSet<WebSocket>();
+  /** Every socket's pong listener (one function for all of them: `this` is the socket). */
+  private readonly onPong: (this: WebSocket) => void;
 
   constructor(options: WebChatOptions) {
     this.config = resolveWebChatConfig(options.config);
+    const awaitingPong = this.awaitingPong;
+    this.onPong = function (this: WebSocket) {
+      awaitingPong.delete(this);
+    };
     this.bridge = options.bridge;
     this.logger = (options.logger ?? options.bridge.logger).child({ channel: 'webchat' });
     this.names = { assistant: this.config.assistantName, brand: this.config.brandName };
@@ -91,6 +98,8 @@ class WebChatChannel implements WebChat {
       names: this.names,
       messageLimiter: new RateLimiter({ perMinute: ratePerMinute, burst, now: clock }),
       frameLimiter: new RateLimiter({ perMinute: Math.max(120, ratePerMinute * 6), burst: Math.max(30, burst * 4), now: clock }),
+      // A socket open longer than half a token's life hands the widget a fresh one, so it can resume.
+      refreshes: new Periodic(Math.min(this.config.tokenTtlMs / 2, 2 ** 31 - 1), (handler) => handler.refreshToken()),
       sentMessages: this.bridge.store.kv('webchat'),
       sessions: this.sessions,
       logger: this.logger,
@@ -133,6 +142,7 @@ class WebChatChannel implements WebChat {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.heartbeat);
+    this.socketContext.refreshes.clear();
     this.unsubscribe?.();
     const closing = [...this.wss.clients].map(
       (socket) =>
@@ -177,7 +187,7 @@ class WebChatChannel implements WebChat {
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('pong', () => this.awaitingPong.delete(ws));
+      ws.on('pong', this.onPong);
       serveSocket(ws, this.socketContext);
     });
   }

@@ -4,7 +4,6 @@
  * the bridge (the first one creates the conversation), and answers every bad input with an error
  * frame instead of breaking.
  */
-import { randomUUID } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import type { BridgePort } from '../../src/ports.ts';
 import { BridgeError, ConversationClosedError, InputError } from '../../src/errors.ts';
@@ -23,6 +22,7 @@ import {
   type SpeakerNames,
 } from './frames.ts';
 import { Connection, type ConversationHub } from './hub.ts';
+import type { Periodic } from './periodic.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { admit, type SessionRecord, type Sessions } from './sessions.ts';
 import { signSessionToken, verifiedUserId, verifyIdentity, verifySessionToken, type SessionClaims } from './token.ts';
@@ -44,8 +44,10 @@ export interface SocketContext {
   names: SpeakerNames;
   /** Customer messages per session (shared by all its tabs, before and after the conversation exists). */
   messageLimiter: RateLimiter;
-  /** Frames of any kind per socket, so junk floods cost nothing. */
+  /** Frames of any kind per socket, so junk floods cost nothing (each socket keeps its own bucket: `takeFrom`). */
   frameLimiter: RateLimiter;
+  /** Ready sockets, each handed a fresh token every half token life (`SocketHandler.refreshToken`). */
+  refreshes: Periodic<SocketHandler>;
   /** clientId -> message id, to confirm a resend that the bridge recognised as a duplicate. */
   sentMessages: KeyValue;
   sessions: Sessions;
@@ -64,79 +66,142 @@ const REFUSED: Record<'invalid' | 'expired' | 'gone' | 'closed' | 'full', Refusa
 
 /** Serves one socket until it closes. */
 export function serveSocket(socket: WebSocket, context: SocketContext): void {
-  const { hub, config, logger, sessions, bridge } = context;
-  const connection = new Connection(socket);
-  const socketId = randomUUID();
-  let state: 'new' | 'starting' | 'ready' = 'new';
-  let floodWarned = false;
-  let refreshTimer: NodeJS.Timeout | undefined;
-  // Frames are handled one at a time so a visitor's messages reach the bridge in the order typed.
-  let queue: Promise<void> = Promise.resolve();
+  const handler = new SocketHandler(socket, context);
+  handlers.set(socket, handler);
+  socket.on('message', onMessage);
+  socket.on('close', onClose);
+  socket.on('error', onError);
+}
 
-  const helloTimer = setTimeout(() => socket.close(CloseCode.helloTimeout, 'no hello received'), config.helloTimeoutMs);
-  helloTimer.unref();
+/** Each socket's handler. The listeners are shared by all sockets (one set of functions, not one per socket). */
+const handlers = new WeakMap<WebSocket, SocketHandler>();
 
-  socket.on('message', (data: RawData, isBinary: boolean) => {
-    if (!context.frameLimiter.take(socketId).ok) {
-      if (!floodWarned) connection.send(errorFrame('rate_limited', 'Too many frames; slow down.'));
-      floodWarned = true;
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  handlers.get(this)?.message(data, isBinary);
+}
+
+function onClose(this: WebSocket): void {
+  handlers.get(this)?.closed();
+}
+
+function onError(this: WebSocket, err: Error): void {
+  handlers.get(this)?.context.logger.debug({ err }, 'web chat socket error');
+}
+
+/** A settled promise: where a socket's frame queue starts, and starts again once it has drained. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/**
+ * One socket, from hello to close. Its state lives in fields and its steps are methods, so an open
+ * socket costs one object and no closures (thousands of idle sockets stay cheap).
+ */
+export class SocketHandler {
+  readonly connection: Connection;
+  private state: 'new' | 'starting' | 'ready' = 'new';
+  private floodWarned = false;
+  /** This socket's frame bucket (SocketContext.frameLimiter). */
+  private frameBucket: number | undefined;
+  /** Frames are handled one at a time so a visitor's messages reach the bridge in the order typed. Undefined when idle. */
+  private queue: Promise<void> | undefined;
+  private helloTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly context: SocketContext,
+  ) {
+    this.connection = new Connection(socket);
+    this.helloTimer = setTimeout(closeWithoutHello, context.config.helloTimeoutMs, socket);
+    this.helloTimer.unref();
+  }
+
+  message(data: RawData, isBinary: boolean): void {
+    const { connection } = this;
+    const bucket = this.context.frameLimiter.takeFrom(this.frameBucket);
+    if (bucket === undefined) {
+      if (!this.floodWarned) connection.send(errorFrame('rate_limited', 'Too many frames; slow down.'));
+      this.floodWarned = true;
       return;
     }
-    floodWarned = false;
+    this.frameBucket = bucket;
+    this.floodWarned = false;
     if (isBinary) return connection.send(errorFrame('malformed_frame', 'Frames must be JSON text, not binary.'));
     const parsed = parseClientFrame(rawText(data));
     if (!parsed.ok) return connection.send(parsed.error);
     const frame = parsed.frame;
     if (frame.type === 'hello') {
-      if (state !== 'new') return connection.send(errorFrame('already_started', 'This socket already said hello.'));
-      state = 'starting';
-      queue = queue.then(() => hello(frame)).catch((err: unknown) => fail(err, 'hello'));
+      if (this.state !== 'new') return connection.send(errorFrame('already_started', 'This socket already said hello.'));
+      this.state = 'starting';
+      this.enqueue(
+        () => this.hello(frame),
+        (err) => this.fail(err, 'hello'),
+      );
       return;
     }
-    if (state === 'new') return connection.send(errorFrame('hello_required', 'Send {type:"hello", token} first.', frame.clientId));
-    queue = queue.then(() => customerMessage(frame)).catch((err: unknown) => fail(err, 'message', frame.clientId));
-  });
+    if (this.state === 'new') return connection.send(errorFrame('hello_required', 'Send {type:"hello", token} first.', frame.clientId));
+    this.enqueue(
+      () => this.customerMessage(frame),
+      (err) => this.fail(err, 'message', frame.clientId),
+    );
+  }
 
-  socket.on('close', () => {
-    clearTimeout(helloTimer);
-    clearInterval(refreshTimer);
-    hub.remove(connection);
-  });
-  socket.on('error', (err) => logger.debug({ err }, 'web chat socket error'));
+  closed(): void {
+    this.clearHelloTimer();
+    this.context.refreshes.delete(this);
+    this.context.hub.remove(this.connection);
+  }
+
+  /** Runs `task` after the frames before it; `failed` answers its error. */
+  private enqueue(task: () => Promise<void>, failed: (err: unknown) => void): void {
+    const next: Promise<void> = (this.queue ?? SETTLED)
+      .then(task)
+      .catch(failed)
+      .then(() => {
+        if (this.queue === next) this.queue = undefined;
+      });
+    this.queue = next;
+  }
+
+  private clearHelloTimer(): void {
+    clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
+  }
 
   /** A store or bridge failure: the visitor is told to retry; nothing half-done is kept. */
-  function fail(err: unknown, during: 'hello' | 'message', clientId?: string): void {
+  private fail(err: unknown, during: 'hello' | 'message', clientId?: string): void {
+    const { connection, context } = this;
     if (err instanceof InputError) return connection.send(errorFrame('malformed_frame', err.message, clientId));
     const code = err instanceof BridgeError ? err.code : 'internal';
-    logger.error({ err, code, conversationId: connection.conversationId }, `web chat ${during} failed`);
+    context.logger.error({ err, code, conversationId: connection.conversationId }, `web chat ${during} failed`);
     if (during === 'hello') {
-      hub.remove(connection);
+      context.hub.remove(connection);
       connection.send(errorFrame('unavailable', 'Chat is briefly unavailable; reconnecting.'));
-      socket.close(1011, 'unavailable');
+      this.socket.close(1011, 'unavailable');
       return;
     }
     connection.send(errorFrame('unavailable', 'Your message could not be sent just now. Please try again.', clientId));
   }
 
-  function refuse(refusal: Refusal): void {
-    hub.remove(connection);
-    connection.send(errorFrame(refusal.code, refusal.message));
-    connection.end(refusal.close, refusal.code);
+  private refuse(refusal: Refusal): void {
+    this.context.hub.remove(this.connection);
+    this.connection.send(errorFrame(refusal.code, refusal.message));
+    this.connection.end(refusal.close, refusal.code);
   }
 
-  async function hello(frame: HelloFrame): Promise<void> {
-    clearTimeout(helloTimer);
+  private async hello(frame: HelloFrame): Promise<void> {
+    const { connection, socket } = this;
+    const { hub, config, logger, sessions, bridge } = this.context;
+    this.clearHelloTimer();
     const now = config.clock();
     const verdict = verifySessionToken(frame.token, config.sessionSecret, { now, maxAgeMs: config.tokenTtlMs });
     if (!verdict.ok) {
       logger.info({ problem: verdict.problem }, 'web chat token refused');
-      return refuse(verdict.problem === 'expired' ? REFUSED.expired : REFUSED.invalid);
+      return this.refuse(verdict.problem === 'expired' ? REFUSED.expired : REFUSED.invalid);
     }
     const claims = verdict.claims;
     // A verified user's token works only next to the host site's proof that this user is signed in.
-    if (claims.verified && !identityProven(claims, frame)) {
+    if (claims.verified && !this.identityProven(claims, frame)) {
       logger.info({ sessionId: claims.sessionId }, 'web chat token refused: identity not proven');
-      return refuse(REFUSED.invalid);
+      return this.refuse(REFUSED.invalid);
     }
     connection.claims = claims;
     const outcome = await sessions.withLock(claims, async (): Promise<Refusal | { pending: true } | { conversationId: string; record: SessionRecord }> => {
@@ -147,7 +212,7 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
         return REFUSED.invalid;
       }
       if (decision.kind === 'pending') return { pending: true };
-      const checked = await checkConversation(decision.conversationId, claims);
+      const checked = await this.checkConversation(decision.conversationId, claims);
       if ('code' in checked) return checked;
       if (socket.readyState !== socket.OPEN) return REFUSED.invalid;
       if (!hub.add(connection, checked.id)) return REFUSED.full;
@@ -155,11 +220,11 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
       await sessions.put(claims.sessionId, decision.record);
       return { conversationId: checked.id, record: decision.record };
     });
-    if ('code' in outcome) return refuse(outcome);
+    if ('code' in outcome) return this.refuse(outcome);
     if ('pending' in outcome) {
       if (socket.readyState !== socket.OPEN) return; // gone while the record was read: nothing to register
       hub.addPending(connection, claims.sessionId);
-      ready(signSessionToken({ ...claims, issuedAt: config.clock() }, config.sessionSecret));
+      this.ready(signSessionToken({ ...claims, issuedAt: config.clock() }, config.sessionSecret));
       return;
     }
     connection.firstClientId = outcome.record.firstClientId;
@@ -169,25 +234,30 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
     const seenIndex = frame.lastSeenId ? visible.findIndex((m) => m.id === frame.lastSeenId) : -1;
     connection.finishReplay(
       visible.slice(0, seenIndex + 1).map((m) => m.id),
-      visible.slice(seenIndex + 1).map((m) => messageFrame(m, context.names, undefined, conversation?.ticket)),
+      visible.slice(seenIndex + 1).map((m) => messageFrame(m, this.context.names, undefined, conversation?.ticket)),
     );
-    ready(boundToken(claims, outcome.conversationId, outcome.record.generation), outcome.conversationId);
+    this.ready(this.boundToken(claims, outcome.conversationId, outcome.record.generation), outcome.conversationId);
     // Closed while this hello was being answered: the visitor has just seen the closed notice.
     if (conversation?.state === 'closed') connection.end(CloseCode.conversationClosed, 'conversation closed');
   }
 
-  function ready(token: string, conversationId?: string): void {
-    if (socket.readyState !== socket.OPEN) return;
-    state = 'ready';
-    connection.send(conversationId ? { type: 'ready', token, conversationId } : { type: 'ready', token });
+  private ready(token: string, conversationId?: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.state = 'ready';
+    this.connection.send(conversationId ? { type: 'ready', token, conversationId } : { type: 'ready', token });
     // A socket open longer than half a token's life hands the widget a fresh one, so it can resume.
-    const every = Math.min(config.tokenTtlMs / 2, 2 ** 31 - 1);
-    refreshTimer = setInterval(() => void refresh().catch((err: unknown) => logger.debug({ err }, 'web chat token refresh failed')), every);
-    refreshTimer.unref();
+    this.context.refreshes.add(this);
+  }
+
+  /** SocketContext.refreshes: half a token's life since the last one. */
+  refreshToken(): void {
+    this.refresh().catch((err: unknown) => this.context.logger.debug({ err }, 'web chat token refresh failed'));
   }
 
   /** The current generation with a new issue time (no rotation: the widget may keep using what it has). */
-  async function refresh(): Promise<void> {
+  private async refresh(): Promise<void> {
+    const { connection, socket } = this;
+    const { config, sessions } = this.context;
     const claims = connection.claims;
     if (!claims || socket.readyState !== socket.OPEN) return;
     const conversationId = connection.conversationId;
@@ -199,33 +269,36 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
       const record = await sessions.get(claims.sessionId);
       if (!record || record.conversationId !== conversationId) return;
       await sessions.put(claims.sessionId, record); // outlives the token it is about to issue
-      connection.send({ type: 'token', token: boundToken(claims, conversationId, record.generation), conversationId });
+      connection.send({ type: 'token', token: this.boundToken(claims, conversationId, record.generation), conversationId });
     });
   }
 
-  function identityProven(claims: SessionClaims, frame: HelloFrame): boolean {
+  private identityProven(claims: SessionClaims, frame: HelloFrame): boolean {
+    const { config } = this.context;
     const userId = verifiedUserId(claims);
     if (!userId || !config.identitySecret || frame.userId !== userId || !frame.userHash) return false;
     return verifyIdentity(userId, frame.userHash, config.identitySecret);
   }
 
   /** The conversation a session may use: the visitor's own web chat conversation, still open. */
-  async function checkConversation(conversationId: string, claims: SessionClaims): Promise<Refusal | Conversation> {
-    const conversation = await bridge.getConversation(conversationId);
+  private async checkConversation(conversationId: string, claims: SessionClaims): Promise<Refusal | Conversation> {
+    const conversation = await this.context.bridge.getConversation(conversationId);
     if (!conversation || conversation.origin !== 'webchat' || conversation.customer.id !== claims.visitorId) return REFUSED.gone;
     if (conversation.state === 'closed') return REFUSED.closed;
     return conversation;
   }
 
-  function boundToken(claims: SessionClaims, conversationId: string, generation: number): string {
+  private boundToken(claims: SessionClaims, conversationId: string, generation: number): string {
+    const { config } = this.context;
     const { sessionId, visitorId, verified } = claims;
     return signSessionToken({ sessionId, visitorId, verified, generation, conversationId, issuedAt: config.clock() }, config.sessionSecret);
   }
 
-  async function customerMessage(frame: MessageFrame): Promise<void> {
+  private async customerMessage(frame: MessageFrame): Promise<void> {
+    const { connection, context } = this;
     const claims = connection.claims;
-    if (state !== 'ready' || !claims) return; // hello failed; the socket is closing
-    const text = normalizeCustomerText(frame.text, config.maxMessageChars, frame.clientId);
+    if (this.state !== 'ready' || !claims) return; // hello failed; the socket is closing
+    const text = normalizeCustomerText(frame.text, context.config.maxMessageChars, frame.clientId);
     if (!text.ok) return connection.send(text.error);
     const allowed = context.messageLimiter.take(claims.sessionId);
     if (!allowed.ok) {
@@ -236,10 +309,10 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
     }
     if (!connection.conversationId) {
       const user = verifiedUserId(claims);
-      const next = await sessions.withLock(claims, () => firstMessage(claims, frame, text.text), user === undefined ? {} : { user });
+      const next = await context.sessions.withLock(claims, () => this.firstMessage(claims, frame, text.text), user === undefined ? {} : { user });
       if (next === 'done') return;
     }
-    await conversationMessage(claims, frame, text.text);
+    await this.conversationMessage(claims, frame, text.text);
   }
 
   /**
@@ -247,17 +320,19 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
    * conversation in the same commit as the message, unless another tab or device already has one.
    * Returns 'send' when the message itself still has to be sent to that conversation.
    */
-  async function firstMessage(claims: SessionClaims, frame: MessageFrame, text: string): Promise<'done' | 'send'> {
+  private async firstMessage(claims: SessionClaims, frame: MessageFrame, text: string): Promise<'done' | 'send'> {
+    const { connection, context } = this;
+    const { hub, config, logger, sessions, bridge } = context;
     const now = config.clock();
     const record = await sessions.get(claims.sessionId);
     if (record && record.visitorId !== claims.visitorId) {
-      refuse(REFUSED.invalid);
+      this.refuse(REFUSED.invalid);
       return 'done';
     }
     if (record?.conversationId) {
       // Another tab of this session created it a moment ago.
       connection.firstClientId = record.firstClientId;
-      return (await join(record.conversationId)) ? 'send' : 'done';
+      return (await this.join(record.conversationId)) ? 'send' : 'done';
     }
     const user = verifiedUserId(claims);
     const known = user === undefined ? undefined : await sessions.userConversation(user);
@@ -266,8 +341,8 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
       // The verified user's conversation from another device: this session joins it.
       const joined: SessionRecord = { visitorId: claims.visitorId, conversationId: existing.id, generation: 1, rotatedAt: now, graceUses: 0 };
       await sessions.put(claims.sessionId, joined);
-      if (!(await join(existing.id))) return 'done';
-      connection.send({ type: 'token', token: boundToken(claims, existing.id, 1), conversationId: existing.id });
+      if (!(await this.join(existing.id))) return 'done';
+      connection.send({ type: 'token', token: this.boundToken(claims, existing.id, 1), conversationId: existing.id });
       return 'send';
     }
 
@@ -290,8 +365,8 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
 
     connection.firstClientId = first;
     const confirm = result.message ? { id: result.message.id, clientId: frame.clientId } : undefined;
-    const shown = await join(conversation.id, confirm);
-    connection.send({ type: 'token', token: boundToken(claims, conversation.id, 1), conversationId: conversation.id });
+    const shown = await this.join(conversation.id, confirm);
+    connection.send({ type: 'token', token: this.boundToken(claims, conversation.id, 1), conversationId: conversation.id });
     // This instance's other tabs of the session join too (tabs elsewhere join at their next message or hello).
     for (const other of hub.pending(claims.sessionId)) {
       if (other === connection) continue;
@@ -302,7 +377,7 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
     // An earlier attempt stored a different first message: this one still has to be sent.
     if (result.duplicate && first !== frame.clientId) return 'send';
     if (!result.message) {
-      const resent = await findResent(conversation, frame, text);
+      const resent = await this.findResent(conversation, frame, text);
       if (resent) connection.show(messageFrame(resent, context.names, frame.clientId, conversation.ticket));
       return 'done';
     }
@@ -315,19 +390,20 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
   }
 
   /** Moves this socket onto a conversation and shows what it has not seen; false if it could not. */
-  async function join(conversationId: string, confirm?: { id: string; clientId: string }): Promise<Conversation | undefined> {
-    const joined = await joinConversation(connection, conversationId, context, confirm);
-    if (!joined) refuse(REFUSED.full);
+  private async join(conversationId: string, confirm?: { id: string; clientId: string }): Promise<Conversation | undefined> {
+    const joined = await joinConversation(this.connection, conversationId, this.context, confirm);
+    if (!joined) this.refuse(REFUSED.full);
     return joined;
   }
 
-  async function conversationMessage(claims: SessionClaims, frame: MessageFrame, text: string): Promise<void> {
+  private async conversationMessage(claims: SessionClaims, frame: MessageFrame, text: string): Promise<void> {
+    const { connection, socket, context } = this;
+    const { hub, bridge } = context;
     const conversationId = connection.conversationId;
     if (!conversationId || socket.readyState !== socket.OPEN) return;
     // A closed conversation is over on the web chat: its sessions are revoked, nothing reopens it.
     const current = await bridge.getConversation(conversationId);
-    if (!current || current.state === 'closed') return refuse(current ? REFUSED.closed : REFUSED.gone);
-    const log = logger.child({ conversationId });
+    if (!current || current.state === 'closed') return this.refuse(current ? REFUSED.closed : REFUSED.gone);
     const deliveriesBefore = hub.deliveryCount(conversationId);
     const release = hub.hold(conversationId);
     try {
@@ -340,9 +416,9 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
         // Closed between the check above and the commit: it stays closed.
         reopen: false,
       });
-      const message = result.message ?? (await findResent(result.conversation, frame, text));
+      const message = result.message ?? (await this.findResent(result.conversation, frame, text));
       if (!message) {
-        log.warn({ clientId: frame.clientId }, 'web chat resend recognised but its message was not found');
+        context.logger.warn({ conversationId, clientId: frame.clientId }, 'web chat resend recognised but its message was not found');
         return;
       }
       if (!result.duplicate) await context.sentMessages.set(`${conversationId}:${frame.clientId}`, message.id, 24 * 3600_000).catch(() => {});
@@ -354,7 +430,7 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
         for (const other of hub.connections(conversationId)) other.send({ type: 'typing', name: context.names.assistant });
       }
     } catch (err) {
-      if (err instanceof ConversationClosedError) return refuse(REFUSED.closed);
+      if (err instanceof ConversationClosedError) return this.refuse(REFUSED.closed);
       throw err;
     } finally {
       release();
@@ -362,14 +438,19 @@ export function serveSocket(socket: WebSocket, context: SocketContext): void {
   }
 
   /** A resend the bridge already has: find the stored message to confirm it. */
-  async function findResent(conversation: Conversation | undefined, frame: MessageFrame, text: string): Promise<Message | undefined> {
+  private async findResent(conversation: Conversation | undefined, frame: MessageFrame, text: string): Promise<Message | undefined> {
+    const { bridge, sentMessages } = this.context;
     const latest = conversation ? await bridge.getConversation(conversation.id) : undefined;
     if (!latest) return undefined;
-    const id = await context.sentMessages.get<string>(`${latest.id}:${frame.clientId}`).catch(() => undefined);
+    const id = await sentMessages.get<string>(`${latest.id}:${frame.clientId}`).catch(() => undefined);
     const byId = id ? latest.messages.find((m) => m.id === id) : undefined;
     // The id is recorded just after the first send; a resend racing it falls back to the text.
     return byId ?? [...latest.messages].reverse().find((m) => m.author.role === 'customer' && m.text === text);
   }
+}
+
+function closeWithoutHello(socket: WebSocket): void {
+  socket.close(CloseCode.helloTimeout, 'no hello received');
 }
 
 /**

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { Connection, ConversationHub } from '../../adapters/webchat/hub.ts';
+import type { ServerMessageFrame } from '../../adapters/webchat/frames.ts';
+
+/** Just enough of a ws socket for a Connection: open, and every frame it is sent kept. */
+function fakeSocket(): { socket: WebSocket; sent: () => Array<{ type: string; id?: string; clientId?: string }>; closed: number[] } {
+  const frames: string[] = [];
+  const closed: number[] = [];
+  const socket = {
+    readyState: WebSocket.OPEN,
+    bufferedAmount: 0,
+    send: (data: string) => frames.push(data),
+    close: (code: number) => closed.push(code),
+    terminate: () => {},
+  } as unknown as WebSocket;
+  return { socket, sent: () => frames.map((f) => JSON.parse(f) as { type: string; id?: string }), closed };
+}
+
+const frame = (id: string, clientId?: string): ServerMessageFrame => ({ type: 'message', id, role: 'agent', name: 'Assistant', text: id, at: '2024-01-01T00:00:00.000Z', ...(clientId ? { clientId } : {}) });
+
+describe('web chat hub', () => {
+  it('a connection shows each message once, however many it has shown', () => {
+    const { socket, sent } = fakeSocket();
+    const connection = new Connection(socket);
+    connection.beginReplay();
+    connection.show(frame('live-3'));
+    connection.finishReplay(['seen-1', 'seen-2'], [frame('seen-2'), frame('replay-1'), frame('live-3')]);
+    for (let i = 0; i < 30; i++) connection.show(frame(`m${i % 20}`));
+    connection.show(frame('m3', 'client-3')); // the sender's confirmation always goes out
+    connection.show(frame('seen-1'));
+    const ids = sent().map((f) => f.id);
+    expect(ids).toEqual(['replay-1', 'live-3', ...Array.from({ length: 20 }, (_, i) => `m${i}`), 'm3']);
+    for (const id of ['seen-1', 'seen-2', 'replay-1', 'live-3', 'm0', 'm19']) expect(connection.hasShown(id)).toBe(true);
+    expect(connection.hasShown('m20')).toBe(false);
+  });
+
+  it('counts deliveries while a socket is connected, and forgets them with the last one', () => {
+    const hub = new ConversationHub(10);
+    const a = new Connection(fakeSocket().socket);
+    const b = new Connection(fakeSocket().socket);
+    hub.deliver('c1', frame('before-anyone'));
+    expect(hub.deliveryCount('c1')).toBe(0);
+    expect(hub.add(a, 'c1')).toBe(true);
+    expect(hub.add(b, 'c1')).toBe(true);
+    hub.deliver('c1', frame('r1'));
+    expect(hub.deliveryCount('c1')).toBe(1);
+    hub.remove(a);
+    expect(hub.deliveryCount('c1')).toBe(1);
+    expect(hub.connections('c1')).toEqual([b]);
+    hub.remove(b);
+    expect(hub.deliveryCount('c1')).toBe(0);
+    expect(hub.conversationIds()).toEqual([]);
+  });
+
+  it('deliveries held while nobody was connected count for a socket that joins during the hold', () => {
+    const hub = new ConversationHub(10);
+    const { socket, sent } = fakeSocket();
+    const a = new Connection(socket);
+    const release = hub.hold('c1');
+    hub.deliver('c1', frame('r1'));
+    hub.add(a, 'c1');
+    expect(hub.deliveryCount('c1')).toBe(1);
+    expect(sent()).toEqual([]);
+    release();
+    expect(sent().map((f) => f.id)).toEqual(['r1']);
+  });
+
+  it('refuses a connection past the cap without dropping any open one', () => {
+    const hub = new ConversationHub(2);
+    const [a, b, c] = [0, 1, 2].map(() => new Connection(fakeSocket().socket)) as [Connection, Connection, Connection];
+    expect(hub.add(a, 'c1')).toBe(true);
+    expect(hub.add(a, 'c1')).toBe(true);
+    expect(hub.add(b, 'c1')).toBe(true);
+    expect(hub.add(c, 'c1')).toBe(false);
+    expect(hub.connections('c1')).toEqual([a, b]);
+    expect(hub.all()).toEqual([a, b]);
+  });
+});
