@@ -111,7 +111,7 @@ export class ConversationHub {
   /** Connections whose session has no conversation yet, by session id. */
   private readonly pendingBySession = new Map<string, Set<Connection>>();
   /** `unheard`: deliveries held while no socket of the conversation was here (a socket that joins during the hold counts them). */
-  private readonly holds = new Map<string, { count: number; frames: ServerMessageFrame[]; unheard: number; end?: { code: number; reason: string } }>();
+  private readonly holds = new Map<string, { count: number; frames: ServerMessageFrame[]; unheard: number; end?: { code: number; reason: string }; after?: Array<() => void> }>();
 
   constructor(private readonly maxPerConversation: number) {}
 
@@ -199,7 +199,19 @@ export class ConversationHub {
       this.holds.delete(conversationId);
       for (const frame of hold.frames) this.fanOut(conversationId, frame);
       if (hold.end) this.end(conversationId, hold.end.code, hold.end.reason);
+      for (const run of hold.after ?? []) run();
     };
+  }
+
+  isHeld(conversationId: string): boolean {
+    return this.holds.has(conversationId);
+  }
+
+  /** Runs `fn` once the conversation's hold is released (now if it is not held): what it shows then comes after the sender's own message. */
+  afterHold(conversationId: string, fn: () => void): void {
+    const hold = this.holds.get(conversationId);
+    if (!hold) return fn();
+    (hold.after ??= []).push(fn);
   }
 
   /** How many deliveries the conversation has had while someone was connected. */

@@ -133,8 +133,11 @@ class WebChatChannel implements WebChat {
     if (this.bridge.store.backend !== 'sqlite') {
       this.unsubscribe = this.bridge.store.onChange((notice) => {
         if (!notice.destinations.includes('customer') || this.hub.connections(notice.conversationId).length === 0) return;
-        this.stale.add(notice.conversationId);
-        void this.catchUp();
+        // A message being stored on this socket holds the conversation: what comes after it waits.
+        this.hub.afterHold(notice.conversationId, () => {
+          this.stale.add(notice.conversationId);
+          void this.catchUp();
+        });
       });
     }
   }
@@ -214,6 +217,14 @@ class WebChatChannel implements WebChat {
         this.stale.delete(conversationId);
         const conversation = await this.bridge.getConversation(conversationId).catch(() => undefined);
         if (!conversation) continue;
+        if (this.hub.isHeld(conversationId)) {
+          // Held meanwhile (a message of this socket being stored): look again once it is shown.
+          this.hub.afterHold(conversationId, () => {
+            this.stale.add(conversationId);
+            void this.catchUp();
+          });
+          continue;
+        }
         for (const connection of this.hub.connections(conversationId)) {
           if (connection.replaying) continue;
           for (const message of conversation.messages) {

@@ -351,6 +351,12 @@ export class Redactor {
     const cached = this.messages.get(message);
     if (cached) return cached;
     const { text, spans } = this.redact(message.text);
+    // Nothing to mask: the message itself (transcript messages are never edited in place), so a
+    // cached conversation does not keep a second copy of each message alive.
+    if (spans.length === 0 && !message.actions && !message.handback) {
+      this.messages.set(message, message);
+      return message;
+    }
     const copy: Message = { ...message, text, ...(spans.length > 0 ? { masked: spans.length } : {}) };
     if (message.actions) copy.actions = message.actions.map((a) => ({ ...a, input: this.value(a.input), ...('output' in a ? { output: this.value(a.output) } : {}) }));
     if (message.handback) {

@@ -35,6 +35,26 @@ describe('web chat hub', () => {
     expect(connection.hasShown('m20')).toBe(false);
   });
 
+  it('work waiting on a hold runs after the sender sees its own message and the held deliveries', () => {
+    const hub = new ConversationHub(10);
+    const { socket, sent } = fakeSocket();
+    const connection = new Connection(socket);
+    expect(hub.add(connection, 'c1')).toBe(true);
+    const release = hub.hold('c1');
+    expect(hub.isHeld('c1')).toBe(true);
+    hub.deliver('c1', frame('notice-1'));
+    // Another instance's change arrives while this socket's message is being stored: it waits.
+    hub.afterHold('c1', () => connection.show(frame('reply-2')));
+    connection.show(frame('own-1', 'client-1')); // the sender's confirmation
+    expect(sent().map((f) => f.id)).toEqual(['own-1']);
+    release();
+    expect(hub.isHeld('c1')).toBe(false);
+    expect(sent().map((f) => f.id)).toEqual(['own-1', 'notice-1', 'reply-2']);
+    // Not held: at once.
+    hub.afterHold('c1', () => connection.show(frame('later-3')));
+    expect(sent().at(-1)?.id).toBe('later-3');
+  });
+
   it('counts deliveries while a socket is connected, and forgets them with the last one', () => {
     const hub = new ConversationHub(10);
     const a = new Connection(fakeSocket().socket);
