@@ -41,9 +41,15 @@ export async function startRedis(options: { durable?: boolean } = { durable: tru
   const handle: RedisProcess = {
     url: `redis://127.0.0.1:${port}`,
     async start() {
+      if (child && child.exitCode === null && child.signalCode === null) return; // already running
       const persistence = options.durable ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persistence], { stdio: 'ignore' });
-      child.on('error', () => {}); // not installed: start() times out with a clear message
+      const started = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persistence], { stdio: 'ignore' });
+      child = started;
+      started.on('error', () => {}); // not installed: start() times out with a clear message
+      // A test worker that exits before its afterAll ran must not leave the server behind.
+      const kill = () => started.kill('SIGKILL');
+      process.once('exit', kill);
+      started.once('exit', () => process.off('exit', kill));
       const deadline = Date.now() + 5000;
       while (!(await accepting(port))) {
         if (Date.now() > deadline) throw new Error('redis-server did not start (is it installed? apt-get install -y redis-server)');
