@@ -76,6 +76,7 @@ const HELP = `npm run bench:e2e -- [options]
   --log-level <level>     the bridge's LOG_LEVEL (default info, as npm start)
   --md <file>             also write the markdown report to this file
   --keep                  keep the run directory (logs, SQLite file)
+  --preload <n>           store n finished conversations (4 messages each) in each bridge's store before it starts
 Environment: BRIDGE_<NAME>=value sets <NAME> for both bridges (e.g. BRIDGE_CONVERSATION_CACHE_SIZE=0).`;
 
 const { values: args } = parseArgs({
@@ -97,6 +98,7 @@ const { values: args } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     md: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    preload: { type: 'string', default: '0' },
     help: { type: 'boolean', default: false },
   },
   allowPositionals: false,
@@ -123,6 +125,7 @@ if (!['full', 'normal'].includes(SQLITE_SYNC)) throw new Error(`--sqlite-sync: f
 const MESSAGES = Math.max(1, Math.floor(positive(args.messages, 20, 'messages')));
 const IDLE = Math.floor(positive(args.idle, QUICK ? 300 : 2000, 'idle'));
 const EMAIL_C = Math.floor(positive(args.email, 20, 'email'));
+const PRELOAD = Math.floor(positive(args.preload, 0, 'preload'));
 const FORWARDER = !args['no-forwarder'];
 const CPU_PROF = args['cpu-prof'];
 const TOP = Math.max(1, Math.floor(positive(args.top, 25, 'top')));
@@ -1069,6 +1072,66 @@ function revision(): string {
   }
 }
 
+/**
+ * Stores `n` finished conversations, as a long-running desk would have: each with four messages,
+ * its ticket and state indexes, and no work left, so the hot path runs beside them.
+ */
+async function preload(storeUrl: string, n: number): Promise<void> {
+  const { openStore } = await import('../src/store/index.ts');
+  const store = await openStore(storeUrl);
+  const started = performance.now();
+  try {
+    const at = new Date().toISOString();
+    for (let done = 0; done < n; ) {
+      const batch = Math.min(500, n - done);
+      await Promise.all(
+        Array.from({ length: batch }, (_, i) => {
+          const k = done + i;
+          const id = `conv_preload_${k}`;
+          const messages = ['Where is my order?', 'It left the warehouse today.', 'Thanks!', 'You are welcome.'].map((text, j) => ({
+            id: `msg_preload_${k}_${j}`,
+            at,
+            author: { role: j % 2 === 0 ? ('customer' as const) : ('agent' as const) },
+            text,
+            visibility: 'public' as const,
+          }));
+          const conversation = {
+            id,
+            ticket: `PL-${k}`,
+            origin: 'webchat' as const,
+            customer: { id: `visitor-preload-${k}` },
+            queue: 'general',
+            state: 'closed' as const,
+            ownershipVersion: 1,
+            messages,
+            history: [],
+            decisions: [],
+            agentTurns: 2,
+            approvals: [],
+            version: 0,
+            createdAt: at,
+            updatedAt: at,
+            channelData: {},
+          };
+          return store.commit({
+            conversation,
+            expectedVersion: 0,
+            appended: messages,
+            indexes: [
+              { op: 'set', key: `ticket:PL-${k}`, value: id },
+              { op: 'add', key: 'state:closed', member: id },
+            ],
+          });
+        }),
+      );
+      done += batch;
+    }
+  } finally {
+    await store.close();
+  }
+  note(`preloaded ${n.toLocaleString('en-US')} conversations into ${storeUrl.startsWith('redis') ? 'Redis' : 'SQLite'} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
 async function main(): Promise<void> {
   const startedAt = performance.now();
   const measured = revision();
@@ -1128,7 +1191,10 @@ async function main(): Promise<void> {
   if (FORWARDER) {
     servers.set('forwarder', new ServerProcess('forwarder', { HOST: '127.0.0.1', SLACK_API_URL: slackApiUrl, SLACK_BOT_TOKEN: botToken, SLACK_CHANNEL_ID: channel, OPENAI_BASE_URL: openaiBaseUrl, OPENAI_API_KEY: 'sk-bench-e2e' }));
   }
-  for (const store of STORES) servers.set(store, new ServerProcess(store, bridgeEnv(store)));
+  for (const store of STORES) {
+    if (PRELOAD > 0) await preload(bridgeEnv(store).STORE_URL!, PRELOAD);
+    servers.set(store, new ServerProcess(store, bridgeEnv(store)));
+  }
   for (const server of servers.values()) cleanups.push(() => server.stop());
   // The sources the bridges compile now, to map profile positions back to lines afterwards.
   const sources = CPU_PROF ? snapshotSources(ROOT) : new Map<string, string>();
