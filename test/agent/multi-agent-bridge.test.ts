@@ -1,74 +1,17 @@
 /**
  * Several agents inside a real bridge, scripted on the loopback Chat Completions emulator:
  * triage -> billing -> a person -> billing, with every hop in the history and the thread.
- *
- * The engine hook (`recordAgentHandoffs` in agent-turns.ts) is applied here around the bridge's
- * committer until agent-turns.ts calls it itself; once it does, the test uses the real wiring.
  */
-import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import type { AgentTurnInput } from '../../src/agent/agent.ts';
-import { createDemoShop } from '../../src/agent/demo-data.ts';
-import { AGENT_HANDOFF, isAgentHandoff, markChange, recordAgentHandoffs, routeConversation, type MultiAgentTurnResult } from '../../src/agent/handoff-history.ts';
-import type { MultiAgentConfig } from '../../src/agent/multi-agent-config.ts';
-import { MultiAgent } from '../../src/agent/multi-agent.ts';
-import { demoTools } from '../../src/agent/tools.ts';
-import type { Bridge } from '../../src/bridge.ts';
+import { AGENT_HANDOFF, isAgentHandoff, routeConversation } from '../../src/agent/handoff-history.ts';
+import type { MultiAgent } from '../../src/agent/multi-agent.ts';
 import type { Committer } from '../../src/engine/commit.ts';
 import { Redactor, redactedWorkspace } from '../../src/engine/redact.ts';
 import type { Rules } from '../../src/engine/rules.ts';
 import { chat, startChatEmulator, type ChatEmulator } from '../emulators/openai-chat.ts';
+import { emulatedAgents } from '../support/agents.ts';
 import { createTestBridge, DANA, type TestBridge } from '../support/harness.ts';
 import { MemoryChannel, MemoryWorkspace } from '../support/memory-ports.ts';
-
-const CONFIG: MultiAgentConfig = {
-  mode: 'handoffs',
-  defaultAgent: 'triage',
-  agents: [
-    {
-      name: 'triage',
-      description: 'First contact',
-      instructions: 'Find out what the customer needs and hand billing questions to billing.',
-      tools: ['lookup_order'],
-      handoffs: [
-        { to: 'billing', description: 'Charges and refunds.', inputFilter: 'since_last_handoff', input: z.object({ reason: z.string().min(1), order_id: z.string().optional() }) },
-        { to: 'shipping', inputFilter: 'nested_summary' },
-      ],
-    },
-    { name: 'billing', description: 'Charges and refunds', instructions: 'You handle charges and refunds.', model: 'billing-model', tools: ['check_refund_eligibility', 'issue_refund'], handoffs: [{ to: 'triage' }] },
-    { name: 'shipping', instructions: 'You handle deliveries.', model: 'shipping-model', tools: ['lookup_order'] },
-  ],
-};
-
-const engineWired = readFileSync(new URL('../../src/engine/agent-turns.ts', import.meta.url), 'utf8').includes('recordAgentHandoffs(');
-
-/** What agent-turns.ts does once wired: the turn's hops are committed with its answer. */
-function applyHookUntilWired(bridge: Bridge, agent: MultiAgent): void {
-  if (engineWired) return;
-  const inner = bridge as unknown as { committer: Committer; rules: Rules };
-  const results = new Map<string, MultiAgentTurnResult>();
-  const respond = agent.respond.bind(agent);
-  agent.respond = async (input: AgentTurnInput) => {
-    const result = await respond(input);
-    results.set(input.conversation.id, result);
-    return result;
-  };
-  const change = inner.committer.change.bind(inner.committer);
-  inner.committer.change = ((id, fn, options) =>
-    change(
-      id,
-      (c, sink) => {
-        const mark = markChange(c, sink);
-        const out = fn(c, sink);
-        const result = options?.cursor ? results.get(id) : undefined;
-        // As in agent-turns.ts: only when the turn's output is kept (a dropped turn adds nothing).
-        if (result && (c.messages.length > mark.messages || c.history.length > mark.history)) recordAgentHandoffs(c, sink, inner.rules, result, mark);
-        return out;
-      },
-      options,
-    )) as Committer['change'];
-}
 
 describe('several agents in the bridge', () => {
   let model: ChatEmulator;
@@ -81,9 +24,8 @@ describe('several agents in the bridge', () => {
     model = await startChatEmulator();
     channel = new MemoryChannel('webchat');
     workspace = new MemoryWorkspace('test');
-    agent = new MultiAgent(CONFIG, { apiKey: 'sk-test', baseURL: model.baseURL, tools: demoTools(createDemoShop()), maxRetries: 0, brandName: 'Acme' });
+    agent = emulatedAgents(model.baseURL);
     t = await createTestBridge({ agent, channels: [channel], workspaces: [redactedWorkspace(workspace, new Redactor())] });
-    applyHookUntilWired(t.bridge, agent);
   });
   afterEach(async () => {
     await t.close();

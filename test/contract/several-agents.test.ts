@@ -5,14 +5,10 @@
  * one privately (logged), and lets an operator pick the agent its own way.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { createDemoShop } from '../../src/agent/demo-data.ts';
 import { AGENT_HANDOFF, isAgentHandoff } from '../../src/agent/handoff-history.ts';
-import type { MultiAgentConfig } from '../../src/agent/multi-agent-config.ts';
-import { MultiAgent } from '../../src/agent/multi-agent.ts';
-import { demoTools } from '../../src/agent/tools.ts';
 import type { Bridge } from '../../src/bridge.ts';
 import { chat, startChatEmulator, type ChatEmulator } from '../emulators/openai-chat.ts';
+import { emulatedAgents } from '../support/agents.ts';
 import { waitFor } from '../support/harness.ts';
 import type { MemoryChannel } from '../support/memory-ports.ts';
 import { ConsoleDriver } from './console-driver.ts';
@@ -27,22 +23,6 @@ const platforms: Array<[string, () => WorkspaceDriver]> = [
 ];
 
 const DANA: ContractOperator = { userId: 'U0DANA', name: 'Dana' };
-
-const CONFIG: MultiAgentConfig = {
-  mode: 'handoffs',
-  defaultAgent: 'triage',
-  agents: [
-    {
-      name: 'triage',
-      description: 'First contact',
-      instructions: 'Find out what the customer needs and hand billing questions to billing.',
-      tools: ['lookup_order'],
-      handoffs: [{ to: 'billing', description: 'Charges and refunds.', inputFilter: 'since_last_handoff', input: z.object({ reason: z.string().min(1), order_id: z.string().optional() }) }, { to: 'shipping' }],
-    },
-    { name: 'billing', description: 'Charges and refunds', instructions: 'You handle charges and refunds.', model: 'billing-model', tools: ['check_refund_eligibility', 'issue_refund'], handoffs: [{ to: 'triage' }] },
-    { name: 'shipping', instructions: 'You handle deliveries.', model: 'shipping-model', tools: ['lookup_order'] },
-  ],
-};
 
 const CARD = '4242 4242 4242 4242';
 
@@ -65,8 +45,7 @@ describe.each(platforms)('several agents on %s', (_name, makeDriver) => {
   it('triage -> billing -> a person -> triage: every hop in the thread, agents on the briefing, no card number, reveal and route', async () => {
     model = await startChatEmulator();
     driver = makeDriver();
-    const agent = new MultiAgent(CONFIG, { apiKey: 'sk-test', baseURL: model.baseURL, tools: demoTools(createDemoShop()), maxRetries: 0, brandName: 'Acme' });
-    ({ bridge, customer } = await driver.start(agent));
+    ({ bridge, customer } = await driver.start(emulatedAgents(model.baseURL)));
     const ana = { id: 'visitor-1', name: 'Ana' };
 
     // 1. Triage hands the double charge to billing, which checks and answers in the same turn.

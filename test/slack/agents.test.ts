@@ -4,12 +4,10 @@
  * reads the bridge through `redactedPort`, as in src/app.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDemoShop } from '../../src/agent/demo-data.ts';
 import { AGENT_HANDOFF, isAgentHandoff } from '../../src/agent/handoff-history.ts';
 import type { AgentTurnResult } from '../../src/agent/agent.ts';
 import type { MultiAgentConfig } from '../../src/agent/multi-agent-config.ts';
-import { MultiAgent } from '../../src/agent/multi-agent.ts';
-import { demoTools } from '../../src/agent/tools.ts';
+import { emulatedAgents } from '../support/agents.ts';
 import { chat, startChatEmulator, type ChatEmulator } from '../emulators/openai-chat.ts';
 import { ScriptedAgent, waitFor } from '../support/harness.ts';
 import { CHANNEL, DANA, SAM, startSlackFixture, type SlackFixture } from './fixture.ts';
@@ -135,7 +133,7 @@ describe('/route', () => {
 
   async function withAgents() {
     model = await startChatEmulator();
-    const agent = new MultiAgent(CONFIG, { apiKey: 'sk-test', baseURL: model.baseURL, tools: demoTools(createDemoShop()), maxRetries: 0, brandName: 'Acme' });
+    const agent = emulatedAgents(model.baseURL, CONFIG);
     f = await startSlackFixture({ agent });
     model.enqueue(chat.reply('Hello! How can I help?'));
     const conversation = await f.customerSays('Hi there');
@@ -218,7 +216,7 @@ describe('the briefing with several agents', () => {
 
   it('names the agent that escalated and every agent involved', async () => {
     model = await startChatEmulator();
-    const agent = new MultiAgent(CONFIG, { apiKey: 'sk-test', baseURL: model.baseURL, tools: demoTools(createDemoShop()), maxRetries: 0, brandName: 'Acme' });
+    const agent = emulatedAgents(model.baseURL, CONFIG);
     f = await startSlackFixture({ agent });
     model.enqueue(chat.call('transfer_to_billing', { reason: 'A charge' }), chat.call('escalate_to_human', { reason: 'Needs a person', summary: 'Wants a person.', intent: 'Talk to a person', pendingQuestion: 'Can someone call me?' }));
     const conversation = await f.customerSays('There is a charge on my statement I do not recognise');
