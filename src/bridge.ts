@@ -466,15 +466,7 @@ export class Bridge implements BridgePort {
   async route(input: RouteInput): Promise<Conversation> {
     const agents = this.agentDirectory();
     if (!agents) throw new BridgeError('single_agent', 'One agent runs here: there is no other agent to route to.');
-    const key = input.idempotencyKey ? `command:${input.idempotencyKey}` : undefined;
-    // The same request again (a platform retry): the pick stands, as for every other command.
-    if (key && (await this.store.inboundSeen(key)) === input.conversationId) return this.committer.require(input.conversationId);
-    try {
-      return await routeConversation({ committer: this.committer, rules: this.rules, agents, now: this.now }, input);
-    } catch (err) {
-      if ((err as BridgeError).code === 'duplicate_inbound') return this.committer.require(input.conversationId);
-      throw err;
-    }
+    return this.atMostOnce(input, () => routeConversation({ committer: this.committer, rules: this.rules, agents, now: this.now }, input));
   }
 
   digest(date: string): Promise<Digest> {
@@ -520,21 +512,18 @@ export class Bridge implements BridgePort {
    * Applies one ownership command. A request the platform sends again (same `idempotencyKey`) after
    * it was committed changes nothing and answers with the conversation as it is.
    */
-  private async ownershipCommand(input: { conversationId: string; idempotencyKey?: string }, command: OwnershipCommand, check?: (c: Conversation) => void): Promise<Conversation> {
+  private ownershipCommand(input: { conversationId: string; idempotencyKey?: string }, command: OwnershipCommand, check?: (c: Conversation) => void): Promise<Conversation> {
     const { conversationId } = input;
-    const inboundKey = input.idempotencyKey ? `command:${input.idempotencyKey}` : undefined;
-    // A key seen with another conversation is another request (platform ids are not global).
-    if (inboundKey && (await this.store.inboundSeen(inboundKey)) === conversationId) return this.committer.require(conversationId);
-    if (command.type === 'claim' || command.type === 'take_over') {
-      // A committed claim is final until its holder lets go: losers need not race the commit.
-      const current = await this.committer.require(conversationId);
-      if (current.state === 'human' && current.owner) {
-        // The same request again (a platform retry racing its first delivery): the claim stands.
-        if (inboundKey && current.owner.id === command.operator.id) return current;
-        throw new AlreadyClaimedError(current.owner, current.ticket);
+    return this.atMostOnce(input, async (inbound) => {
+      if (command.type === 'claim' || command.type === 'take_over') {
+        // A committed claim is final until its holder lets go: losers need not race the commit.
+        const current = await this.committer.require(conversationId);
+        if (current.state === 'human' && current.owner) {
+          // The same request again (a platform retry racing its first delivery): the claim stands.
+          if (inbound && current.owner.id === command.operator.id) return current;
+          throw new AlreadyClaimedError(current.owner, current.ticket);
+        }
       }
-    }
-    try {
       const { conversation } = await this.committer.change(
         conversationId,
         (c, sink) => {
@@ -542,11 +531,24 @@ export class Bridge implements BridgePort {
           const entry = this.rules.apply(c, command, sink);
           this.rules.afterOwnershipChange(c, command, entry, sink);
         },
-        inboundKey ? { inbound: { key: inboundKey, ttlMs: INBOUND_TTL_MS } } : {},
+        inbound ? { inbound } : {},
       );
       return conversation;
+    });
+  }
+
+  /**
+   * Runs an operator's command once per platform request id: the same request again, before or
+   * after its commit, changes nothing and answers with the conversation as it is. A key seen with
+   * another conversation is another request (platform ids are not global).
+   */
+  private async atMostOnce(input: { conversationId: string; idempotencyKey?: string }, run: (inbound?: { key: string; ttlMs: number }) => Promise<Conversation>): Promise<Conversation> {
+    const key = input.idempotencyKey ? `command:${input.idempotencyKey}` : undefined;
+    if (key && (await this.store.inboundSeen(key)) === input.conversationId) return this.committer.require(input.conversationId);
+    try {
+      return await run(key ? { key, ttlMs: INBOUND_TTL_MS } : undefined);
     } catch (err) {
-      if (err instanceof DuplicateInboundError) return this.committer.require(conversationId);
+      if (err instanceof DuplicateInboundError) return this.committer.require(input.conversationId);
       throw err;
     }
   }

@@ -133,11 +133,7 @@ class WebChatChannel implements WebChat {
     if (this.bridge.store.backend !== 'sqlite') {
       this.unsubscribe = this.bridge.store.onChange((notice) => {
         if (!notice.destinations.includes('customer') || this.hub.connections(notice.conversationId).length === 0) return;
-        // A message being stored on this socket holds the conversation: what comes after it waits.
-        this.hub.afterHold(notice.conversationId, () => {
-          this.stale.add(notice.conversationId);
-          void this.catchUp();
-        });
+        this.catchUpAfterHold(notice.conversationId);
       });
     }
   }
@@ -207,6 +203,14 @@ class WebChatChannel implements WebChat {
     }
   }
 
+  /** Catches the conversation up once no message of this instance's sockets is being stored for it (the sender's own message comes first). */
+  private catchUpAfterHold(conversationId: string): void {
+    this.hub.afterHold(conversationId, () => {
+      this.stale.add(conversationId);
+      void this.catchUp();
+    });
+  }
+
   /** Sends each socket of a changed conversation any public message it has not shown yet, in order. */
   private async catchUp(): Promise<void> {
     if (this.catchingUp) return;
@@ -218,11 +222,7 @@ class WebChatChannel implements WebChat {
         const conversation = await this.bridge.getConversation(conversationId).catch(() => undefined);
         if (!conversation) continue;
         if (this.hub.isHeld(conversationId)) {
-          // Held meanwhile (a message of this socket being stored): look again once it is shown.
-          this.hub.afterHold(conversationId, () => {
-            this.stale.add(conversationId);
-            void this.catchUp();
-          });
+          this.catchUpAfterHold(conversationId); // held since it was marked: look again once it is released
           continue;
         }
         for (const connection of this.hub.connections(conversationId)) {

@@ -347,12 +347,7 @@ class SqliteWork implements WorkQueue {
   }
 
   begin(lease: Lease, seq: number): Promise<Cursor> {
-    return this.writer.write(`begin ${lease.destination} work`, () => {
-      const cursor = toCursor(this.held(lease));
-      const attempt = cursor.attempt?.seq === seq ? { ...cursor.attempt, count: cursor.attempt.count + 1 } : { seq, count: 1, since: this.now() };
-      this.s.setAttempt.run(JSON.stringify(attempt), lease.destination, lease.conversationId);
-      return { done: cursor.done, attempt };
-    });
+    return this.writer.write(`begin ${lease.destination} work`, () => this.recordAttempt(lease.destination, lease.conversationId, toCursor(this.held(lease)), seq, this.now()));
   }
 
   advance(lease: Lease, seq: number): Promise<void> {
@@ -421,10 +416,14 @@ class SqliteWork implements WorkQueue {
     const pending = this.readPending(destination, conversationId, limit);
     const first = pending.items[0];
     if (!begin || !first) return pending;
-    const previous = pending.cursor.attempt;
-    const attempt = previous?.seq === first.seq ? { ...previous, count: previous.count + 1 } : { seq: first.seq, count: 1, since: now };
+    return { cursor: this.recordAttempt(destination, conversationId, pending.cursor, first.seq, now), items: pending.items, begun: true };
+  }
+
+  /** An attempt on `seq` begins: counted on from the last attempt if it was on the same item. Returns the new cursor. */
+  private recordAttempt(destination: string, conversationId: string, cursor: Cursor, seq: number, now: number): Cursor {
+    const attempt = cursor.attempt?.seq === seq ? { ...cursor.attempt, count: cursor.attempt.count + 1 } : { seq, count: 1, since: now };
     this.s.setAttempt.run(JSON.stringify(attempt), destination, conversationId);
-    return { cursor: { done: pending.cursor.done, attempt }, items: pending.items, begun: true };
+    return { done: cursor.done, attempt };
   }
 
   /** The cursor and up to `limit` items after it addressed to `destination`. */
