@@ -9,9 +9,11 @@
  *   across a turn of the event loop.
  * - Writes are group-committed. Every write asked for during one turn of the event loop (every
  *   `commit`, lease, cursor move, adapter write) is queued, and on `setImmediate` the queue runs as
- *   ONE transaction (BEGIN IMMEDIATE ... COMMIT), each write inside its own savepoint, so one
- *   failing commit does not undo its neighbours, and one fsync serves every conversation in the
- *   batch. A write's promise settles only after the COMMIT, so what it resolves is durable.
+ *   ONE transaction (BEGIN IMMEDIATE ... COMMIT), so one fsync serves every conversation in the
+ *   batch. One failing write does not undo its neighbours: each write checks before it changes
+ *   anything, so a refusal (conflict, duplicate, lost lease) leaves nothing behind; any other
+ *   failure rolls the transaction back and the batch runs again with each write in its own
+ *   savepoint. A write's promise settles only after the COMMIT, so what it resolves is durable.
  * - Durability: `synchronous=FULL` by default: the WAL is fsynced at every COMMIT, so a committed
  *   change survives a process crash, an OS crash and a power loss. One exception: a batch made only
  *   of work bookkeeping (leases, cursor moves, releases: `LIGHT`) is committed without the fsync;
@@ -240,8 +242,26 @@ class GroupWriter {
   };
 
   private runBatch(batch: WriteJob[]): void {
+    // Optimistic first: no savepoints. Every write checks before it changes anything, so the
+    // port's own refusals (conflict, duplicate, lost lease) leave nothing to undo; any other
+    // failure undoes the whole transaction and the batch runs again, each write in a savepoint.
+    const fast = this.runTransaction(batch, false);
+    const outcomes = fast === 'retry' ? this.runTransaction(batch, true) : fast;
+    if (outcomes === 'retry') throw new Error('unreachable: a batch in savepoints does not ask for a retry');
+    for (let i = 0; i < batch.length; i++) {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) batch[i]!.resolve(outcome.value);
+      else batch[i]!.reject(outcome.err);
+    }
+  }
+
+  /**
+   * One transaction. With `savepoints`, a write that fails is undone alone; without, a failure
+   * other than the port's own refusals rolls everything back and answers 'retry'.
+   */
+  private runTransaction(batch: WriteJob[], savepoints: boolean): Outcome[] | 'retry' {
     const { s, db } = this;
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    const outcomes: Outcome[] = [];
     // A batch of light writes only is committed without its fsync. The WAL is append-only, so the
     // next durable commit's fsync makes these durable too, in order.
     const skipFsync = this.light !== undefined && !batch.some((job) => job.durable);
@@ -249,17 +269,23 @@ class GroupWriter {
       if (skipFsync) this.light!.off.run();
       s.begin.run();
       for (const job of batch) {
-        s.savepoint.run();
+        if (savepoints) s.savepoint.run();
         try {
           const value = job.run();
-          s.release.run();
+          if (savepoints) s.release.run();
           outcomes.push({ ok: true, value });
         } catch (err) {
+          if (!savepoints && !isRefusal(err)) {
+            this.rollback(skipFsync);
+            return 'retry';
+          }
           // A failure SQLite answers by rolling back the whole transaction (I/O error, disk
           // full) takes the batch with it; anything else undoes only this write.
           if (!db.inTransaction) throw err;
-          s.rollbackTo.run();
-          s.release.run();
+          if (savepoints) {
+            s.rollbackTo.run();
+            s.release.run();
+          }
           outcomes.push({ ok: false, err: asStoreError(job.what, err) });
         }
       }
@@ -268,30 +294,38 @@ class GroupWriter {
       this.stats.transactions += 1;
       if (skipFsync) this.stats.unsynced += 1;
       this.stats.writes += batch.length;
+      return outcomes;
     } catch (err) {
-      if (db.open && db.inTransaction) {
-        try {
-          s.rollback.run();
-        } catch {
-          // The transaction is gone either way; nothing of the batch was written.
-        }
-      }
-      if (skipFsync && db.open) {
-        try {
-          this.light!.on.run();
-        } catch {
-          // The connection is failing; the next batch reports it.
-        }
-      }
-      for (const job of batch) job.reject(unavailable(job.what, err));
-      return;
-    }
-    for (let i = 0; i < batch.length; i++) {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) batch[i]!.resolve(outcome.value);
-      else batch[i]!.reject(outcome.err);
+      this.rollback(skipFsync);
+      return batch.map((job) => ({ ok: false, err: unavailable(job.what, err) }));
     }
   }
+
+  /** Undoes the open transaction, if any; nothing of the batch was written. */
+  private rollback(skipFsync: boolean): void {
+    const { s, db } = this;
+    if (db.open && db.inTransaction) {
+      try {
+        s.rollback.run();
+      } catch {
+        // The transaction is gone either way.
+      }
+    }
+    if (skipFsync && db.open) {
+      try {
+        this.light!.on.run();
+      } catch {
+        // The connection is failing; the next batch reports it.
+      }
+    }
+  }
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
+
+/** The port's own refusals: each write throws them before it changes anything. */
+function isRefusal(err: unknown): boolean {
+  return err instanceof VersionConflictError || err instanceof DuplicateInboundError || err instanceof LeaseLostError;
 }
 
 /** Runs a read at once, synchronously, turning a driver failure into `StoreUnavailableError`. */
@@ -406,14 +440,14 @@ class SqliteWork implements WorkQueue {
       if (!state || state.due_at === null || state.due_at > now || state.last_seq <= state.done) continue;
       const token = `${this.tokenBase}.${(this.tokens += 1).toString(36)}`;
       this.s.setLease.run(now + claim.leaseMs, token, destination, conversationId);
-      leases.push({ destination, conversationId, token, pending: this.pendingBegun(destination, conversationId, claim.items ?? LEASE_ITEMS, claim.begin?.includes(destination) ?? false, now) });
+      leases.push({ destination, conversationId, token, pending: this.pendingBegun(destination, conversationId, claim.items ?? LEASE_ITEMS, claim.begin?.includes(destination) ?? false, now, state) });
     }
     return leases;
   }
 
   /** `readPending`, and when `begin` is set, an attempt recorded on the first item (inside the caller's write). */
-  private pendingBegun(destination: string, conversationId: string, limit: number, begin: boolean, now: number): NonNullable<Lease['pending']> {
-    const pending = this.readPending(destination, conversationId, limit);
+  private pendingBegun(destination: string, conversationId: string, limit: number, begin: boolean, now: number, state?: WorkStateRow): NonNullable<Lease['pending']> {
+    const pending = this.readPending(destination, conversationId, limit, state);
     const first = pending.items[0];
     if (!begin || !first) return pending;
     return { cursor: this.recordAttempt(destination, conversationId, pending.cursor, first.seq, now), items: pending.items, begun: true };
@@ -426,9 +460,8 @@ class SqliteWork implements WorkQueue {
     return { done: cursor.done, attempt };
   }
 
-  /** The cursor and up to `limit` items after it addressed to `destination`. */
-  private readPending(destination: string, conversationId: string, limit: number): { cursor: Cursor; items: WorkItem[] } {
-    const state = this.s.state.get(destination, conversationId);
+  /** The cursor and up to `limit` items after it addressed to `destination` (`state`: its row, when the caller just read it). */
+  private readPending(destination: string, conversationId: string, limit: number, state = this.s.state.get(destination, conversationId)): { cursor: Cursor; items: WorkItem[] } {
     const cursor = toCursor(state);
     const items: WorkItem[] = [];
     if (!state || limit <= 0) return { cursor, items };
@@ -525,9 +558,8 @@ export class SqliteStore implements Store {
   async commitClaiming(commit: Commit): Promise<{ version: number; claimed: Lease[] }> {
     const { conversation: c } = commit;
     const version = commit.expectedVersion + 1;
-    const notice: ChangeNotice = { conversationId: c.id, version, ownershipVersion: c.ownershipVersion, destinations: [] };
-    const claimed: Lease[] = [];
-    await this.writer.write(`commit conversation ${c.id}`, () => {
+    // The write returns what it did, and changes nothing outside the store: a batch may run it twice.
+    const { destinations, claimed } = await this.writer.write(`commit conversation ${c.id}`, () => {
       const { s } = this;
       const now = this.now();
       // Every check first.
@@ -551,6 +583,7 @@ export class SqliteStore implements Store {
       s.putConversation.run({ id: c.id, version, header: JSON.stringify(header) });
       const first = messages.length - commit.appended.length;
       for (let i = 0; i < commit.appended.length; i++) s.addMessage.run(c.id, first + i + 1, JSON.stringify(commit.appended[i]));
+      const destinations: string[] = [];
       if (commit.work?.length) {
         let seq = s.lastWork.get(c.id) ?? 0;
         const lastFor = new Map<string, number>();
@@ -561,12 +594,12 @@ export class SqliteStore implements Store {
           for (const destination of work.to) lastFor.set(destination, seq);
         }
         for (const [destination, last] of lastFor) s.workDue.run({ destination, id: c.id, now, last });
-        notice.destinations = [...lastFor.keys()];
+        destinations.push(...lastFor.keys());
       }
       if (commit.schedule) {
         const { destination, at } = commit.schedule;
         s.schedule.run({ destination, id: c.id, at });
-        if (!notice.destinations.includes(destination)) notice.destinations.push(destination);
+        if (!destinations.includes(destination)) destinations.push(destination);
       }
       for (const write of commit.indexes ?? []) {
         switch (write.op) {
@@ -584,8 +617,9 @@ export class SqliteStore implements Store {
             break;
         }
       }
-      if (commit.claim) claimed.push(...this.work.claim(c.id, commit.claim, now));
+      return { destinations, claimed: commit.claim ? this.work.claim(c.id, commit.claim, now) : [] };
     });
+    const notice: ChangeNotice = { conversationId: c.id, version, ownershipVersion: c.ownershipVersion, destinations };
     // Nobody else need look for what this commit leased.
     if (claimed.length) notice.leased = claimed.map((l) => l.destination);
     this.changes.emit('change', notice);

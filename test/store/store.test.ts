@@ -735,6 +735,30 @@ describe('the sqlite store', () => {
     }
   });
 
+  it('a write that fails half-way (not a refusal) is undone alone: the batch runs again in savepoints and its neighbours land', async () => {
+    const store = await openSqliteStore(join(dir, `${unique('h')}.sqlite`));
+    try {
+      const before = store.stats;
+      // The header and the inbound mark are written before the message, which cannot be serialised.
+      const broken = { ...conversation('h_broken'), messages: [{ id: 'm1', bad: 1n } as unknown as Message] };
+      const results = await Promise.allSettled([
+        store.commit({ conversation: conversation('h_a'), expectedVersion: 0, appended: [], work: [{ to: ['h'], payload: mirror('a') }] }),
+        store.commit({ conversation: broken, expectedVersion: 0, appended: broken.messages, inbound: { key: 'h-in', ttlMs: 60_000 } }),
+        store.commit({ conversation: conversation('h_b'), expectedVersion: 0, appended: [], work: [{ to: ['h'], payload: mirror('b') }] }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(((results[1] as PromiseRejectedResult).reason as Error).message).toMatch(/BigInt/);
+      expect(await store.getConversation('h_broken')).toBeUndefined();
+      expect(await store.inboundSeen('h-in')).toBeUndefined();
+      expect((await store.getConversation('h_a'))?.version).toBe(1);
+      expect((await store.work.lease('h', { limit: 5, leaseMs: 1000 })).map((l) => l.conversationId).sort()).toEqual(['h_a', 'h_b']);
+      // The first try was rolled back; only the second counts.
+      expect(store.stats.transactions).toBe(before.transactions + 2);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('work bookkeeping alone skips the fsync; beside a commit or an attempt record it is synced with them', async () => {
     const place = join(dir, `${unique('l')}.sqlite`);
     const store = await openSqliteStore(place);
