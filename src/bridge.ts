@@ -84,6 +84,8 @@ export interface OperatorMessageInput {
 
 /** How long an inbound idempotency mark is kept: longer than any platform retries (Slack's last retry comes after ~5 min). */
 const INBOUND_TTL_MS = 24 * 60 * 60 * 1000;
+/** The index entry naming the message an inbound key stored. */
+const inboundMessageKey = (inboundKey: string) => `inbound-message:${inboundKey}`;
 
 export class Bridge implements BridgePort {
   readonly store: Store;
@@ -254,7 +256,7 @@ export class Bridge implements BridgePort {
     const inboundKey = input.idempotencyKey ? `customer:${input.idempotencyKey}` : undefined;
     if (inboundKey) {
       const seen = await this.store.inboundSeen(inboundKey);
-      if (seen) return this.duplicate(seen);
+      if (seen) return this.duplicate(seen, inboundKey);
     }
     // A new conversation is created by the same commit that stores its first message.
     const fresh = input.conversationId ? undefined : await this.newConversation(input.origin, input.customer, input.subject, input.channelData);
@@ -283,6 +285,8 @@ export class Bridge implements BridgePort {
             ...(input.attachments?.length ? { attachments: input.attachments } : {}),
           });
           sink.effects.push({ kind: 'mirror', message });
+          // A resend finds the message it stored (same commit, so never one without the other).
+          if (inboundKey) sink.indexes.push({ op: 'set', key: inboundMessageKey(inboundKey), value: message.id, ttlMs: INBOUND_TTL_MS });
           this.rules.customerWaitsOnOwner(c);
           if (c.state === 'agent' && input.autoReply !== false) {
             if (c.messages.filter((m) => m.author.role === 'customer').length === 1) c.queue = routeQueue(this.policy, text);
@@ -296,7 +300,7 @@ export class Bridge implements BridgePort {
       );
       return { conversation, message, duplicate: false };
     } catch (err) {
-      if (err instanceof DuplicateInboundError && err.conversationId) return this.duplicate(err.conversationId);
+      if (err instanceof DuplicateInboundError && err.conversationId && inboundKey) return this.duplicate(err.conversationId, inboundKey);
       throw err;
     }
   }
@@ -581,10 +585,12 @@ export class Bridge implements BridgePort {
 
   // ---- helpers ---------------------------------------------------------------------------
 
-  private async duplicate(conversationId: string): Promise<{ conversation: Conversation; message: undefined; duplicate: true }> {
+  /** A customer message already stored: its conversation, and the message when the commit recorded which it was. */
+  private async duplicate(conversationId: string, inboundKey: string): Promise<{ conversation: Conversation; message: Message | undefined; duplicate: true }> {
     const existing = await this.getConversation(conversationId);
     if (!existing) throw new BridgeError('duplicate_in_flight', 'This message is already being processed; retry shortly.');
-    return { conversation: existing, message: undefined, duplicate: true };
+    const id = await this.store.indexValue(inboundMessageKey(inboundKey)).catch(() => undefined);
+    return { conversation: existing, message: id ? existing.messages.find((m) => m.id === id) : undefined, duplicate: true };
   }
 
   private indexTicket(c: Conversation, sink: ChangeSink): void {

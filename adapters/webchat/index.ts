@@ -100,7 +100,6 @@ class WebChatChannel implements WebChat {
       frameLimiter: new RateLimiter({ perMinute: Math.max(120, ratePerMinute * 6), burst: Math.max(30, burst * 4), now: clock }),
       // A socket open longer than half a token's life hands the widget a fresh one, so it can resume.
       refreshes: new Periodic(Math.min(this.config.tokenTtlMs / 2, 2 ** 31 - 1), (handler) => handler.refreshToken()),
-      sentMessages: this.bridge.store.kv('webchat'),
       sessions: this.sessions,
       logger: this.logger,
     };

@@ -9,7 +9,6 @@ import type { BridgePort } from '../../src/ports.ts';
 import { BridgeError, ConversationClosedError, InputError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, Customer, Message } from '../../src/model.ts';
-import type { KeyValue } from '../../src/store/store.ts';
 import type { ResolvedWebChatConfig } from './config.ts';
 import {
   errorFrame,
@@ -48,8 +47,6 @@ export interface SocketContext {
   frameLimiter: RateLimiter;
   /** Ready sockets, each handed a fresh token every half token life (`SocketHandler.refreshToken`). */
   refreshes: Periodic<SocketHandler>;
-  /** clientId -> message id, to confirm a resend that the bridge recognised as a duplicate. */
-  sentMessages: KeyValue;
   sessions: Sessions;
   logger: Logger;
 }
@@ -361,10 +358,11 @@ export class SocketHandler {
     await sessions.put(claims.sessionId, { visitorId: claims.visitorId, conversationId: conversation.id, firstClientId: first, generation: 1, rotatedAt: now, graceUses: 0 });
     if (user !== undefined) await sessions.setUserConversation(user, conversation.id);
     if (!result.duplicate) logger.info({ conversationId: conversation.id, ticket: conversation.ticket, verified: claims.verified }, 'web chat conversation opened');
-    if (result.message) await context.sentMessages.set(`${conversation.id}:${frame.clientId}`, result.message.id, 24 * 3600_000).catch(() => {});
 
     connection.firstClientId = first;
-    const confirm = result.message ? { id: result.message.id, clientId: frame.clientId } : undefined;
+    // The message this frame stored (a resend of the first frame gets it back from the bridge).
+    const own = result.duplicate && first !== frame.clientId ? undefined : result.message;
+    const confirm = own ? { id: own.id, clientId: frame.clientId } : undefined;
     const shown = await this.join(conversation.id, confirm);
     connection.send({ type: 'token', token: this.boundToken(claims, conversation.id, 1), conversationId: conversation.id });
     // This instance's other tabs of the session join too (tabs elsewhere join at their next message or hello).
@@ -376,13 +374,14 @@ export class SocketHandler {
     if (!shown) return 'done';
     // An earlier attempt stored a different first message: this one still has to be sent.
     if (result.duplicate && first !== frame.clientId) return 'send';
-    if (!result.message) {
-      const resent = await this.findResent(conversation, frame, text);
+    if (!own) {
+      const resent = await this.findResent(conversation, text);
       if (resent) connection.show(messageFrame(resent, context.names, frame.clientId, conversation.ticket));
       return 'done';
     }
+    if (result.duplicate) return 'done'; // confirmed by the replay; its answer is already under way
     // The assistant is working on an answer, unless it already came (in the replay, or live since).
-    const answered = hub.deliveryCount(conversation.id) > 0 || shown.messages.filter((m) => m.visibility === 'public').at(-1)?.id !== result.message.id;
+    const answered = hub.deliveryCount(conversation.id) > 0 || shown.messages.filter((m) => m.visibility === 'public').at(-1)?.id !== own.id;
     if (shown.state === 'agent' && !answered) {
       connection.send({ type: 'typing', name: context.names.assistant });
     }
@@ -416,12 +415,11 @@ export class SocketHandler {
         // Closed between the check above and the commit: it stays closed.
         reopen: false,
       });
-      const message = result.message ?? (await this.findResent(result.conversation, frame, text));
+      const message = result.message ?? (await this.findResent(result.conversation, text));
       if (!message) {
         context.logger.warn({ conversationId, clientId: frame.clientId }, 'web chat resend recognised but its message was not found');
         return;
       }
-      if (!result.duplicate) await context.sentMessages.set(`${conversationId}:${frame.clientId}`, message.id, 24 * 3600_000).catch(() => {});
       // The sender gets its confirmation; the visitor's other tabs get the message itself.
       connection.show(messageFrame(message, context.names, frame.clientId, result.conversation.ticket));
       hub.fanOut(conversationId, messageFrame(message, context.names, undefined, result.conversation.ticket), connection);
@@ -437,15 +435,13 @@ export class SocketHandler {
     }
   }
 
-  /** A resend the bridge already has: find the stored message to confirm it. */
-  private async findResent(conversation: Conversation | undefined, frame: MessageFrame, text: string): Promise<Message | undefined> {
-    const { bridge, sentMessages } = this.context;
-    const latest = conversation ? await bridge.getConversation(conversation.id) : undefined;
-    if (!latest) return undefined;
-    const id = await sentMessages.get<string>(`${latest.id}:${frame.clientId}`).catch(() => undefined);
-    const byId = id ? latest.messages.find((m) => m.id === id) : undefined;
-    // The id is recorded just after the first send; a resend racing it falls back to the text.
-    return byId ?? [...latest.messages].reverse().find((m) => m.author.role === 'customer' && m.text === text);
+  /**
+   * A resend the bridge has but could not name (stored before commits recorded their message, or
+   * the index could not be read): the latest customer message with the same text.
+   */
+  private async findResent(conversation: Conversation | undefined, text: string): Promise<Message | undefined> {
+    const latest = conversation ? await this.context.bridge.getConversation(conversation.id) : undefined;
+    return latest && [...latest.messages].reverse().find((m) => m.author.role === 'customer' && m.text === text);
   }
 }
 

@@ -121,9 +121,14 @@ describe('a whole takeover through the bridge API', () => {
     const a = await bridge.customerMessage({ origin: 'webchat', customer, text: 'hello', idempotencyKey: 'evt-1' });
     const b = await bridge.customerMessage({ conversationId: a.conversation.id, origin: 'webchat', customer, text: 'hello', idempotencyKey: 'evt-1' });
     expect(b.duplicate).toBe(true);
+    // The redelivery is told which message it stored, even beside another with the same text.
+    expect(b.message?.id).toBe(a.message!.id);
+    await bridge.customerMessage({ conversationId: a.conversation.id, origin: 'webchat', customer, text: 'hello', idempotencyKey: 'evt-2' });
+    const again = await bridge.customerMessage({ conversationId: a.conversation.id, origin: 'webchat', customer, text: 'hello', idempotencyKey: 'evt-1' });
+    expect(again.message?.id).toBe(a.message!.id);
     await bridge.idle();
     const c = (await bridge.getConversation(a.conversation.id))!;
-    expect(c.messages.filter((m) => m.author.role === 'customer')).toHaveLength(1);
+    expect(c.messages.filter((m) => m.author.role === 'customer')).toHaveLength(2);
   });
 
   it('rejects empty and oversized text with a clear error and stores nothing', async () => {
