@@ -33,7 +33,8 @@
  *   We also tried keeping the fsync off the event loop (`synchronous=NORMAL` plus our own
  *   fdatasync of the WAL on the thread pool, each result held until it was durable): it cut the
  *   blocked time but gave no throughput in either bench, so the simpler FULL stays. A writer in a
- *   worker thread is the next step if the event loop's share of the writes matters.
+ *   worker thread was tried too (docs/bench.md): on two busy cores it took CPU from the event
+ *   loop and added two thread wake-ups per write, for less throughput, so writes stay here.
  * - If another process holds the file's write lock, BEGIN waits up to `busy_timeout` (5 s) with
  *   the event loop blocked. One instance serves a file, so this only happens when someone writes
  *   to it by hand; read-only connections (a backup, the tests) never block the writer in WAL mode.
