@@ -434,21 +434,21 @@ class SqliteWork implements WorkQueue {
    * Inside a commit's write: leases `claim.destinations` whose work for the conversation is due now
    * (not leased by a live worker, whose due time is its lease's expiry, nor waiting out a backoff).
    */
-  claim(conversationId: string, claim: NonNullable<Commit['claim']>, now: number): Lease[] {
+  claim(conversationId: string, claim: NonNullable<Commit['claim']>, now: number, written: WorkItem[]): Lease[] {
     const leases: Lease[] = [];
     for (const destination of claim.destinations) {
       const state = this.s.state.get(destination, conversationId);
       if (!state || state.due_at === null || state.due_at > now || state.last_seq <= state.done) continue;
       const token = `${this.tokenBase}.${(this.tokens += 1).toString(36)}`;
       this.s.setLease.run(now + claim.leaseMs, token, destination, conversationId);
-      leases.push({ destination, conversationId, token, pending: this.pendingBegun(destination, conversationId, claim.items ?? LEASE_ITEMS, claim.begin?.includes(destination) ?? false, now, state) });
+      leases.push({ destination, conversationId, token, pending: this.pendingBegun(destination, conversationId, claim.items ?? LEASE_ITEMS, claim.begin?.includes(destination) ?? false, now, state, written) });
     }
     return leases;
   }
 
   /** `readPending`, and when `begin` is set, an attempt recorded on the first item (inside the caller's write). */
-  private pendingBegun(destination: string, conversationId: string, limit: number, begin: boolean, now: number, state?: WorkStateRow): NonNullable<Lease['pending']> {
-    const pending = this.readPending(destination, conversationId, limit, state);
+  private pendingBegun(destination: string, conversationId: string, limit: number, begin: boolean, now: number, state?: WorkStateRow, written?: WorkItem[]): NonNullable<Lease['pending']> {
+    const pending = state && written ? this.pendingFrom(destination, state, written, limit) ?? this.readPending(destination, conversationId, limit, state) : this.readPending(destination, conversationId, limit, state);
     const first = pending.items[0];
     if (!begin || !first) return pending;
     return { cursor: this.recordAttempt(destination, conversationId, pending.cursor, first.seq, now), items: pending.items, begun: true };
@@ -480,6 +480,20 @@ class SqliteWork implements WorkQueue {
       if (bodies.length < PENDING_CHUNK) break;
     }
     return { cursor, items };
+  }
+
+  /**
+   * The pending items straight from the ones a commit just wrote, when nothing older is left after
+   * the cursor (the usual case): no log read, no JSON parse. Undefined when older items remain.
+   */
+  private pendingFrom(destination: string, state: WorkStateRow, written: WorkItem[], limit: number): { cursor: Cursor; items: WorkItem[] } | undefined {
+    if (written.length === 0 || state.done < written[0]!.seq - 1) return undefined;
+    const items: WorkItem[] = [];
+    for (const item of written) {
+      if (items.length >= limit) break;
+      if (item.seq > state.done && item.to.includes(destination)) items.push(item);
+    }
+    return { cursor: toCursor(state), items };
   }
 
   /** The lease's row, or LeaseLostError when another worker holds it now. */
@@ -585,6 +599,7 @@ export class SqliteStore implements Store {
       const first = messages.length - commit.appended.length;
       for (let i = 0; i < commit.appended.length; i++) s.addMessage.run(c.id, first + i + 1, JSON.stringify(commit.appended[i]));
       const destinations: string[] = [];
+      const written: WorkItem[] = [];
       if (commit.work?.length) {
         let seq = s.lastWork.get(c.id) ?? 0;
         const lastFor = new Map<string, number>();
@@ -592,6 +607,7 @@ export class SqliteStore implements Store {
           seq += 1;
           const item: WorkItem = { seq, to: work.to, payload: work.payload, at: now, version };
           s.addWork.run(c.id, seq, JSON.stringify(item));
+          written.push(item);
           for (const destination of work.to) lastFor.set(destination, seq);
         }
         for (const [destination, last] of lastFor) s.workDue.run({ destination, id: c.id, now, last });
@@ -618,7 +634,7 @@ export class SqliteStore implements Store {
             break;
         }
       }
-      return { destinations, claimed: commit.claim ? this.work.claim(c.id, commit.claim, now) : [] };
+      return { destinations, claimed: commit.claim ? this.work.claim(c.id, commit.claim, now, written) : [] };
     });
     const notice: ChangeNotice = { conversationId: c.id, version, ownershipVersion: c.ownershipVersion, destinations };
     // Nobody else need look for what this commit leased.

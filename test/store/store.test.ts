@@ -329,6 +329,36 @@ describe.each(backends)('store on $name', (backend) => {
       expect(byCustomer.pending!.cursor.attempt).toBeUndefined();
     });
 
+    it('a commit that leases work older than its own hands over the older items first', async () => {
+      await open(store, 'ol', ['ol-slack']);
+      const current = (await store.getConversation('ol'))!;
+      const m = message('ol_m2', 'more');
+      const made = await store.commitClaiming({
+        conversation: { ...current, messages: [...current.messages, m] },
+        expectedVersion: current.version,
+        appended: [m],
+        work: [
+          { to: ['ol-customer'], payload: mirror('for someone else') },
+          { to: ['ol-slack'], payload: mirror(m.id) },
+        ],
+        claim: { destinations: ['ol-slack'], leaseMs: 5_000 },
+      });
+      expect(made.claimed).toHaveLength(1);
+      expect(made.claimed[0]!.pending!.cursor).toEqual({ done: 0 });
+      expect(made.claimed[0]!.pending!.items.map((i) => i.seq)).toEqual([1, 3]);
+      // Once the older item is done, a commit's lease carries only its own items.
+      expect(await store.work.finish(made.claimed[0]!, 3)).toBe(true);
+      const again = (await store.getConversation('ol'))!;
+      const next = await store.commitClaiming({
+        conversation: again,
+        expectedVersion: again.version,
+        appended: [],
+        work: [{ to: ['ol-slack', 'ol-customer'], payload: mirror('m3') }],
+        claim: { destinations: ['ol-slack'], leaseMs: 5_000 },
+      });
+      expect(next.claimed[0]!.pending).toEqual({ cursor: { done: 3 }, items: [expect.objectContaining({ seq: 4, to: ['ol-slack', 'ol-customer'], version: again.version + 1 })] });
+    });
+
     // Each test uses its own destination names, so the due sets do not mix.
     it('a commit makes the destinations it names due now, and no others', async () => {
       const before = Date.now();
