@@ -6,8 +6,9 @@
  *   worker's cursor moves with it, that worker's lease; only when all three pass does it write the
  *   conversation header, append the messages and the work, make the destinations due, apply the
  *   index writes, and publish a `ChangeNotice` (the committing instance tells its own listeners as
- *   soon as the script returns, and skips its echo). Every check comes before the first write: a Redis
- *   script that fails halfway is not rolled back, so nothing that can fail runs after a write.
+ *   soon as the script returns, and skips its echo). Every check comes before the first write (the
+ *   last one, the inbound key's SET NX, writes only when it passes): a Redis script that fails
+ *   halfway is not rolled back, so nothing that can fail runs after a write.
  * - Work is a per-conversation log (a list; seq = 1-based position) plus, per destination, a due
  *   sorted set (score = "not before", epoch ms; a leased conversation's score is its lease
  *   expiry), a lease hash (conversation → token), a cursor hash (conversation → JSON `Cursor`)
@@ -43,63 +44,129 @@ type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 /** Helpers every script starts with. */
 const PRELUDE = `
 local function int(n) return string.format('%d', n) end
+-- Redis's clock, read once per script and only by a script that needs it.
+local nowMs
 local function clock()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not nowMs then
+    local t = redis.call('TIME')
+    nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return nowMs
 end
+-- Cursor and last-seq fields a script read or wrote (key -> id -> value, false when absent), so
+-- helpers that need the same field again do not ask Redis twice. Every write to them goes
+-- through remember.
+local fields = {}
+local function remember(key, id, value)
+  local t = fields[key]
+  if not t then t = {} fields[key] = t end
+  t[id] = value
+end
+local function field(key, id)
+  local t = fields[key]
+  local v = t and t[id]
+  if v == nil then
+    v = redis.call('HGET', key, id)
+    remember(key, id, v)
+  end
+  return v
+end
+local function lastSeq(key, id)
+  return tonumber(field(key, id) or '0')
+end
+-- Cursor JSON -> { done, attempt }: cjson.decode costs more than an HGET, so once per script.
+local cursors = {}
 local function readCursor(key, id)
-  local raw = redis.call('HGET', key, id)
+  local raw = field(key, id)
   if not raw then return 0, nil end
-  local c = cjson.decode(raw)
-  local attempt = c.attempt
-  if type(attempt) ~= 'table' then attempt = nil end
-  return tonumber(c.done) or 0, attempt
+  local c = cursors[raw]
+  if not c then
+    local decoded = cjson.decode(raw)
+    local attempt = decoded.attempt
+    if type(attempt) ~= 'table' then attempt = nil end
+    c = { done = tonumber(decoded.done) or 0, attempt = attempt }
+    cursors[raw] = c
+  end
+  return c.done, c.attempt
 end
 local function writeCursor(key, id, done, attempt)
+  -- What decoding the JSON would give back (whole numbers, only these fields).
+  local c = { done = tonumber(int(done)) }
   local json = '{"done":' .. int(done)
   if attempt then
+    c.attempt = { seq = tonumber(int(attempt.seq)), count = tonumber(int(attempt.count)), since = tonumber(int(attempt.since)) }
     json = json .. ',"attempt":{"seq":' .. int(attempt.seq) .. ',"count":' .. int(attempt.count) .. ',"since":' .. int(attempt.since) .. '}'
   end
   json = json .. '}'
   redis.call('HSET', key, id, json)
+  remember(key, id, json)
+  cursors[json] = c
   return json
 end
--- The cursor JSON (or '') and up to limit items after it addressed to dest.
-local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit)
-  local raw = redis.call('HGET', cursorKey, id)
+-- RPUSH of values[from..to], in chunks that stay within Lua's unpack limit.
+local function pushAll(key, values, from, to)
+  for i = from, to, 500 do
+    redis.call('RPUSH', key, unpack(values, i, math.min(i + 499, to)))
+  end
+end
+-- The cursor JSON (or '') and up to limit items after it addressed to dest, and the first one's
+-- seq. tail (optional): the items this script appended to the log ({ from = length before,
+-- items = { { json, to, seq }... } }), used instead of reading them back.
+local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail)
+  local raw = field(cursorKey, id)
   local done = readCursor(cursorKey, id)
-  local last = tonumber(redis.call('HGET', lastKey, id) or '0')
+  local last = lastSeq(lastKey, id)
   local out = {}
+  local firstSeq
   local i = done
   while #out < limit and i < last do
-    local chunk = redis.call('LRANGE', logKey, i, math.min(i + 100, last) - 1)
-    if #chunk == 0 then break end
-    for _, e in ipairs(chunk) do
-      for _, d in ipairs(cjson.decode(e).to) do
-        if d == dest then out[#out + 1] = e break end
+    if tail and i >= tail.from then
+      local e = tail.items[i - tail.from + 1]
+      if not e then break end
+      for _, d in ipairs(e.to) do
+        if d == dest then
+          out[#out + 1] = e.json
+          firstSeq = firstSeq or e.seq
+          break
+        end
       end
-      if #out >= limit then break end
+      i = i + 1
+    else
+      local stop = math.min(i + 100, last)
+      if tail and tail.from < stop then stop = tail.from end
+      local chunk = redis.call('LRANGE', logKey, i, stop - 1)
+      if #chunk == 0 then break end
+      for _, e in ipairs(chunk) do
+        local item = cjson.decode(e)
+        for _, d in ipairs(item.to) do
+          if d == dest then
+            out[#out + 1] = e
+            firstSeq = firstSeq or tonumber(item.seq)
+            break
+          end
+        end
+        if #out >= limit then break end
+      end
+      i = i + #chunk
     end
-    i = i + #chunk
   end
-  return { raw or '', out }
+  return { raw or '', out }, firstSeq
 end
 -- Records an attempt on seq (the count goes up if the last attempt was on the same seq); returns the cursor JSON.
-local function beginAttempt(cursorKey, id, seq, now)
+local function beginAttempt(cursorKey, id, seq)
   local done, attempt = readCursor(cursorKey, id)
   if attempt and tonumber(attempt.seq) == seq then
     attempt = { seq = seq, count = tonumber(attempt.count) + 1, since = tonumber(attempt.since) }
   else
-    attempt = { seq = seq, count = 1, since = now }
+    attempt = { seq = seq, count = 1, since = clock() }
   end
   return writeCursor(cursorKey, id, done, attempt)
 end
 -- pendingFor, and when begin is set, an attempt recorded on the first item ({ cursor, items, 1 }).
-local function pendingBegun(cursorKey, lastKey, logKey, id, dest, limit, begin, now)
-  local pending = pendingFor(cursorKey, lastKey, logKey, id, dest, limit)
+local function pendingBegun(cursorKey, lastKey, logKey, id, dest, limit, begin, tail)
+  local pending, firstSeq = pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail)
   if begin and #pending[2] > 0 then
-    local first = cjson.decode(pending[2][1])
-    pending[1] = beginAttempt(cursorKey, id, tonumber(first.seq), now)
+    pending[1] = beginAttempt(cursorKey, id, firstSeq)
     pending[3] = 1
   end
   return pending
@@ -113,9 +180,11 @@ end
 `;
 
 /**
- * ARGV[1]: JSON { p, id, expected, header, messages: [json], work: [{ to, body }], indexes,
- * inbound?: { key, ttl }, cursor?: { dest, token, seq }, claim?: { dests, ms, items, token },
- * notice, noticeTo }.
+ * ARGV[1]: JSON { p, id, expected, messages: count, work: [to...], indexes, inbound?: { key, ttl },
+ * cursor?: { dest, token, seq }, claim?: { dests, ms, items, token }, noticeTo }; ARGV[2]: header
+ * JSON; ARGV[3]: notice JSON; then each message JSON, then each work item's body JSON. The JSON
+ * strings travel as arguments of their own: nested in ARGV[1], decoding them cost Redis more than
+ * the script's commands.
  * Returns { 'ok', version, (destination, token, { cursor, { item... } })... } | { 'conflict', actual or '' }
  * | { 'duplicate', conversation id } | { 'lease_lost' }.
  */
@@ -131,27 +200,50 @@ elseif not current then
 elseif tonumber(current) ~= a.expected then
   return { 'conflict', current }
 end
+local leaseLost = a.cursor and redis.call('HGET', p .. 'lease:' .. a.cursor.dest, a.id) ~= a.cursor.token
 if a.inbound then
-  local seen = redis.call('GET', p .. 'inbound:' .. a.inbound.key)
-  if seen then return { 'duplicate', seen } end
+  local inboundKey = p .. 'inbound:' .. a.inbound.key
+  if leaseLost then
+    local seen = redis.call('GET', inboundKey)
+    if seen then return { 'duplicate', seen } end
+  elseif not redis.call('SET', inboundKey, a.id, 'PX', int(a.inbound.ttl), 'NX') then
+    -- The last check writes the mark when it passes (one command instead of GET, then SET).
+    return { 'duplicate', redis.call('GET', inboundKey) }
+  end
 end
-if a.cursor then
-  if redis.call('HGET', p .. 'lease:' .. a.cursor.dest, a.id) ~= a.cursor.token then return { 'lease_lost' } end
-end
+if leaseLost then return { 'lease_lost' } end
 -- Every check passed: from here on nothing can fail.
-local now = clock()
 local version = a.expected + 1
-redis.call('HSET', convKey, 'header', a.header, 'version', int(version))
+redis.call('HSET', convKey, 'header', ARGV[2], 'version', int(version))
 local msgsKey = p .. 'msgs:' .. a.id
-for _, m in ipairs(a.messages) do redis.call('RPUSH', msgsKey, m) end
+pushAll(msgsKey, ARGV, 4, 3 + a.messages)
 local logKey = p .. 'log:' .. a.id
-local seq = redis.call('LLEN', logKey)
-for _, w in ipairs(a.work) do
-  seq = seq + 1
-  redis.call('RPUSH', logKey, '{"seq":' .. int(seq) .. ',"at":' .. int(now) .. ',"version":' .. int(version) .. ',' .. string.sub(w.body, 2))
-  for _, d in ipairs(w.to) do
-    redis.call('ZADD', p .. 'due:' .. d, 'NX', int(now), a.id)
-    redis.call('HSET', p .. 'last:' .. d, a.id, int(seq))
+-- What this commit appended to the log, and the due scores it knows (false: not due), so a claim
+-- below reads neither back.
+local tail
+local scores = {}
+if #a.work > 0 then
+  local now = clock()
+  local seq = redis.call('LLEN', logKey)
+  tail = { from = seq, items = {} }
+  local bodies, dests, lastOf = {}, {}, {}
+  for k, to in ipairs(a.work) do
+    seq = seq + 1
+    local json = '{"seq":' .. int(seq) .. ',"at":' .. int(now) .. ',"version":' .. int(version) .. ',' .. string.sub(ARGV[3 + a.messages + k], 2)
+    bodies[#bodies + 1] = json
+    tail.items[#tail.items + 1] = { json = json, to = to, seq = seq }
+    for _, d in ipairs(to) do
+      if not lastOf[d] then dests[#dests + 1] = d end
+      lastOf[d] = seq
+    end
+  end
+  pushAll(logKey, bodies, 1, #bodies)
+  -- One due entry and one last seq per destination, however many items name it.
+  for _, d in ipairs(dests) do
+    if redis.call('ZADD', p .. 'due:' .. d, 'NX', int(now), a.id) == 1 then scores[d] = now end
+    local lastKey = p .. 'last:' .. d
+    redis.call('HSET', lastKey, a.id, int(lastOf[d]))
+    remember(lastKey, a.id, int(lastOf[d]))
   end
 end
 for _, x in ipairs(a.indexes) do
@@ -169,14 +261,13 @@ for _, x in ipairs(a.indexes) do
     redis.call('SREM', p .. 'members:' .. x.key, x.member)
   end
 end
-if a.inbound then
-  redis.call('SET', p .. 'inbound:' .. a.inbound.key, a.id, 'PX', int(a.inbound.ttl))
-end
 if a.schedule then
   if a.schedule.at == cjson.null then
     redis.call('ZREM', p .. 'due:' .. a.schedule.dest, a.id)
+    scores[a.schedule.dest] = false
   else
     redis.call('ZADD', p .. 'due:' .. a.schedule.dest, int(a.schedule.at), a.id)
+    scores[a.schedule.dest] = a.schedule.at
   end
 end
 if a.cursor then
@@ -185,12 +276,14 @@ end
 local out = { 'ok', int(version) }
 local claimed = {}
 if a.claim then
+  local now = clock()
   for i, d in ipairs(a.claim.dests) do
     local leaseKey, dueKey = p .. 'lease:' .. d, p .. 'due:' .. d
     -- Due now: not leased by a live worker (its score is the lease's expiry) nor waiting out a backoff.
-    local score = redis.call('ZSCORE', dueKey, a.id)
+    local score = scores[d]
+    if score == nil then score = redis.call('ZSCORE', dueKey, a.id) end
     local done = readCursor(p .. 'cursor:' .. d, a.id)
-    local last = tonumber(redis.call('HGET', p .. 'last:' .. d, a.id) or '0')
+    local last = lastSeq(p .. 'last:' .. d, a.id)
     if score and tonumber(score) <= now and last > done then
       local token = a.claim.token .. '.' .. i
       redis.call('HSET', leaseKey, a.id, token)
@@ -198,7 +291,7 @@ if a.claim then
       claimed[d] = true
       out[#out + 1] = d
       out[#out + 1] = token
-      out[#out + 1] = pendingBegun(p .. 'cursor:' .. d, p .. 'last:' .. d, logKey, a.id, d, a.claim.items, a.claim.begin[d] ~= nil, now)
+      out[#out + 1] = pendingBegun(p .. 'cursor:' .. d, p .. 'last:' .. d, logKey, a.id, d, a.claim.items, a.claim.begin[d] ~= nil, tail)
     end
   end
 end
@@ -208,9 +301,9 @@ for _, d in ipairs(a.noticeTo) do
   if claimed[d] then leased[#leased + 1] = cjson.encode(d) end
 end
 if #leased > 0 then
-  redis.call('PUBLISH', p .. 'changes', a.notice:sub(1, -2) .. ',"leased":[' .. table.concat(leased, ',') .. ']}')
+  redis.call('PUBLISH', p .. 'changes', ARGV[3]:sub(1, -2) .. ',"leased":[' .. table.concat(leased, ',') .. ']}')
 else
-  redis.call('PUBLISH', p .. 'changes', a.notice)
+  redis.call('PUBLISH', p .. 'changes', ARGV[3])
 end
 return out
 `;
@@ -244,7 +337,7 @@ for i, id in ipairs(ids) do
   redis.call('HSET', KEYS[2], id, token)
   out[#out + 1] = id
   out[#out + 1] = token
-  out[#out + 1] = pendingBegun(KEYS[3], KEYS[4], ARGV[4] .. 'log:' .. id, id, ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1', now)
+  out[#out + 1] = pendingBegun(KEYS[3], KEYS[4], ARGV[4] .. 'log:' .. id, id, ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1')
 end
 return out
 `;
@@ -258,13 +351,14 @@ return 1
 
 /** KEYS: cursor, last, log. ARGV: id, destination, limit. Returns { cursor json or '', { item json... } }. */
 const PENDING = `
-return pendingFor(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]))
+local pending = pendingFor(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]))
+return pending
 `;
 
 /** KEYS: lease, cursor. ARGV: id, token, seq. Returns the cursor JSON, or false if the lease was lost. */
 const BEGIN = `
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return false end
-return beginAttempt(KEYS[2], ARGV[1], tonumber(ARGV[3]), clock())
+return beginAttempt(KEYS[2], ARGV[1], tonumber(ARGV[3]))
 `;
 
 /** KEYS: lease, cursor. ARGV: id, token, seq. Returns 1, or 0 if the lease was lost. */
@@ -282,7 +376,7 @@ const RELEASE = `
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local done = readCursor(KEYS[2], ARGV[1])
-local last = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local last = lastSeq(KEYS[3], ARGV[1])
 if last > done then
   local at = clock()
   if ARGV[3] ~= '' then at = tonumber(ARGV[3]) end
@@ -301,7 +395,7 @@ const FINISH = `
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[3] ~= '' then advanceCursor(KEYS[2], ARGV[1], tonumber(ARGV[3])) end
 local done = readCursor(KEYS[2], ARGV[1])
-local last = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local last = lastSeq(KEYS[3], ARGV[1])
 if last > done and ARGV[4] == '' then return 2 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 if last > done then
@@ -317,11 +411,11 @@ return 1
  * cursor due now, unless a worker holds an unexpired lease on it (its release makes it due).
  */
 const WAKE = `
-local now = clock()
 for _, id in ipairs(ARGV) do
   local done = readCursor(KEYS[1], id)
-  local last = tonumber(redis.call('HGET', KEYS[2], id) or '0')
+  local last = lastSeq(KEYS[2], id)
   if last > done then
+    local now = clock()
     local score = redis.call('ZSCORE', KEYS[3], id)
     local leased = redis.call('HEXISTS', KEYS[4], id) == 1 and score and tonumber(score) > now
     if not leased then redis.call('ZADD', KEYS[3], int(now), id) end
@@ -428,19 +522,18 @@ export class RedisStore implements Store {
     const work = commit.work ?? [];
     const destinations = [...new Set([...work.flatMap((w) => w.to), ...(commit.schedule ? [commit.schedule.destination] : [])])];
     const notice: ChangeNotice & { from: string } = { conversationId: id, version: expectedVersion + 1, ownershipVersion: conversation.ownershipVersion, destinations, from: this.instance };
+    const messages = commit.appended.map((m) => JSON.stringify(m));
+    const bodies = work.map((w) => JSON.stringify({ to: w.to, payload: w.payload }));
     const arg = {
       p: this.p,
       id,
       expected: expectedVersion,
-      header: JSON.stringify(header),
-      messages: commit.appended.map((m) => JSON.stringify(m)),
-      work: work.map((w) => ({ to: w.to, body: JSON.stringify({ to: w.to, payload: w.payload }) })),
+      messages: messages.length,
+      work: work.map((w) => w.to),
       indexes: (commit.indexes ?? []).map((x) => (x.op === 'set' && x.ttlMs !== undefined ? { op: x.op, key: x.key, value: x.value, ttl: ttl(x.ttlMs) } : x.op === 'set' ? { op: x.op, key: x.key, value: x.value } : x)),
       ...(commit.inbound ? { inbound: { key: commit.inbound.key, ttl: ttl(commit.inbound.ttlMs) } } : {}),
       ...(commit.cursor ? { cursor: { dest: commit.cursor.lease.destination, token: commit.cursor.lease.token, seq: commit.cursor.seq } } : {}),
       ...(commit.schedule ? { schedule: { dest: commit.schedule.destination, at: commit.schedule.at === null ? null : Math.round(commit.schedule.at) } } : {}),
-      // The script adds `leased` (what it leased for this instance) to the notice.
-      notice: JSON.stringify(notice),
       noticeTo: destinations,
       ...(commit.claim?.destinations.length
         ? {
@@ -455,7 +548,9 @@ export class RedisStore implements Store {
           }
         : {}),
     };
-    const reply = (await guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], [JSON.stringify(arg)]))) as unknown[];
+    // The script adds `leased` (what it leased for this instance) to the notice.
+    const args = [JSON.stringify(arg), JSON.stringify(header), JSON.stringify(notice), ...messages, ...bodies];
+    const reply = (await guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], args))) as unknown[];
     const [outcome, detail] = Array.isArray(reply) ? reply : [];
     switch (outcome) {
       case 'ok': {
