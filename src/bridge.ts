@@ -254,7 +254,9 @@ export class Bridge implements BridgePort {
   async customerMessage(input: CustomerMessageInput): Promise<{ conversation: Conversation; message: Message | undefined; duplicate: boolean }> {
     const text = this.cleanText(input.text, 'customer', (input.attachments?.length ?? 0) > 0);
     const inboundKey = input.idempotencyKey ? `customer:${input.idempotencyKey}` : undefined;
-    if (inboundKey) {
+    // A redelivered first message must not take a ticket number: look before creating. For an
+    // existing conversation the commit itself refuses a duplicate, so no read is needed first.
+    if (inboundKey && !input.conversationId) {
       const seen = await this.store.inboundSeen(inboundKey);
       if (seen) return this.duplicate(seen, inboundKey);
     }
@@ -301,6 +303,9 @@ export class Bridge implements BridgePort {
       return { conversation, message, duplicate: false };
     } catch (err) {
       if (err instanceof DuplicateInboundError && err.conversationId && inboundKey) return this.duplicate(err.conversationId, inboundKey);
+      // Refused for another reason (closed since, say): a resend of a stored message is still just a resend.
+      const seen = inboundKey && !(err instanceof DuplicateInboundError) ? await this.store.inboundSeen(inboundKey).catch(() => undefined) : undefined;
+      if (seen && inboundKey) return this.duplicate(seen, inboundKey);
       throw err;
     }
   }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlreadyClaimedError, InputError, InvalidTransitionError, NotOwnerError, UnknownOptionError } from '../../src/errors.ts';
+import { AlreadyClaimedError, ConversationClosedError, InputError, InvalidTransitionError, NotOwnerError, UnknownOptionError } from '../../src/errors.ts';
 import { createTestBridge, DANA, SAM, ScriptedAgent, waitFor, type TestBridge } from '../support/harness.ts';
 import { MemoryChannel, MemoryWorkspace } from '../support/memory-ports.ts';
 
@@ -129,6 +129,18 @@ describe('a whole takeover through the bridge API', () => {
     await bridge.idle();
     const c = (await bridge.getConversation(a.conversation.id))!;
     expect(c.messages.filter((m) => m.author.role === 'customer')).toHaveLength(2);
+  });
+
+  it('a redelivery after the conversation closed is still a redelivery, not a refusal', async () => {
+    const bridge = await boot();
+    const a = await bridge.customerMessage({ origin: 'webchat', customer, text: 'hello', idempotencyKey: 'evt-c1' });
+    const b = await bridge.customerMessage({ conversationId: a.conversation.id, origin: 'webchat', customer, text: 'one more', idempotencyKey: 'evt-c2', reopen: false });
+    await bridge.idle();
+    await bridge.close({ conversationId: a.conversation.id, operator: DANA });
+    const again = await bridge.customerMessage({ conversationId: a.conversation.id, origin: 'webchat', customer, text: 'one more', idempotencyKey: 'evt-c2', reopen: false });
+    expect(again).toMatchObject({ duplicate: true, message: { id: b.message!.id } });
+    // A new message is refused: the conversation stays closed.
+    await expect(bridge.customerMessage({ conversationId: a.conversation.id, origin: 'webchat', customer, text: 'new', idempotencyKey: 'evt-c3', reopen: false })).rejects.toThrow(ConversationClosedError);
   });
 
   it('rejects empty and oversized text with a clear error and stores nothing', async () => {
