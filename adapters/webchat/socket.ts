@@ -6,7 +6,7 @@
  */
 import type { RawData, WebSocket } from 'ws';
 import type { BridgePort } from '../../src/ports.ts';
-import { BridgeError, ConversationClosedError, InputError } from '../../src/errors.ts';
+import { BridgeError, ConversationClosedError, ConversationNotFoundError, InputError } from '../../src/errors.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Conversation, Customer, Message } from '../../src/model.ts';
 import type { ResolvedWebChatConfig } from './config.ts';
@@ -400,9 +400,6 @@ export class SocketHandler {
     const { hub, bridge } = context;
     const conversationId = connection.conversationId;
     if (!conversationId || socket.readyState !== socket.OPEN) return;
-    // A closed conversation is over on the web chat: its sessions are revoked, nothing reopens it.
-    const current = await bridge.getConversation(conversationId);
-    if (!current || current.state === 'closed') return this.refuse(current ? REFUSED.closed : REFUSED.gone);
     const deliveriesBefore = hub.deliveryCount(conversationId);
     const release = hub.hold(conversationId);
     try {
@@ -412,7 +409,7 @@ export class SocketHandler {
         customer: customerOf(claims),
         text,
         idempotencyKey: frame.clientId === connection.firstClientId ? `webchat:${claims.sessionId}:first` : `webchat:${claims.sessionId}:${frame.clientId}`,
-        // Closed between the check above and the commit: it stays closed.
+        // A closed conversation is over on the web chat: its sessions are revoked, nothing reopens it.
         reopen: false,
       });
       const message = result.message ?? (await this.findResent(result.conversation, text));
@@ -429,6 +426,7 @@ export class SocketHandler {
       }
     } catch (err) {
       if (err instanceof ConversationClosedError) return this.refuse(REFUSED.closed);
+      if (err instanceof ConversationNotFoundError) return this.refuse(REFUSED.gone);
       throw err;
     } finally {
       release();
