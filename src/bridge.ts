@@ -229,8 +229,13 @@ export class Bridge implements BridgePort {
   /** Hands leases a commit took to this instance's workers; one that cannot start now is given back (due at once). */
   private adopt(leases: Lease[]): void {
     for (const lease of leases) {
-      if (this.workers.get(lease.destination)?.adopt(lease)) continue;
-      this.store.work.release(lease).catch((err: unknown) => this.logger.warn({ err: String(err), destination: lease.destination }, 'could not give back a lease; it expires on its own'));
+      const worker = this.workers.get(lease.destination);
+      if (worker?.adopt(lease)) continue;
+      // Nobody hears of a release: the workers look again once it is written.
+      this.store.work.release(lease).then(
+        () => worker?.wake(),
+        (err: unknown) => this.logger.warn({ err: String(err), destination: lease.destination }, 'could not give back a lease; it expires on its own'),
+      );
     }
   }
 

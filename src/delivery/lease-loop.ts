@@ -75,8 +75,15 @@ export class LeaseLoop {
    * False when this loop cannot take it now: the caller gives it back.
    */
   adopt(lease: Lease): boolean {
-    if (!this.canAdopt || this.active.has(lease.conversationId)) return false;
-    this.begin(lease);
+    if (!this.canAdopt) return false;
+    const previous = this.active.get(lease.conversationId);
+    if (!previous) {
+      this.begin(lease);
+      return true;
+    }
+    // Its last run here already gave the lease back (a commit could not have taken it otherwise)
+    // and is returning: the new lease starts right after it, instead of waiting for a poll.
+    void previous.done.then(() => this.begin(lease));
     return true;
   }
 
