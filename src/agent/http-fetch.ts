@@ -2,7 +2,7 @@
  * A `fetch` for the OpenAI SDK on node:http with kept-alive connections. The SDK is unchanged (its
  * retries, errors, parsing); only the transport is smaller: the built-in fetch (undici) spends more
  * CPU per chat completion than the rest of an agent turn. Answers are read whole (no streaming is
- * used), then handed over as a standard `Response`.
+ * used), then handed over: a success as a `BufferedAnswer`, anything else as a standard `Response`.
  */
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -44,9 +44,12 @@ export function keepAliveFetch(): Fetch {
             else if (value !== undefined) responseHeaders.set(key, value);
           }
           const status = res.statusCode ?? 502;
+          const statusText = res.statusMessage ?? '';
+          // A success is read as the SDK reads it (status, headers, json); anything else, which the
+          // SDK retries or turns into an error, is a standard Response.
+          if (status >= 200 && status < 300 && status !== 204) resolve(new BufferedAnswer(status, statusText, responseHeaders, url.href, Buffer.concat(chunks)) as unknown as Response);
           // A Response may not carry a body with these statuses.
-          const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
-          resolve(new Response(body, { status, statusText: res.statusMessage ?? '', headers: responseHeaders }));
+          else resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, statusText, headers: responseHeaders }));
         });
       });
       function fail(err: Error): void {
@@ -62,6 +65,56 @@ export function keepAliveFetch(): Fetch {
       request.end(typeof init.body === 'string' ? init.body : undefined);
     });
   };
+}
+
+/**
+ * A whole 2xx answer with the reading side of a `Response` (status, headers, text, json, ...). A web
+ * `Response` builds a ReadableStream for its body, which cost more than the JSON parse of a chat
+ * completion; this answer is already in memory, so it hands the bytes over as they are.
+ */
+class BufferedAnswer {
+  readonly ok = true;
+  readonly redirected = false;
+  readonly type = 'basic';
+  readonly body = null;
+  private used = false;
+
+  constructor(
+    readonly status: number,
+    readonly statusText: string,
+    readonly headers: Headers,
+    readonly url: string,
+    private readonly bytes: Buffer,
+  ) {}
+
+  get bodyUsed(): boolean {
+    return this.used;
+  }
+
+  async text(): Promise<string> {
+    return this.take().toString('utf8');
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const bytes = this.take();
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  }
+
+  clone(): BufferedAnswer {
+    if (this.used) throw new TypeError('Response body is already used');
+    return new BufferedAnswer(this.status, this.statusText, new Headers(this.headers), this.url, this.bytes);
+  }
+
+  /** A body is read once, as with fetch. */
+  private take(): Buffer {
+    if (this.used) throw new TypeError('Response body is already used');
+    this.used = true;
+    return this.bytes;
+  }
 }
 
 let shared: Fetch | undefined;
