@@ -13,6 +13,8 @@
  *   sorted set (score = "not before", epoch ms; a leased conversation's score is its lease
  *   expiry), a lease hash (conversation → token), a cursor hash (conversation → JSON `Cursor`)
  *   and a "last addressed seq" hash, so "is anything left after the cursor" is one lookup.
+ *   The finishes asked for in one turn of the event loop (each worker ends every batch with one)
+ *   go as one script call, each with its own outcome.
  * - Time inside scripts is Redis's own clock (`TIME`), so instances with skewed clocks agree on
  *   when a lease expires.
  *
@@ -388,22 +390,36 @@ return 1
 `;
 
 /**
- * KEYS: lease, cursor, last, due. ARGV: id, token, done ('' = unchanged), retryAt ('' = none).
- * Returns 0 (lease lost: nothing done), 1 (lease given back) or 2 (work left: lease kept).
+ * Every finish asked for during one turn of the event loop, in one script. ARGV: per finish, 8
+ * values: lease, cursor, last and due keys, id, token, done ('' = unchanged), retryAt ('' = none).
+ * Returns per finish 0 (lease lost: nothing done), 1 (lease given back) or 2 (work left: lease kept).
  */
 const FINISH = `
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-if ARGV[3] ~= '' then advanceCursor(KEYS[2], ARGV[1], tonumber(ARGV[3])) end
-local done = readCursor(KEYS[2], ARGV[1])
-local last = lastSeq(KEYS[3], ARGV[1])
-if last > done and ARGV[4] == '' then return 2 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-if last > done then
-  redis.call('ZADD', KEYS[4], int(tonumber(ARGV[4])), ARGV[1])
-else
-  redis.call('ZREM', KEYS[4], ARGV[1])
+local out = {}
+for i = 1, #ARGV, 8 do
+  local leaseKey, cursorKey, lastKey, dueKey, id, token, done, retryAt = unpack(ARGV, i, i + 7)
+  local result
+  if redis.call('HGET', leaseKey, id) ~= token then
+    result = 0
+  else
+    if done ~= '' then advanceCursor(cursorKey, id, tonumber(done)) end
+    local upTo = readCursor(cursorKey, id)
+    local last = lastSeq(lastKey, id)
+    if last > upTo and retryAt == '' then
+      result = 2
+    else
+      redis.call('HDEL', leaseKey, id)
+      if last > upTo then
+        redis.call('ZADD', dueKey, int(tonumber(retryAt)), id)
+      else
+        redis.call('ZREM', dueKey, id)
+      end
+      result = 1
+    end
+  end
+  out[#out + 1] = result
 end
-return 1
+return out
 `;
 
 /**
@@ -732,12 +748,32 @@ class RedisWorkQueue implements WorkQueue {
 
   async finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean> {
     const k = this.keys(lease.destination);
-    const reply = await guard(`finish ${lease.destination} work of ${lease.conversationId}`, () =>
-      SCRIPTS.finish.run(this.client, [k.lease, k.cursor, k.last, k.due], [lease.conversationId, lease.token, done === undefined ? '' : String(done), retryAt === undefined ? '' : String(Math.round(retryAt))]),
-    );
-    if (Number(reply) === 0) throw new LeaseLostError(lease.destination, lease.conversationId);
-    return Number(reply) === 1;
+    const args = [k.lease, k.cursor, k.last, k.due, lease.conversationId, lease.token, done === undefined ? '' : String(done), retryAt === undefined ? '' : String(Math.round(retryAt))];
+    const reply = await new Promise<number>((resolve, reject) => {
+      this.finishes.push({ args, resolve, reject: (err) => reject(new StoreUnavailableError(`Store (redis) unavailable: could not finish ${lease.destination} work of ${lease.conversationId}: ${err.message}`, err)) });
+      if (this.finishes.length === 1) setImmediate(this.sendFinishes);
+    });
+    if (reply === 0) throw new LeaseLostError(lease.destination, lease.conversationId);
+    return reply === 1;
   }
+
+  /** The finishes of one turn, waiting to go as one script call (every worker ends each batch with one). */
+  private finishes: Array<{ args: string[]; resolve(reply: number): void; reject(err: Error): void }> = [];
+
+  private readonly sendFinishes = (): void => {
+    const batch = this.finishes;
+    this.finishes = [];
+    SCRIPTS.finish.run(this.client, [], batch.flatMap((f) => f.args)).then(
+      (reply) => {
+        const results = reply as number[];
+        batch.forEach((f, i) => f.resolve(Number(results[i])));
+      },
+      (err: unknown) => {
+        const error = err instanceof Error ? err : new Error(String(err));
+        for (const f of batch) f.reject(error);
+      },
+    );
+  };
 
   async backlog(destination: string): Promise<{ due: number; oldest?: number }> {
     const due = this.keys(destination).due;

@@ -164,4 +164,34 @@ describe('redis scripts: commands per call', () => {
     const even = await store.work.pending('even', 'c7', 2000);
     expect(even.items.map((i) => i.seq)).toEqual(Array.from({ length: 602 }, (_, i) => 2 * i + 1));
   });
+
+  it('the finishes of one turn go as one script call, each with its own outcome', async () => {
+    const open = async (id: string, items: number) => {
+      const said = Array.from({ length: items }, (_, i) => message(`${id}_m${i}`, `m${i}`));
+      const { claimed } = await store.commitClaiming({
+        conversation: conversationFixture({ id, messages: said }),
+        expectedVersion: 0,
+        appended: said,
+        work: said.map((m) => ({ to: ['fin'], payload: mirror(m.id) })),
+        claim: { destinations: ['fin'], leaseMs: 30_000 },
+      });
+      return claimed[0]!;
+    };
+    const [all, part, retry, lost] = [await open('f1', 1), await open('f2', 2), await open('f3', 2), await open('f4', 1)];
+    let outcomes: unknown[] = [];
+    const counts = await counted(async () => {
+      outcomes = await Promise.allSettled([
+        store.work.finish(all, 1), // all done: given back
+        store.work.finish(part, 1), // one left: kept
+        store.work.finish(retry, 1, Date.now() + 60_000), // one left, retry later: given back, due then
+        store.work.finish({ ...lost, token: 'not-ours' }, 1), // lost
+      ]);
+    });
+    expect(counts.evalsha ?? counts.eval).toBe(1);
+    expect(outcomes.map((o) => (o as PromiseSettledResult<boolean>).status === 'fulfilled' ? (o as PromiseFulfilledResult<boolean>).value : (o as PromiseRejectedResult).reason.constructor.name)).toEqual([true, false, true, 'LeaseLostError']);
+    expect(await store.work.pending('fin', 'f2')).toMatchObject({ cursor: { done: 1 } });
+    expect(await store.work.pending('fin', 'f4')).toMatchObject({ cursor: { done: 0 } });
+    // Nothing is due now: the kept and the lost leases wait out their expiry, the retry its time.
+    expect(await store.work.nextDue('fin')).toBeGreaterThan(Date.now() + 25_000);
+  });
 });
