@@ -4,7 +4,7 @@
  * CPU per chat completion than the rest of an agent turn. Answers are read whole (no streaming is
  * used), then handed over: a success as a `BufferedAnswer`, anything else as a standard `Response`.
  */
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 /** Largest answer read: a chat completion is far smaller. */
@@ -20,7 +20,8 @@ export function keepAliveFetch(): Fetch {
     const url = new URL(String(input));
     const https = url.protocol === 'https:';
     const headers: Record<string, string> = {};
-    new Headers(init.headers).forEach((value, key) => {
+    // The SDK hands over a Headers it built and checked: read it as it is.
+    (init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((value, key) => {
       headers[key] = value;
     });
     if (typeof init.body === 'string') headers['content-length'] = String(Buffer.byteLength(init.body));
@@ -38,18 +39,21 @@ export function keepAliveFetch(): Fetch {
         res.on('error', fail);
         res.on('end', () => {
           signal?.removeEventListener('abort', onAbort);
+          const status = res.statusCode ?? 502;
+          const statusText = res.statusMessage ?? '';
+          // A success is read as the SDK reads it (status, headers, json); anything else, which the
+          // SDK retries or turns into an error, is a standard Response.
+          if (status >= 200 && status < 300 && status !== 204) {
+            resolve(new BufferedAnswer(status, statusText, new AnswerHeaders(res.headers) as unknown as Headers, url.href, Buffer.concat(chunks)) as unknown as Response);
+            return;
+          }
           const responseHeaders = new Headers();
           for (const [key, value] of Object.entries(res.headers)) {
             if (Array.isArray(value)) for (const v of value) responseHeaders.append(key, v);
             else if (value !== undefined) responseHeaders.set(key, value);
           }
-          const status = res.statusCode ?? 502;
-          const statusText = res.statusMessage ?? '';
-          // A success is read as the SDK reads it (status, headers, json); anything else, which the
-          // SDK retries or turns into an error, is a standard Response.
-          if (status >= 200 && status < 300 && status !== 204) resolve(new BufferedAnswer(status, statusText, responseHeaders, url.href, Buffer.concat(chunks)) as unknown as Response);
           // A Response may not carry a body with these statuses.
-          else resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, statusText, headers: responseHeaders }));
+          resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, statusText, headers: responseHeaders }));
         });
       });
       function fail(err: Error): void {
@@ -106,7 +110,7 @@ class BufferedAnswer {
 
   clone(): BufferedAnswer {
     if (this.used) throw new TypeError('Response body is already used');
-    return new BufferedAnswer(this.status, this.statusText, new Headers(this.headers), this.url, this.bytes);
+    return new BufferedAnswer(this.status, this.statusText, this.headers, this.url, this.bytes);
   }
 
   /** A body is read once, as with fetch. */
@@ -114,6 +118,43 @@ class BufferedAnswer {
     if (this.used) throw new TypeError('Response body is already used');
     this.used = true;
     return this.bytes;
+  }
+}
+
+/** The reading side of `Headers` over the headers node:http parsed (names already lower case). */
+class AnswerHeaders {
+  constructor(private readonly raw: IncomingHttpHeaders) {}
+
+  get(name: string): string | null {
+    const value = this.raw[name.toLowerCase()];
+    return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+  }
+
+  has(name: string): boolean {
+    return this.raw[name.toLowerCase()] !== undefined;
+  }
+
+  *entries(): IterableIterator<[string, string]> {
+    for (const name of Object.keys(this.raw).sort()) {
+      const value = this.get(name);
+      if (value !== null) yield [name, value];
+    }
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const [name] of this.entries()) yield name;
+  }
+
+  *values(): IterableIterator<string> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  forEach(fn: (value: string, name: string, headers: AnswerHeaders) => void): void {
+    for (const [name, value] of this.entries()) fn(value, name, this);
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
   }
 }
 

@@ -47,7 +47,9 @@ describe('the agent transport', () => {
     expect(response.ok).toBe(true);
     expect(response.status).toBe(200);
     expect(response.url).toBe(`${base}/v1/x`);
-    expect(response.headers.get('x-request-id')).toBe('req_1');
+    expect(response.headers.get('X-Request-Id')).toBe('req_1');
+    expect(response.headers.has('Content-Type')).toBe(true);
+    expect(response.headers.get('x-absent')).toBeNull();
     const names: string[] = [];
     response.headers.forEach((_value, name) => names.push(name));
     expect(names).toContain('content-type');
