@@ -169,7 +169,14 @@ export class DeliveryWorker {
           const previous = cursor.attempt?.seq === item.seq ? cursor.attempt : undefined;
           // The lease may have recorded the first item's attempt already, in the same write.
           const recorded = i === 0 && begun && previous ? previous : undefined;
-          const attempt = records ? (recorded ?? (await this.store.work.begin(lease, item.seq)).attempt!) : { seq: item.seq, count: (previous?.count ?? 0) + 1, since: previous?.since ?? Date.now() };
+          let attempt: NonNullable<Cursor['attempt']>;
+          if (!records) attempt = { seq: item.seq, count: (previous?.count ?? 0) + 1, since: previous?.since ?? Date.now() };
+          else if (recorded) attempt = recorded;
+          else {
+            // The item before is marked done in the same write: its attempt record is replaced now.
+            attempt = (await this.store.work.begin(lease, item.seq, unwritten)).attempt!;
+            unwritten = undefined;
+          }
           const context: WorkContext = { conversation, attempt, lease, later: items.slice(i + 1), signal: controller.signal };
           const outcome = await this.attempt(item, context);
           if (outcome === 'lost') return;
@@ -184,11 +191,8 @@ export class DeliveryWorker {
             // The destination moved the cursor itself and changed the conversation: later items see the new state.
             unwritten = undefined;
             conversation = (await this.store.getConversation(lease.conversationId, { atLeast: conversation.version + 1 })) ?? conversation;
-          } else if (records) {
-            // The next item's attempt record replaces this one's: mark this done first.
-            if (i < items.length - 1) await this.store.work.advance(lease, item.seq);
-            else unwritten = item.seq;
           } else {
+            // Written with the next item's attempt record (which replaces this one's), or at the end.
             unwritten = item.seq;
           }
         }

@@ -357,9 +357,13 @@ local pending = pendingFor(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber
 return pending
 `;
 
-/** KEYS: lease, cursor. ARGV: id, token, seq. Returns the cursor JSON, or false if the lease was lost. */
+/**
+ * KEYS: lease, cursor. ARGV: id, token, seq, done ('' = unchanged: else the cursor moves there
+ * first). Returns the cursor JSON, or false if the lease was lost.
+ */
 const BEGIN = `
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return false end
+if ARGV[4] ~= '' then advanceCursor(KEYS[2], ARGV[1], tonumber(ARGV[4])) end
 return beginAttempt(KEYS[2], ARGV[1], tonumber(ARGV[3]))
 `;
 
@@ -722,10 +726,10 @@ class RedisWorkQueue implements WorkQueue {
     return { cursor: parseCursor(cursor), items: items.map(parseItem) };
   }
 
-  async begin(lease: Lease, seq: number): Promise<Cursor> {
+  async begin(lease: Lease, seq: number, done?: number): Promise<Cursor> {
     const k = this.keys(lease.destination);
     const reply = await guard(`record an attempt on ${lease.destination} work of ${lease.conversationId}`, () =>
-      SCRIPTS.begin.run(this.client, [k.lease, k.cursor], [lease.conversationId, lease.token, String(seq)]),
+      SCRIPTS.begin.run(this.client, [k.lease, k.cursor], [lease.conversationId, lease.token, String(seq), done === undefined ? '' : String(done)]),
     );
     if (reply == null) throw new LeaseLostError(lease.destination, lease.conversationId);
     return parseCursor(String(reply));

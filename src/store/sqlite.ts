@@ -381,8 +381,15 @@ class SqliteWork implements WorkQueue {
     return read(`read ${destination} work`, () => this.readPending(destination, conversationId, limit));
   }
 
-  begin(lease: Lease, seq: number): Promise<Cursor> {
-    return this.writer.write(`begin ${lease.destination} work`, () => this.recordAttempt(lease.destination, lease.conversationId, toCursor(this.held(lease)), seq, this.now()));
+  begin(lease: Lease, seq: number, done?: number): Promise<Cursor> {
+    return this.writer.write(`begin ${lease.destination} work`, () => {
+      let state = this.held(lease);
+      if (done !== undefined) {
+        this.s.advance.run({ seq: done, destination: lease.destination, id: lease.conversationId });
+        state = this.s.state.get(lease.destination, lease.conversationId)!;
+      }
+      return this.recordAttempt(lease.destination, lease.conversationId, toCursor(state), seq, this.now());
+    });
   }
 
   advance(lease: Lease, seq: number): Promise<void> {

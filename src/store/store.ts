@@ -128,8 +128,12 @@ export interface WorkQueue {
   renew(lease: Lease, leaseMs: number): Promise<boolean>;
   /** The destination's cursor and the items after it that are addressed to it, oldest first. */
   pending(destination: string, conversationId: string, limit?: number): Promise<{ cursor: Cursor; items: WorkItem[] }>;
-  /** Records that an attempt on item `seq` starts (before the side effect). Throws `LeaseLostError`. */
-  begin(lease: Lease, seq: number): Promise<Cursor>;
+  /**
+   * Records that an attempt on item `seq` starts (before the side effect). `done`: first marks
+   * every item up to it done, in the same write (the item before, finished just now). Throws
+   * `LeaseLostError`.
+   */
+  begin(lease: Lease, seq: number, done?: number): Promise<Cursor>;
   /** Marks every item up to `seq` done. Throws `LeaseLostError`. */
   advance(lease: Lease, seq: number): Promise<void>;
   /**

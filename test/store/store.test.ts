@@ -302,6 +302,22 @@ describe.each(backends)('store on $name', (backend) => {
       }
     });
 
+    it('begin can mark the item before done in the same write', async () => {
+      await open(store, 'bd', ['bd-slack']);
+      const current = (await store.getConversation('bd'))!;
+      await store.commit({ conversation: current, expectedVersion: current.version, appended: [], work: [{ to: ['bd-slack'], payload: mirror('m2') }, { to: ['bd-slack'], payload: mirror('m3') }] });
+      const [lease] = await store.work.lease('bd-slack', { limit: 1, leaseMs: 5_000 });
+      expect((await store.work.begin(lease!, 1)).attempt).toMatchObject({ seq: 1, count: 1 });
+      // Item 1 went out: item 2's attempt record and item 1's "done" are one write.
+      const cursor = await store.work.begin(lease!, 2, 1);
+      expect(cursor).toMatchObject({ done: 1, attempt: { seq: 2, count: 1 } });
+      expect((await store.work.pending('bd-slack', 'bd')).cursor).toMatchObject({ done: 1, attempt: { seq: 2, count: 1 } });
+      // A second attempt on the same item counts on; a lost lease changes nothing.
+      expect((await store.work.begin(lease!, 2, 1)).attempt).toMatchObject({ seq: 2, count: 2 });
+      await expect(store.work.begin({ ...lease!, token: 'not-ours' }, 3, 2)).rejects.toBeInstanceOf(LeaseLostError);
+      expect((await store.work.pending('bd-slack', 'bd')).cursor.done).toBe(1);
+    });
+
     it('a lease (or a commit that leases) can record the attempt on its first item in the same write', async () => {
       await open(store, 'bg', ['bg-slack']);
       const [lease] = await store.work.lease('bg-slack', { limit: 1, leaseMs: 5_000, begin: true });
