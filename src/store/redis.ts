@@ -753,16 +753,20 @@ class RedisWorkQueue implements WorkQueue {
   async finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean> {
     const k = this.keys(lease.destination);
     const args = [k.lease, k.cursor, k.last, k.due, lease.conversationId, lease.token, done === undefined ? '' : String(done), retryAt === undefined ? '' : String(Math.round(retryAt))];
-    const reply = await new Promise<number>((resolve, reject) => {
-      this.finishes.push({ args, resolve, reject: (err) => reject(new StoreUnavailableError(`Store (redis) unavailable: could not finish ${lease.destination} work of ${lease.conversationId}: ${err.message}`, err)) });
-      if (this.finishes.length === 1) setImmediate(this.sendFinishes);
-    });
+    const reply = await guard(
+      `finish ${lease.destination} work of ${lease.conversationId}`,
+      () =>
+        new Promise<number>((resolve, reject) => {
+          this.finishes.push({ args, resolve, reject });
+          if (this.finishes.length === 1) setImmediate(this.sendFinishes);
+        }),
+    );
     if (reply === 0) throw new LeaseLostError(lease.destination, lease.conversationId);
     return reply === 1;
   }
 
   /** The finishes of one turn, waiting to go as one script call (every worker ends each batch with one). */
-  private finishes: Array<{ args: string[]; resolve(reply: number): void; reject(err: Error): void }> = [];
+  private finishes: Array<{ args: string[]; resolve(reply: number): void; reject(err: unknown): void }> = [];
 
   private readonly sendFinishes = (): void => {
     const batch = this.finishes;
@@ -773,8 +777,7 @@ class RedisWorkQueue implements WorkQueue {
         batch.forEach((f, i) => f.resolve(Number(results[i])));
       },
       (err: unknown) => {
-        const error = err instanceof Error ? err : new Error(String(err));
-        for (const f of batch) f.reject(error);
+        for (const f of batch) f.reject(err);
       },
     );
   };

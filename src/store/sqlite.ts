@@ -248,7 +248,6 @@ class GroupWriter {
     // failure undoes the whole transaction and the batch runs again, each write in a savepoint.
     const fast = this.runTransaction(batch, false);
     const outcomes = fast === 'retry' ? this.runTransaction(batch, true) : fast;
-    if (outcomes === 'retry') throw new Error('unreachable: a batch in savepoints does not ask for a retry');
     for (let i = 0; i < batch.length; i++) {
       const outcome = outcomes[i]!;
       if (outcome.ok) batch[i]!.resolve(outcome.value);
@@ -260,6 +259,8 @@ class GroupWriter {
    * One transaction. With `savepoints`, a write that fails is undone alone; without, a failure
    * other than the port's own refusals rolls everything back and answers 'retry'.
    */
+  private runTransaction(batch: WriteJob[], savepoints: true): Outcome[];
+  private runTransaction(batch: WriteJob[], savepoints: false): Outcome[] | 'retry';
   private runTransaction(batch: WriteJob[], savepoints: boolean): Outcome[] | 'retry' {
     const { s, db } = this;
     const outcomes: Outcome[] = [];
