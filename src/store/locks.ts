@@ -40,6 +40,13 @@ const RELEASE_SCRIPT = `if redis.call('get', KEYS[1]) == ARGV[1] then return red
 // Extends the lock only if we still own it: long work (a slow SMTP send) keeps its lock alive.
 const RENEW_SCRIPT = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 
+/**
+ * A lock left by a killed instance expires after this. Short, because a web chat visitor whose
+ * instance died mid-message waits this long to reconnect; a holder's event loop would have to
+ * stall for two thirds of it (a missed renewal) before another instance could enter.
+ */
+export const DEFAULT_LOCK_TTL_MS = 5_000;
+
 export class RedisLocks implements Locks {
   private readonly local = new InProcessLocks();
   private readonly prefix: string;
@@ -48,7 +55,8 @@ export class RedisLocks implements Locks {
 
   constructor(private readonly client: RedisCommandClient, options: { prefix: string; ttlMs?: number | undefined; waitMs?: number | undefined }) {
     this.prefix = options.prefix;
-    this.ttlMs = options.ttlMs ?? 15_000;
+    // What a crashed holder costs everyone else: its lock blocks them this long. A live holder renews.
+    this.ttlMs = options.ttlMs ?? DEFAULT_LOCK_TTL_MS;
     this.waitMs = options.waitMs ?? 10_000;
   }
 

@@ -38,6 +38,8 @@ it('an unclaimed escalation reminds, reaches the managers and falls back once ea
     return c?.history.some((h) => h.reason === 'fallback') ? Date.now() : undefined;
   }, 60_000);
   expect(fellBackAt - asked).toBeGreaterThanOrEqual(7500);
+  // The visitor may still be reconnecting (a lock the killed instance held lasts up to its TTL).
+  await waitFor(() => (customer.shown().some((f) => f.frame.text.includes('no one from our team is free')) ? true : undefined), 30_000);
   // Give a duplicate firing every chance to show up.
   await new Promise((r) => setTimeout(r, 4000));
   const c = (await rig.store.getConversation(conversationId))!;
