@@ -20,7 +20,7 @@ import { PermanentDeliveryError, RetryLaterError } from './outcome.ts';
 
 /** What a destination knows while it does one item. */
 export interface WorkContext {
-  /** The conversation as committed when this batch was read (at least as new as the item). */
+  /** The conversation as committed when this batch was read (at least as new as the item). Read-only: it may be frozen and shared. */
   conversation: Conversation;
   /** This attempt: `count` > 1 means an earlier attempt may have had its effect. */
   attempt: NonNullable<Cursor['attempt']>;
@@ -153,7 +153,8 @@ export class DeliveryWorker {
           if (await this.store.work.finish(lease, undefined, this.running ? undefined : Date.now())) return;
           continue;
         }
-        let conversation = await this.store.getConversation(lease.conversationId, { atLeast: neededVersion(items) });
+        // Destinations only read the conversation: the cache may hand over its shared, frozen copy.
+        let conversation = await this.store.getConversation(lease.conversationId, { atLeast: neededVersion(items), readOnly: true });
         if (!conversation) {
           this.logger.error({ conversationId: lease.conversationId }, 'work for a conversation that does not exist; skipping it');
           await this.store.work.advance(lease, items.at(-1)!.seq);
@@ -190,7 +191,7 @@ export class DeliveryWorker {
           if (outcome === 'committed') {
             // The destination moved the cursor itself and changed the conversation: later items see the new state.
             unwritten = undefined;
-            conversation = (await this.store.getConversation(lease.conversationId, { atLeast: conversation.version + 1 })) ?? conversation;
+            conversation = (await this.store.getConversation(lease.conversationId, { atLeast: conversation.version + 1, readOnly: true })) ?? conversation;
           } else {
             // Written with the next item's attempt record (which replaces this one's), or at the end.
             unwritten = item.seq;

@@ -14,9 +14,10 @@
  *
  * Cached messages are frozen: they are shared by every copy handed out (each caller gets its own
  * header), so code that tried to change a message in place would fail loudly, not corrupt others.
+ * A read-only reader (a delivery worker) gets the entry's one frozen view, header included: no copy.
  */
 import type { Conversation, Message } from '../model.ts';
-import type { ChangeNotice, Commit, KeyValue, Lease, Store, WorkQueue } from './store.ts';
+import type { ChangeNotice, Commit, KeyValue, Lease, ReadOptions, Store, WorkQueue } from './store.ts';
 
 /** Conversations kept per instance (least recently used are dropped first). */
 export const DEFAULT_CACHE_SIZE = 1_000;
@@ -28,6 +29,8 @@ interface Entry {
   /** The header as JSON: each copy handed out is parsed from it (cheaper than a structured clone). */
   header: string;
   messages: readonly Message[];
+  /** The frozen conversation read-only readers share, made at the first such read. */
+  view?: Conversation;
 }
 
 export class CachedStore implements Store {
@@ -52,12 +55,13 @@ export class CachedStore implements Store {
     return this.entries.size;
   }
 
-  async getConversation(id: string, options?: { atLeast?: number }): Promise<Conversation | undefined> {
+  async getConversation(id: string, options?: ReadOptions): Promise<Conversation | undefined> {
     const held = this.entries.get(id);
-    if (held && options?.atLeast !== undefined && options.atLeast > 0 && held.version >= options.atLeast) return this.copy(held);
+    const hand = options?.readOnly ? view : copy;
+    if (held && options?.atLeast !== undefined && options.atLeast > 0 && held.version >= options.atLeast) return hand(held);
     if (!held) {
       const read = await this.inner.getConversation(id);
-      return read && this.copy(this.remember(id, read, [], read.messages));
+      return read && hand(this.remember(id, read, [], read.messages));
     }
     const read = await this.inner.getConversationSince(id, held.version, held.messages.length);
     if (read === undefined) {
@@ -68,9 +72,9 @@ export class CachedStore implements Store {
       // Most recently used goes last.
       this.entries.delete(id);
       this.entries.set(id, held);
-      return this.copy(held);
+      return hand(held);
     }
-    return this.copy(this.remember(id, read, held.messages, read.messages));
+    return hand(this.remember(id, read, held.messages, read.messages));
   }
 
   async commit(commit: Commit): Promise<number> {
@@ -145,17 +149,24 @@ export class CachedStore implements Store {
 
   private remember(id: string, read: Conversation, held: readonly Message[], added: readonly Message[]): Entry {
     const { messages: _messages, ...header } = read;
-    const entry: Entry = { version: read.version, header: JSON.stringify(header), messages: added.length === 0 ? held : [...held, ...added.map(freeze)] };
+    const entry: Entry = { version: read.version, header: JSON.stringify(header), messages: added.length === 0 ? held : Object.freeze([...held, ...added.map(freeze)]) };
     this.entries.delete(id);
     this.entries.set(id, entry);
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
     return entry;
   }
 
-  /** The caller's own header and message list; the messages themselves are shared and frozen. */
-  private copy(entry: Entry): Conversation {
-    return { ...(JSON.parse(entry.header) as Header), messages: entry.messages.slice() };
-  }
+}
+
+/** The caller's own header and message list; the messages themselves are shared and frozen. */
+function copy(entry: Entry): Conversation {
+  return { ...(JSON.parse(entry.header) as Header), messages: entry.messages.slice() };
+}
+
+/** The entry's shared conversation, frozen throughout: a reader that tried to change it would fail loudly. */
+function view(entry: Entry): Conversation {
+  entry.view ??= freeze({ ...(JSON.parse(entry.header) as Header), messages: entry.messages as Message[] });
+  return entry.view;
 }
 
 function freeze<T>(value: T): T {

@@ -155,15 +155,21 @@ export interface WorkQueue {
   wake(destination: string, conversationIds: string[]): Promise<void>;
 }
 
+export interface ReadOptions {
+  atLeast?: number;
+  readOnly?: boolean;
+}
+
 export interface Store {
   /** `sqlite` or `redis`. */
   readonly backend: string;
   /**
    * The conversation with its full transcript, or undefined. `atLeast`: the caller needs no newer
    * version than this (a work item's, or any for a compare-and-set commit that retries on
-   * conflict), so a per-instance cache may answer without asking the store.
+   * conflict), so a per-instance cache may answer without asking the store. `readOnly`: the caller
+   * never changes what it gets, so a cache may hand out one frozen copy to every such reader.
    */
-  getConversation(id: string, options?: { atLeast?: number }): Promise<Conversation | undefined>;
+  getConversation(id: string, options?: ReadOptions): Promise<Conversation | undefined>;
   /**
    * A cheap re-read for a caller that holds `version` with its first `messageCount` messages:
    * 'unchanged' when the stored version is still `version`, undefined when the conversation is
