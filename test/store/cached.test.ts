@@ -118,6 +118,29 @@ describe('conversation cache', () => {
     expect(again.messages.map((m) => m.text)).toEqual(['Hello']);
   });
 
+  it('gives read-only readers one frozen view per version; copies stay their own, and a commit makes a new view', async () => {
+    const { cache, there } = await twoInstances();
+    await create(cache, 'c5');
+    const view = (await cache.getConversation('c5', { atLeast: 1, readOnly: true }))!;
+    expect(await cache.getConversation('c5', { readOnly: true })).toBe(view); // checked, unchanged: the same object
+    expect(() => {
+      view.state = 'closed';
+    }).toThrow(TypeError);
+    expect(() => view.messages.push(message('x', 'not committed'))).toThrow(TypeError);
+    expect(() => {
+      view.customer.name = 'edited';
+    }).toThrow(TypeError);
+    const copy = (await cache.getConversation('c5'))!;
+    copy.state = 'closed';
+    expect(view.state).toBe('agent');
+
+    await say(there, 'c5', message('c5_m2', 'later'));
+    const next = (await cache.getConversation('c5', { readOnly: true }))!;
+    expect(next).not.toBe(view);
+    expect(next.messages.map((m) => m.text)).toEqual(['Hello', 'later']);
+    expect(view.messages.map((m) => m.text)).toEqual(['Hello']); // the old view is untouched
+  });
+
   it('keeps at most its size, dropping the least recently used', async () => {
     const { cache, calls } = await twoInstances();
     for (let i = 0; i < 12; i++) await create(cache, `lru${i}`);
