@@ -62,28 +62,46 @@ function parseAmount(text: string): number {
   return Number(`${text.slice(0, lastSep).replace(/[.,]/g, '')}.${text.slice(lastSep + 1)}`);
 }
 
-/** Ids, amounts, dates and emails mentioned in the texts. */
-export function extractEntities(texts: readonly string[]): Entities {
+/** What one text mentions, in order and with repeats; `mergeEntities` de-duplicates across texts. */
+export interface TextEntities {
+  readonly ids: readonly string[];
+  readonly amounts: readonly { value: number; currency?: string; raw: string }[];
+  readonly dates: readonly string[];
+  readonly emails: readonly string[];
+}
+
+/** Ids, amounts, dates and emails mentioned in one text (the regex work, done once per text). */
+export function textEntities(text: string): TextEntities {
+  const emails = Array.from(text.matchAll(EMAIL_PATTERN), (m) => m[0].toLowerCase());
+  const withoutEmails = text.replace(EMAIL_PATTERN, ' ');
+  const ids: string[] = [];
+  for (const m of withoutEmails.matchAll(ID_PATTERN)) {
+    const id = (m[1] ?? m[2] ?? m[3] ?? m[4] ?? '').trim();
+    if (id) ids.push(id);
+  }
+  const amounts: Array<{ value: number; currency?: string; raw: string }> = [];
+  for (const m of withoutEmails.matchAll(AMOUNT_PATTERN)) {
+    const symbol = (m[1] ?? m[4] ?? m[6])?.toLowerCase();
+    const value = parseAmount(m[2] ?? m[3] ?? m[5] ?? '');
+    if (!Number.isFinite(value)) continue;
+    const currency = symbol ? CURRENCY[symbol] : undefined;
+    amounts.push({ value, raw: m[0].trim(), ...(currency ? { currency } : {}) });
+  }
+  const dates = Array.from(withoutEmails.matchAll(DATE_PATTERN), (m) => m[0]);
+  return { ids, amounts, dates, emails };
+}
+
+/** The entities of several texts, in order: the first spelling of each id, amount and date wins. */
+export function mergeEntities(parts: readonly TextEntities[]): Entities {
   const ids = new Map<string, string>();
   const amounts = new Map<string, { value: number; currency?: string; raw: string }>();
   const dates = new Map<string, string>();
   const emails = new Set<string>();
-  for (const text of texts) {
-    for (const m of text.matchAll(EMAIL_PATTERN)) emails.add(m[0].toLowerCase());
-    const withoutEmails = text.replace(EMAIL_PATTERN, ' ');
-    for (const m of withoutEmails.matchAll(ID_PATTERN)) {
-      const id = (m[1] ?? m[2] ?? m[3] ?? m[4] ?? '').trim();
-      if (id && !ids.has(id.toUpperCase())) ids.set(id.toUpperCase(), id);
-    }
-    for (const m of withoutEmails.matchAll(AMOUNT_PATTERN)) {
-      const symbol = (m[1] ?? m[4] ?? m[6])?.toLowerCase();
-      const value = parseAmount(m[2] ?? m[3] ?? m[5] ?? '');
-      if (!Number.isFinite(value)) continue;
-      const currency = symbol ? CURRENCY[symbol] : undefined;
-      const raw = m[0].trim();
-      if (!amounts.has(raw)) amounts.set(raw, { value, raw, ...(currency ? { currency } : {}) });
-    }
-    for (const m of withoutEmails.matchAll(DATE_PATTERN)) if (!dates.has(m[0].toLowerCase())) dates.set(m[0].toLowerCase(), m[0]);
+  for (const part of parts) {
+    for (const e of part.emails) emails.add(e);
+    for (const id of part.ids) if (!ids.has(id.toUpperCase())) ids.set(id.toUpperCase(), id);
+    for (const a of part.amounts) if (!amounts.has(a.raw)) amounts.set(a.raw, a);
+    for (const d of part.dates) if (!dates.has(d.toLowerCase())) dates.set(d.toLowerCase(), d);
   }
   // Clipped to the schema's limits so the envelope is valid whatever the customer wrote.
   return {
@@ -92,6 +110,11 @@ export function extractEntities(texts: readonly string[]): Entities {
     dates: [...dates.values()].slice(0, 20).map((d) => clip(d, 100)),
     emails: [...emails].slice(0, 20).map((e) => clip(e, 320)),
   };
+}
+
+/** Ids, amounts, dates and emails mentioned in the texts. */
+export function extractEntities(texts: readonly string[]): Entities {
+  return mergeEntities(texts.map(textEntities));
 }
 
 const ANGRY = /\b(furious|ridiculous|unacceptable|scam|worst|disgusting|angry|outraged|lawyer|sue|terrible|useless)\b/i;

@@ -16,6 +16,7 @@
  * header), so code that tried to change a message in place would fail loudly, not corrupt others.
  * A read-only reader (a delivery worker) gets the entry's one frozen view, header included: no copy.
  */
+import { deepFreeze } from '../deep-freeze.ts';
 import type { Conversation, Message } from '../model.ts';
 import type { ChangeNotice, Commit, KeyValue, Lease, ReadOptions, Store, WorkQueue } from './store.ts';
 
@@ -149,7 +150,7 @@ export class CachedStore implements Store {
 
   private remember(id: string, read: Conversation, held: readonly Message[], added: readonly Message[]): Entry {
     const { messages: _messages, ...header } = read;
-    const entry: Entry = { version: read.version, header: JSON.stringify(header), messages: added.length === 0 ? held : Object.freeze([...held, ...added.map(freeze)]) };
+    const entry: Entry = { version: read.version, header: JSON.stringify(header), messages: added.length === 0 ? held : Object.freeze([...held, ...added.map(deepFreeze)]) };
     this.entries.delete(id);
     this.entries.set(id, entry);
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
@@ -165,14 +166,6 @@ function copy(entry: Entry): Conversation {
 
 /** The entry's shared conversation, frozen throughout: a reader that tried to change it would fail loudly. */
 function view(entry: Entry): Conversation {
-  entry.view ??= freeze({ ...(JSON.parse(entry.header) as Header), messages: entry.messages as Message[] });
+  entry.view ??= deepFreeze({ ...(JSON.parse(entry.header) as Header), messages: entry.messages as Message[] });
   return entry.view;
-}
-
-function freeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) freeze(v);
-  }
-  return value;
 }
