@@ -4,6 +4,7 @@
  * replay, live delivery and catch-up can overlap without the visitor seeing anything twice.
  * Sessions without a conversation yet wait in a pending set until their first message creates one.
  */
+import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import type { ServerFrame, ServerMessageFrame } from './frames.ts';
 import type { SessionClaims } from './token.ts';
@@ -29,7 +30,11 @@ export class Connection {
   /** A close asked for while the replay was running: done right after it. */
   private endAfterReplay: { code: number; reason: string } | undefined;
 
-  constructor(readonly socket: WebSocket) {}
+  constructor(
+    readonly socket: WebSocket,
+    /** The connection under the socket, when known: frames sent in one turn are corked into one write. */
+    private readonly stream?: Duplex,
+  ) {}
 
   get replaying(): boolean {
     return this.held !== undefined;
@@ -46,7 +51,16 @@ export class Connection {
       this.socket.terminate();
       return;
     }
+    this.corkUntilNextTick();
     this.socket.send(JSON.stringify(frame));
+  }
+
+  /** A confirmation and the typing notice (say) go out in one write instead of one each. */
+  private corkUntilNextTick(): void {
+    const stream = this.stream;
+    if (!stream || stream.writableCorked > 0) return;
+    stream.cork();
+    process.nextTick(uncork, stream);
   }
 
   /** Shows a transcript message once, in order with the replay. */
@@ -237,4 +251,8 @@ export class ConversationHub {
     set?.delete(connection);
     if (set?.size === 0) this.pendingBySession.delete(sessionId);
   }
+}
+
+function uncork(stream: Duplex): void {
+  stream.uncork();
 }

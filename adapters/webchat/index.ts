@@ -186,7 +186,7 @@ class WebChatChannel implements WebChat {
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('pong', this.onPong);
-      serveSocket(ws, this.socketContext);
+      serveSocket(ws, this.socketContext, socket);
     });
   }
 

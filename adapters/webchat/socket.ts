@@ -4,6 +4,7 @@
  * the bridge (the first one creates the conversation), and answers every bad input with an error
  * frame instead of breaking.
  */
+import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import type { BridgePort } from '../../src/ports.ts';
 import { BridgeError, ConversationClosedError, ConversationNotFoundError, InputError } from '../../src/errors.ts';
@@ -61,9 +62,9 @@ const REFUSED: Record<'invalid' | 'expired' | 'gone' | 'closed' | 'full', Refusa
   full: { code: 'too_many_windows', close: CloseCode.tooManyWindows, message: 'This conversation is open in too many windows; close one and try again.' },
 };
 
-/** Serves one socket until it closes. */
-export function serveSocket(socket: WebSocket, context: SocketContext): void {
-  const handler = new SocketHandler(socket, context);
+/** Serves one socket until it closes. `stream`: the connection under it (frames sent together leave in one write). */
+export function serveSocket(socket: WebSocket, context: SocketContext, stream?: Duplex): void {
+  const handler = new SocketHandler(socket, context, stream);
   handlers.set(socket, handler);
   socket.on('message', onMessage);
   socket.on('close', onClose);
@@ -105,8 +106,9 @@ export class SocketHandler {
   constructor(
     readonly socket: WebSocket,
     readonly context: SocketContext,
+    stream?: Duplex,
   ) {
-    this.connection = new Connection(socket);
+    this.connection = new Connection(socket, stream);
     this.helloTimer = setTimeout(closeWithoutHello, context.config.helloTimeoutMs, socket);
     this.helloTimer.unref();
   }

@@ -97,3 +97,39 @@ describe('web chat hub', () => {
     expect(hub.all()).toEqual([a, b]);
   });
 });
+
+describe('frames sent together', () => {
+  it('leave in one write on a real socket, and arrive whole and in order', async () => {
+    const { createServer } = await import('node:http');
+    const { WebSocketServer } = await import('ws');
+    const server = createServer();
+    const wss = new WebSocketServer({ noServer: true });
+    const writes: number[] = [];
+    const accepted = new Promise<Connection>((resolve) =>
+      server.on('upgrade', (req, stream, head) => {
+        const raw = stream as unknown as { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void };
+        const write = raw._write.bind(raw);
+        const writev = raw._writev.bind(raw);
+        raw._write = (...a) => (writes.push(1), write(...a));
+        raw._writev = (...a) => (writes.push((a[0] as unknown[]).length), writev(...a));
+        wss.handleUpgrade(req, stream, head, (ws) => resolve(new Connection(ws, stream)));
+      }),
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = new WebSocket(`ws://127.0.0.1:${(server.address() as { port: number }).port}`);
+    const received: string[] = [];
+    client.on('message', (d) => received.push((JSON.parse(String(d)) as { id?: string; type: string }).id ?? 'typing'));
+    const connection = await accepted;
+    await new Promise((r) => client.once('open', r));
+    writes.length = 0;
+    connection.show(frame('confirm', 'c1'));
+    connection.send({ type: 'typing', name: 'Assistant' });
+    connection.show(frame('reply'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(writes).toEqual([6]); // one write: three frames, each a header and a payload
+    expect(received).toEqual(['confirm', 'typing', 'reply']);
+    client.close();
+    wss.close();
+    await new Promise((r) => server.close(r));
+  });
+});
