@@ -145,14 +145,14 @@ export class SlackApi {
    * Posts a message carrying `key` in its metadata. When an earlier attempt at the same work may
    * have posted it (`attempt.count` > 1), looks for the key first and returns what it finds.
    */
-  async post(key: string, args: PostArgs, attempt: DeliveryAttempt): Promise<PostedRef> {
+  async post(key: string, args: PostArgs, attempt: DeliveryAttempt, log: Logger = this.logger): Promise<PostedRef> {
     const absent = this.knownAbsent.get(key);
     const surelyAbsent = absent !== undefined && absent.work === attempt.key && absent.count >= attempt.count - 1;
     if (attempt.count > 1 && !surelyAbsent) {
       const found = await this.find(key, args, attempt.since);
       if (found) {
         this.knownAbsent.delete(key);
-        this.logger.info({ key, ts: found.ts }, 'found an earlier post of this message in slack; not posting it again');
+        log.info({ key, ts: found.ts }, 'found an earlier post of this message in slack; not posting it again');
         return found;
       }
     }

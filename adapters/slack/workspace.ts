@@ -279,7 +279,7 @@ export class SlackWorkspace implements Workspace, Service {
       await this.api.call('chat.postEphemeral', { channel: root?.channel ?? this.options.config.channelId, user, text: escapeMrkdwn(text), ...(root ? { thread_ts: root.ts } : {}) });
     } catch (err) {
       if (!(err instanceof SlackRefusedError)) throw err;
-      this.logger.warn({ user, err: describe(err) }, 'slack refused a private notice');
+      (conversation ? conversationLogger(this.logger, conversation) : this.logger).warn({ user, err: describe(err) }, 'slack refused a private notice');
     }
   }
 
@@ -462,7 +462,7 @@ export class SlackWorkspace implements Workspace, Service {
     let refusal: SlackRefusedError | undefined;
     for (const message of messages) {
       try {
-        return await this.api.post(key, { ...where, ...render(message) }, attempt);
+        return await this.api.post(key, { ...where, ...render(message) }, attempt, log);
       } catch (err) {
         if (!(err instanceof SlackRefusedError)) throw err;
         refusal = err;

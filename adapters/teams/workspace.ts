@@ -308,7 +308,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     } catch (err) {
       // A 4xx (429 aside, which is already a RetryLaterError) means no 1:1 chat with this user.
       if (!(err instanceof BotConnectorError && err.status !== undefined && err.status < 500)) throw err;
-      this.deps.logger.warn({ err: err.message, operator: operator.id }, 'could not message the operator privately; mentioning them in the thread instead');
+      (conversation ? conversationLogger(this.deps.logger, conversation) : this.deps.logger).warn({ err: err.message, operator: operator.id }, 'could not message the operator privately; mentioning them in the thread instead');
     }
     const thread = conversation ? await this.deps.state.thread(conversation.id) : undefined;
     if (!thread) throw new PermanentDeliveryError(`No private chat with ${operator.name} and no thread to mention them in`);

@@ -11,7 +11,7 @@
  * can look before doing it again. A dead instance's leases expire and another instance goes on.
  */
 import { LeaseLostError } from '../errors.ts';
-import { conversationLogger, withConversationContext, type Logger } from '../log.ts';
+import { conversationLogger, type Logger } from '../log.ts';
 import type { Conversation } from '../model.ts';
 import type { Cursor, Lease, Store, WorkItem } from '../store/store.ts';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
@@ -214,7 +214,7 @@ export class DeliveryWorker {
     const { conversation, attempt } = context;
     const log = conversationLogger(this.logger, conversation);
     try {
-      const result = await withConversationContext(conversation, () => this.destination.handle(item, context));
+      const result = await this.destination.handle(item, context);
       if (attempt.count > 1) log.info({ seq: item.seq, kind: item.payload.kind, attempts: attempt.count }, 'delivered after retrying');
       return result === 'committed' ? 'committed' : 'done';
     } catch (err) {
