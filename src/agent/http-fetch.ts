@@ -160,6 +160,14 @@ class AnswerHeaders {
 
 let shared: Fetch | undefined;
 
+/**
+ * The SDK's telemetry headers, left out (a null in `defaultHeaders` removes a header): the API does
+ * not need them, and each one is built, checked, copied and logged on every request.
+ */
+export const WITHOUT_SDK_TELEMETRY: Record<string, null> = Object.fromEntries(
+  ['X-Stainless-Lang', 'X-Stainless-Package-Version', 'X-Stainless-OS', 'X-Stainless-Arch', 'X-Stainless-Runtime', 'X-Stainless-Runtime-Version', 'X-Stainless-Retry-Count', 'X-Stainless-Timeout'].map((h) => [h, null]),
+);
+
 /** One transport per process, so every agent (and every turn) reuses the same connections. */
 export function sharedKeepAliveFetch(): Fetch {
   return (shared ??= keepAliveFetch());

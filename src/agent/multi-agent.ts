@@ -19,7 +19,7 @@ import type { Conversation, Message } from '../model.ts';
 import { conversationLogger, type Logger } from '../log.ts';
 import type { Agent, AgentTool, AgentTurnInput } from './agent.ts';
 import { buildChatMessages, defaultSystemPrompt } from './context.ts';
-import { sharedKeepAliveFetch } from './http-fetch.ts';
+import { sharedKeepAliveFetch, WITHOUT_SDK_TELEMETRY } from './http-fetch.ts';
 import { currentAgent, lastHandoff, unansweredFrom, type AgentHandoff, type MultiAgentTurnResult } from './handoff-history.ts';
 import { DEFAULT_HANDOFF_INPUT, loadMultiAgentFile, transferToolName, validateMultiAgentConfig, type AgentDefinition, type InputFilter, type MultiAgentConfig } from './multi-agent-config.ts';
 import { OpenAIAgent } from './openai-agent.ts';
@@ -69,7 +69,7 @@ export class MultiAgent implements Agent {
     validateMultiAgentConfig(config, options.tools ?? []);
     for (const agent of config.agents) this.byName.set(agent.name, agent);
     this.now = options.now ?? (() => new Date());
-    this.client = new OpenAI({ apiKey: options.apiKey, baseURL: options.baseURL, timeout: options.timeoutMs ?? 30_000, maxRetries: options.maxRetries ?? 2, logLevel: 'warn', fetch: sharedKeepAliveFetch() });
+    this.client = new OpenAI({ apiKey: options.apiKey, baseURL: options.baseURL, timeout: options.timeoutMs ?? 30_000, maxRetries: options.maxRetries ?? 2, logLevel: 'warn', fetch: sharedKeepAliveFetch(), defaultHeaders: WITHOUT_SDK_TELEMETRY });
   }
 
   /** Agent names and the default one (for `routeConversation`). */

@@ -30,7 +30,7 @@ import type {
 import { z } from 'zod';
 import type { ActionTaken, Agent, AgentTool, AgentTurnInput, AgentTurnResult } from './agent.ts';
 import { buildChatMessages, defaultSystemPrompt, type ChatContextOptions } from './context.ts';
-import { sharedKeepAliveFetch } from './http-fetch.ts';
+import { sharedKeepAliveFetch, WITHOUT_SDK_TELEMETRY } from './http-fetch.ts';
 import { demoTools, ESCALATE_TOOL_NAME, escalateToolDefinition, ToolRegistry, toolDefinition, toolIsEnabled } from './tools.ts';
 import { findApproval } from '../engine/approvals.ts';
 import { EscalateToolArgsSchema, OptionSchema, type BriefingOption, type EscalateToolArgs } from '../envelope.ts';
@@ -118,6 +118,7 @@ export class OpenAIAgent implements Agent {
       maxRetries: config.maxRetries ?? 2,
       logLevel: 'warn',
       fetch: sharedKeepAliveFetch(),
+      defaultHeaders: WITHOUT_SDK_TELEMETRY,
       ...(config.logger ? { logger: sdkLogger(config.logger) } : {}),
     });
   }

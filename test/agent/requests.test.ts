@@ -174,3 +174,15 @@ describe('the size of a request', () => {
     console.info(`20-message conversation: tools ${bytes(full)} -> ${bytes(sent.tools)} bytes, request ${bytes(before)} -> ${bytes(sent)} bytes (transcript and prompt as sent now)`);
   });
 });
+
+describe('the headers of a request', () => {
+  it('carry the key, the content type and the user agent; the SDK telemetry headers are left out', async () => {
+    model.enqueue(chat.reply('ok'));
+    await turn(agent(), conversationWith([customerSays('Hello?')]));
+    const headers = model.requests.at(-1)!.headers;
+    expect(headers.authorization).toBe('Bearer sk-test');
+    expect(headers['content-type']).toBe('application/json');
+    expect(headers['user-agent']).toMatch(/^OpenAI\//);
+    expect(Object.keys(headers).filter((h) => h.startsWith('x-stainless'))).toEqual([]);
+  });
+});
