@@ -68,7 +68,7 @@ export async function startBridge(
   const consoleConfig = consoleConfigFromEnv(env, { otherWorkspaces: [...(slackConfig ? ['slack'] : []), ...(teamsConfig ? ['teams'] : [])] });
   const webchatOff = env.WEBCHAT_ENABLED === 'false' || env.WEBCHAT_ENABLED === '0';
 
-  const store = await openStore(config.STORE_URL, { sqliteSynchronous: config.SQLITE_SYNCHRONOUS });
+  const store = await openStore(config.STORE_URL, { sqliteSynchronous: config.SQLITE_SYNCHRONOUS, logger });
   const services: Service[] = [];
   const http = new HttpServer(logger);
   let bridge: Bridge | undefined;
