@@ -21,19 +21,25 @@ export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
 
-/** Child loggers per parent and conversation: each exchange asks for several, and a child is not free. */
+/**
+ * Child loggers per parent, for the conversations worked on lately: an exchange asks for several,
+ * and making a child is not free. Few, so idle conversations hold none.
+ */
 const children = new WeakMap<Logger, Map<string, Logger>>();
-const CHILDREN_PER_LOGGER = 1_000;
+const CHILDREN_PER_LOGGER = 128;
 
 /** `logger` with the conversation's id and ticket on every line. */
 export function conversationLogger(logger: Logger, conversation: { id: string; ticket: string }): Logger {
   let byId = children.get(logger);
   if (!byId) children.set(logger, (byId = new Map()));
   let child = byId.get(conversation.id);
-  if (!child) {
+  if (child) {
+    // Most recently used goes last.
+    byId.delete(conversation.id);
+  } else {
     child = logger.child({ conversationId: conversation.id, ticket: conversation.ticket });
-    byId.set(conversation.id, child);
-    if (byId.size > CHILDREN_PER_LOGGER) byId.delete(byId.keys().next().value!);
+    if (byId.size >= CHILDREN_PER_LOGGER) byId.delete(byId.keys().next().value!);
   }
+  byId.set(conversation.id, child);
   return child;
 }

@@ -30,12 +30,15 @@ interface Entry {
   /** The header as JSON: each copy handed out is parsed from it (cheaper than a structured clone). */
   header: string;
   messages: readonly Message[];
-  /** The frozen conversation read-only readers share, made at the first such read. */
-  view?: Conversation;
 }
+
+/** Frozen views kept, for the conversations being worked on (idle conversations keep only their JSON). */
+const VIEWS = 128;
 
 export class CachedStore implements Store {
   private readonly entries = new Map<string, Entry>();
+  /** Read-only views by conversation, most recently used last (at most VIEWS). */
+  private readonly views = new Map<string, Conversation>();
   readonly backend: string;
   readonly work: WorkQueue;
 
@@ -58,7 +61,7 @@ export class CachedStore implements Store {
 
   async getConversation(id: string, options?: ReadOptions): Promise<Conversation | undefined> {
     const held = this.entries.get(id);
-    const hand = options?.readOnly ? view : copy;
+    const hand = options?.readOnly ? (entry: Entry) => this.view(id, entry) : copy;
     if (held && options?.atLeast !== undefined && options.atLeast > 0 && held.version >= options.atLeast) return hand(held);
     if (!held) {
       const read = await this.inner.getConversation(id);
@@ -139,13 +142,34 @@ export class CachedStore implements Store {
 
   close(): Promise<void> {
     this.entries.clear();
+    this.views.clear();
     return this.inner.close();
   }
 
   /** Drops one conversation (or all) from the cache: the next read fetches it whole. */
   evict(id?: string): void {
-    if (id === undefined) this.entries.clear();
-    else this.entries.delete(id);
+    if (id === undefined) {
+      this.entries.clear();
+      this.views.clear();
+    } else {
+      this.entries.delete(id);
+      this.views.delete(id);
+    }
+  }
+
+  /** The entry's shared conversation, frozen throughout: a reader that tried to change it would fail loudly. */
+  private view(id: string, entry: Entry): Conversation {
+    const kept = this.views.get(id);
+    if (kept && kept.version === entry.version) {
+      this.views.delete(id);
+      this.views.set(id, kept);
+      return kept;
+    }
+    const view = deepFreeze({ ...(JSON.parse(entry.header) as Header), messages: entry.messages as Message[] });
+    this.views.delete(id);
+    if (this.views.size >= VIEWS) this.views.delete(this.views.keys().next().value!);
+    this.views.set(id, view);
+    return view;
   }
 
   private remember(id: string, read: Conversation, held: readonly Message[], added: readonly Message[]): Entry {
@@ -162,10 +186,4 @@ export class CachedStore implements Store {
 /** The caller's own header and message list; the messages themselves are shared and frozen. */
 function copy(entry: Entry): Conversation {
   return { ...(JSON.parse(entry.header) as Header), messages: entry.messages.slice() };
-}
-
-/** The entry's shared conversation, frozen throughout: a reader that tried to change it would fail loudly. */
-function view(entry: Entry): Conversation {
-  entry.view ??= deepFreeze({ ...(JSON.parse(entry.header) as Header), messages: entry.messages as Message[] });
-  return entry.view;
 }
