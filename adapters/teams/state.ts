@@ -1,6 +1,7 @@
 /**
  * What the Teams adapter remembers, in the store's `teams` area: each conversation's thread (root and
- * briefing activity ids), the reverse map from a Teams thread to the conversation, the activity id
+ * briefing activity ids, and the briefing copies posted in other queues' channels), the reverse maps
+ * from a Teams thread (or a copy's own thread) to the conversation, the activity id
  * each mirrored message got, the managers' alerts and digests posted, and operators' profiles for
  * private messages. Plain state: what is
  * still to be sent lives in the delivery core's work log, and which inbound activities were acted
@@ -18,6 +19,11 @@ export interface ThreadRecord {
   rootActivityId: string;
   /** Briefing cards posted in the thread, oldest first; only the last one has live buttons. */
   briefings: BriefingRecord[];
+  /**
+   * Copies of briefings posted in the channel of the queue they are for, when that is not this
+   * thread's channel (after a transfer), oldest first. Absent on records from before copies were kept.
+   */
+  queueCopies?: QueueCopyRecord[];
 }
 
 /** One briefing posted in the thread, recorded right after Teams accepted it. */
@@ -30,6 +36,20 @@ export interface BriefingRecord {
   fallback?: boolean;
   /** Its buttons were removed because a newer briefing replaced it. */
   superseded?: boolean;
+}
+
+/**
+ * A copy of a briefing posted as a thread of its own in its queue's channel (the conversation's
+ * thread lives in another channel), recorded right after Teams accepted it. Its buttons act on the
+ * conversation; only the current escalation's copy has live ones.
+ */
+export interface QueueCopyRecord extends BriefingRecord {
+  escalation: number;
+  queue: string;
+  channelId: string;
+  /** `<queue channel>;messageid=<activity id>`: the copy's own thread, where clicks on it come from. */
+  threadId: string;
+  serviceUrl: string;
 }
 
 /** A Teams user who acted in a thread; enough to open a 1:1 chat with them. */
@@ -115,6 +135,18 @@ export class TeamsState {
   async conversationForThread(teamsConversationId: string): Promise<string | undefined> {
     const key = threadKey(teamsConversationId);
     return key ? this.kv.get<string>(`by-thread:${key}`) : undefined;
+  }
+
+  /** Clicks and replies on a briefing copy (its own thread in a queue channel) belong to `conversationId`. */
+  async linkQueueCopy(copy: Pick<QueueCopyRecord, 'threadId' | 'escalation'>, conversationId: string): Promise<void> {
+    const key = threadKey(copy.threadId);
+    if (key) await this.kv.set(`by-copy:${key}`, { conversationId, escalation: copy.escalation });
+  }
+
+  /** The conversation (and escalation) whose briefing copy an inbound Teams conversation id is the thread of. */
+  async queueCopyFor(teamsConversationId: string): Promise<{ conversationId: string; escalation: number } | undefined> {
+    const key = threadKey(teamsConversationId);
+    return key ? this.kv.get<{ conversationId: string; escalation: number }>(`by-copy:${key}`) : undefined;
   }
 
   /** The Teams activity id a message got when it was mirrored, if that was recorded. */

@@ -9,7 +9,10 @@
  * commit as the change: a retry after the commit changes nothing, one after a crash before it goes
  * through. A retry arriving while the first is still being handled here shares the first's outcome.
  *
- * Buttons on a managers' alert (its own thread in the managers' channel) can only claim.
+ * Buttons on a managers' alert (its own thread in the managers' channel) can only claim. A briefing
+ * copy in a queue's channel (its own thread there, after a transfer) is the conversation's like the
+ * thread: its buttons act as the thread briefing's do, and replies under it are relayed as if typed
+ * in the thread (and mirrored into it).
  *
  * Nothing is remembered from an activity outside the bridge's threads and alerts, and an activity's
  * `serviceUrl` only when it came with a valid token and points at Teams (`serviceUrlOf`).
@@ -22,6 +25,7 @@ import type { Conversation, Operator } from '../../src/model.ts';
 import type { BridgePort } from '../../src/ports.ts';
 import { CARD_CONTENT_TYPE, parseCardAction, type ParsedCardAction } from '../../cards/teams/adaptive.ts';
 import { buildSupersededBriefingCard } from '../../cards/teams/briefing.ts';
+import { escalationNumber } from '../../cards/teams/status.ts';
 import { formatRevealedMessage } from '../../cards/teams/message.ts';
 import {
   attachmentsFromActivity,
@@ -78,8 +82,9 @@ export class TeamsTurns {
 
   private async onMessage(activity: TeamsActivity): Promise<void> {
     if (isFromBot(activity)) return;
-    const conversationId = activity.conversation?.id ? await this.deps.state.conversationForThread(activity.conversation.id) : undefined;
-    if (!conversationId) return this.onManagersSubmit(activity); // outside our threads: only a managers' alert's button is ours
+    const place = await this.place(activity);
+    if (!place) return this.onManagersSubmit(activity); // outside our threads: only a managers' alert's button is ours
+    const { conversationId } = place;
     const action = parseCardAction(activity.value);
     if (action && action.conversationId !== conversationId) return; // a card from another thread: not this one's to act on
     const { text, mentionedBot } = messageText(activity);
@@ -111,7 +116,8 @@ export class TeamsTurns {
         text,
         ...(attachments.length ? { attachments } : {}),
         ...key,
-        source: { workspace: 'teams', ...(activity.id ? { externalId: activity.id } : {}) },
+        // Typed under a briefing copy: not in the conversation's thread, which still needs it.
+        source: { workspace: 'teams', ...(activity.id ? { externalId: activity.id } : {}), ...(place.copy ? { inThread: false } : {}) },
       });
       if (duplicate) this.deps.logger.info({ activityId: activity.id }, 'duplicate Teams activity ignored (Teams retried a slow answer)');
       return;
@@ -163,22 +169,27 @@ export class TeamsTurns {
     const action = parseCardAction(activity.value);
     if (!action) return errorResponse(400, 'bad_action', 'This card action is not one the bridge knows.');
     if (!activity.from?.id) return errorResponse(400, 'no_user', 'Teams did not say who clicked.');
-    // A card acts only on the conversation whose thread it sits in, or whose managers' alert it is.
-    const threadOwner = activity.conversation?.id ? await this.deps.state.conversationForThread(activity.conversation.id) : undefined;
-    if (!threadOwner) {
+    // A card acts only on the conversation whose thread (or briefing copy) it sits in, or whose managers' alert it is.
+    const place = await this.place(activity);
+    if (!place) {
       const alert = activity.conversation?.id ? await this.deps.state.managersAlertFor(activity.conversation.id) : undefined;
       if (alert) return this.onManagersInvoke(activity, action, alert);
     }
-    if (threadOwner !== action.conversationId) return errorResponse(403, 'wrong_thread', 'This card does not belong to this thread.');
+    if (place?.conversationId !== action.conversationId) return errorResponse(403, 'wrong_thread', 'This card does not belong to this thread.');
     const conversation = await this.deps.bridge.getConversation(action.conversationId);
     if (!conversation) return errorResponse(404, 'not_found', `No conversation ${action.conversationId}; it may have been deleted.`);
     const operator = await this.operator(activity);
     if (!operator) return errorResponse(400, 'no_user', 'Teams did not say who clicked.');
 
-    const thread = await this.deps.state.thread(conversation.id);
-    const latest = thread?.briefings.at(-1)?.activityId;
-    if (activity.replyToId && latest && thread?.briefings.some((b) => b.activityId === activity.replyToId) && activity.replyToId !== latest) {
-      return cardResponse(buildSupersededBriefingCard(conversation));
+    if (place.copy) {
+      // A copy from an earlier escalation (its queue's channel may not even be the current one).
+      if (place.copy.escalation !== escalationNumber(conversation)) return cardResponse(buildSupersededBriefingCard(conversation));
+    } else {
+      const thread = await this.deps.state.thread(conversation.id);
+      const latest = thread?.briefings.at(-1)?.activityId;
+      if (activity.replyToId && latest && thread?.briefings.some((b) => b.activityId === activity.replyToId) && activity.replyToId !== latest) {
+        return cardResponse(buildSupersededBriefingCard(conversation));
+      }
     }
     if (action.action === 'refresh') return cardResponse(this.deps.outbound.briefingCard(conversation, { viewerId: operator.id }));
     if (action.action === 'reveal') {
@@ -224,6 +235,19 @@ export class TeamsTurns {
       const { notice } = await this.perform(action, operator, idempotencyKey(activity));
       if (notice) await this.tellPrivately(operator, notice, action.conversationId);
     });
+  }
+
+  /**
+   * The conversation an activity's Teams conversation belongs to: the conversation's thread, or a
+   * briefing copy's own thread in a queue's channel (`copy`, with the escalation it briefs).
+   */
+  private async place(activity: TeamsActivity): Promise<{ conversationId: string; copy?: { escalation: number } } | undefined> {
+    const teamsConversationId = activity.conversation?.id;
+    if (!teamsConversationId) return undefined;
+    const conversationId = await this.deps.state.conversationForThread(teamsConversationId);
+    if (conversationId) return { conversationId };
+    const copy = await this.deps.state.queueCopyFor(teamsConversationId);
+    return copy ? { conversationId: copy.conversationId, copy: { escalation: copy.escalation } } : undefined;
   }
 
   /** Runs one card action; a refused action (already claimed, not the owner) comes back as a notice. */

@@ -2,6 +2,10 @@
  * The Teams side of the Workspace port: each conversation gets a thread in the operators' channel
  * (opened proactively with a root card), every transcript message becomes a reply, briefings are
  * Adaptive Cards, and the root and latest briefing are edited in place on every ownership change.
+ * When a briefing's queue has its own channel (`TEAMS_QUEUE_CHANNELS`) other than the thread's, as
+ * after a transfer, a copy of the briefing also starts a thread of its own there, so that queue's
+ * team sees it; its buttons act on the conversation, and it is edited and superseded like the
+ * thread's.
  *
  * The delivery worker calls these for one conversation at a time, in order, at least once, and
  * retries what throws. The Bot Connector has no idempotency key and no way to list a thread's
@@ -27,10 +31,13 @@ import { escapeMessageText, oneLine } from '../../cards/teams/text.ts';
 import { channelForQueue, oncallTagFor, trustedServiceUrl, type TeamsConfig } from './config.ts';
 import { BotConnectorError, isRefusal, type BotConnector, type ConversationParameters, type OutgoingActivity } from './connector.ts';
 import { teamsUserId } from './inbound.ts';
-import { threadIdFor, type BriefingRecord, type ManagersAlertRecord, type TeamsState, type ThreadRecord } from './state.ts';
+import { threadIdFor, type BriefingRecord, type ManagersAlertRecord, type QueueCopyRecord, type TeamsState, type ThreadRecord } from './state.ts';
 
 /** Attempts at a managers' alert the managers' channel refuses (403, 404) before the thread is told instead. */
 const MANAGERS_ATTEMPTS = 3;
+
+/** The same, for a briefing copy in a queue's channel. */
+const QUEUE_COPY_ATTEMPTS = 3;
 
 export interface TeamsOutboundDeps {
   bridge: BridgePort;
@@ -47,7 +54,8 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
   constructor(private readonly deps: TeamsOutboundDeps) {}
 
   async mirror(conversation: Conversation, message: Message, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
-    if (message.source?.workspace === 'teams') return; // already in the thread: an operator typed it there
+    // Already in the thread: an operator typed it there (not under a briefing copy in a queue channel).
+    if (message.source?.workspace === 'teams' && message.source.inThread !== false) return;
     const { thread } = await this.ensureThread(conversation, attempt);
     const key = `msg:${message.id}`;
     if (attempt.count > 1 && (await this.postedEarlier(conversation, key, attempt))) return;
@@ -84,23 +92,42 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
       }
       const posted = await this.postBriefingMessage(conversation, thread, attempt);
       const record: BriefingRecord = { activityId: posted.activityId, postedAt: new Date().toISOString(), escalation, ...(posted.fallback ? { fallback: true } : {}) };
-      // Recorded at once: a failure after this point (superseding) never posts the briefing again.
+      // Recorded at once: a failure after this point (the copy, superseding) never posts the briefing again.
       thread = { ...thread, briefings: [...thread.briefings, record] };
       await this.deps.state.saveThread(thread);
     }
-    await this.supersedeOlder(conversation, thread, attempt);
+    // Both tried; the first failure is retried (what was recorded is not posted again).
+    let firstError: unknown;
+    try {
+      thread = await this.postQueueCopy(conversation, thread, escalation, attempt);
+    } catch (err) {
+      firstError = err;
+    }
+    try {
+      await this.supersedeOlder(conversation, thread, escalation, attempt);
+    } catch (err) {
+      firstError ??= err;
+    }
+    if (firstError) throw firstError;
   }
 
   async ownershipChanged(conversation: Conversation, change: HistoryEntry, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
     const { thread, opened } = await this.ensureThread(conversation, attempt);
-    const updates: Array<{ activityId: string; activity: OutgoingActivity }> = [];
-    if (!opened) updates.push({ activityId: thread.rootActivityId, activity: this.rootActivity(conversation) });
+    const updates: CardUpdate[] = [];
+    if (!opened) updates.push({ where: thread, activityId: thread.rootActivityId, activity: this.rootActivity(conversation) });
     // An escalation brings a new briefing right after this; the old card is superseded then, not redrawn now.
     const latest = change.reason === 'escalate' ? undefined : thread.briefings.at(-1);
-    if (latest && !latest.fallback) updates.push({ activityId: latest.activityId, activity: this.briefingActivity(conversation) });
+    if (latest && !latest.fallback) updates.push({ where: thread, activityId: latest.activityId, activity: this.briefingActivity(conversation) });
+    // The current escalation's copy in its queue's channel shows the same.
+    if (change.reason !== 'escalate') {
+      const escalation = escalationNumber(conversation);
+      for (const copy of thread.queueCopies ?? []) {
+        if (copy.escalation === escalation && !copy.fallback && !copy.superseded) updates.push({ where: copy, activityId: copy.activityId, activity: this.briefingActivity(conversation) });
+      }
+    }
     let firstError: unknown;
     try {
-      await this.updateAll(conversation, thread, updates, attempt);
+      await this.updateAll(conversation, updates, attempt);
     } catch (err) {
       firstError = err;
     }
@@ -449,34 +476,125 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     }
   }
 
-  /** Earlier briefings lose their buttons so nobody acts on stale options; each is marked once done. */
-  private async supersedeOlder(conversation: Conversation, thread: ThreadRecord, attempt: DeliveryAttempt): Promise<void> {
+  /**
+   * A copy of the current briefing in its queue's channel, as a thread of its own, when that channel
+   * is not the thread's (a transfer moved the conversation to a queue with another channel). One per
+   * escalation, under the same rule as the thread's briefing: recorded (and linked, so its buttons
+   * act on this conversation) as soon as Teams answers; a retry that finds no record posts again,
+   * since Teams cannot be asked whether the first one arrived. Returns the thread record as saved.
+   */
+  private async postQueueCopy(conversation: Conversation, thread: ThreadRecord, escalation: number, attempt: DeliveryAttempt): Promise<ThreadRecord> {
+    const { config, connector, state } = this.deps;
+    const queue = conversation.briefing?.queue ?? conversation.queue;
+    const channelId = channelForQueue(config, queue);
+    if (channelId === thread.channelId) return thread;
+    if ((thread.queueCopies ?? []).some((c) => c.escalation === escalation)) return thread;
+    const log = conversationLogger(this.deps.logger, conversation);
+    if (attempt.count > 1) {
+      log.warn(
+        { escalation, queue, channelId, attempts: attempt.count },
+        "no copy of the briefing recorded in the queue's channel from an earlier attempt; Teams cannot be asked whether it arrived, so posting it again (it may show twice)",
+      );
+    }
+    const open = (activity: OutgoingActivity) => connector.createConversation(config.serviceUrl, this.channelThread(channelId, activity), channelId, signalOf(attempt));
+    let created: { id: string; activityId?: string };
+    let fallback = false;
+    try {
+      try {
+        created = await open(this.briefingActivity(conversation));
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        log.error({ err: err.message, channelId }, "Teams refused the briefing card in the queue's channel; posting the briefing there as text");
+        fallback = true;
+        created = await open({ type: 'message', ...buildBriefingFallbackText(conversation) });
+      }
+    } catch (err) {
+      // The queue's channel refuses the bot (not in that team, no such channel): the conversation's
+      // thread waits behind this item, so after a few tries the thread is told instead.
+      const barred = err instanceof BotConnectorError && (err.status === 403 || err.status === 404) && attempt.count >= QUEUE_COPY_ATTEMPTS;
+      if (!isRefusal(err) && !barred) throw err;
+      await this.queueCopyNotPosted(conversation, thread, escalation, queue, (err as Error).message, attempt);
+      return thread;
+    }
+    const activityId = created.activityId ?? /;messageid=(\d+)/.exec(created.id)?.[1];
+    if (!activityId) throw new BotConnectorError(`Teams opened conversation ${created.id} without a root message id`, 'unknown');
+    const copy: QueueCopyRecord = {
+      activityId,
+      postedAt: new Date().toISOString(),
+      escalation,
+      queue,
+      channelId,
+      threadId: threadIdFor(created.id, activityId),
+      serviceUrl: config.serviceUrl,
+      ...(fallback ? { fallback: true } : {}),
+    };
+    // Recorded at once: a failure after this point never posts the copy again.
+    await state.linkQueueCopy(copy, conversation.id);
+    const saved: ThreadRecord = { ...thread, queueCopies: [...(thread.queueCopies ?? []), copy] };
+    await state.saveThread(saved);
+    log.info({ escalation, queue, channelId, activityId }, "posted a copy of the briefing in the queue's channel");
+    return saved;
+  }
+
+  /** The copy cannot be posted in the queue's channel: said in the conversation's thread (and the log), once. */
+  private async queueCopyNotPosted(conversation: Conversation, thread: ThreadRecord, escalation: number, queue: string, why: string, attempt: DeliveryAttempt): Promise<void> {
+    conversationLogger(this.deps.logger, conversation).error(
+      { escalation, queue, err: why },
+      "could not post the briefing in the queue's channel in Teams (check TEAMS_QUEUE_CHANNELS and that the app is in that team)",
+    );
+    const key = `queue-copy-failed:${escalation}`;
+    if (await this.deps.state.posted(conversation.id, key)) return;
+    await this.post(conversation, thread, key, { type: 'message', ...formatBridgeLine(`The briefing for ${conversation.ticket} could not be posted in the ${queue} queue's channel (${why}).`) }, attempt);
+  }
+
+  /**
+   * Earlier briefings lose their buttons so nobody acts on stale options: in the thread, all but the
+   * latest; in queue channels, the copies of escalations before `escalation`. Each is marked once done.
+   */
+  private async supersedeOlder(conversation: Conversation, thread: ThreadRecord, escalation: number, attempt: DeliveryAttempt): Promise<void> {
     const older = thread.briefings.slice(0, -1).filter((b) => !b.superseded);
-    if (older.length === 0) return;
+    const olderCopies = (thread.queueCopies ?? []).filter((c) => c.escalation < escalation && !c.superseded);
+    if (older.length === 0 && olderCopies.length === 0) return;
     const superseded = cardActivity(buildSupersededBriefingCard(conversation), `${conversation.ticket}: superseded briefing`);
-    const done = new Set<string>();
-    let firstError: unknown;
-    for (const briefing of older) {
+    const supersede = async (where: Pick<ThreadRecord, 'serviceUrl' | 'threadId'>, briefing: BriefingRecord, done: Set<string>): Promise<unknown> => {
       if (!briefing.fallback) {
-        const failure = await this.update(conversation, thread, briefing.activityId, superseded, attempt);
-        if (failure) {
-          firstError ??= failure;
-          continue;
-        }
+        const failure = await this.update(conversation, where, briefing.activityId, superseded, attempt);
+        if (failure) return failure;
       }
       done.add(briefing.activityId);
+      return undefined;
+    };
+    const done = new Set<string>();
+    const doneCopies = new Set<string>();
+    let firstError: unknown;
+    // (Awaited before `??=`, which would skip the call once an error is held.)
+    for (const briefing of older) {
+      const failure = await supersede(thread, briefing, done);
+      firstError ??= failure;
     }
-    if (done.size > 0) {
+    for (const copy of olderCopies) {
+      const failure = await supersede(copy, copy, doneCopies);
+      firstError ??= failure;
+    }
+    if (done.size > 0 || doneCopies.size > 0) {
       const current = (await this.deps.state.thread(conversation.id)) ?? thread;
-      await this.deps.state.saveThread({ ...current, briefings: current.briefings.map((b) => (done.has(b.activityId) ? { ...b, superseded: true } : b)) });
+      await this.deps.state.saveThread({
+        ...current,
+        briefings: current.briefings.map((b) => (done.has(b.activityId) ? { ...b, superseded: true } : b)),
+        ...(current.queueCopies ? { queueCopies: current.queueCopies.map((c) => (doneCopies.has(c.activityId) ? { ...c, superseded: true } : c)) } : {}),
+      });
     }
     if (firstError) throw firstError;
   }
 
   /** Edits each activity; tries them all, then throws the first failure worth retrying. */
-  private async updateAll(conversation: Conversation, thread: ThreadRecord, updates: Array<{ activityId: string; activity: OutgoingActivity }>, attempt: DeliveryAttempt): Promise<void> {
+  private async updateAll(conversation: Conversation, updates: CardUpdate[], attempt: DeliveryAttempt): Promise<void> {
     let firstError: unknown;
-    for (const { activityId, activity } of updates) firstError ??= await this.update(conversation, thread, activityId, activity, attempt);
+    for (const { where, activityId, activity } of updates) {
+      // Awaited first: `firstError ??= await ...` would skip the remaining edits after a failure.
+      const failure = await this.update(conversation, where, activityId, activity, attempt);
+      firstError ??= failure;
+    }
     if (firstError) throw firstError;
   }
 
@@ -498,6 +616,13 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
       return err;
     }
   }
+}
+
+/** One card edit: the activity, and the thread it lives in (the conversation's, or a copy's own). */
+interface CardUpdate {
+  where: Pick<ThreadRecord, 'serviceUrl' | 'threadId'>;
+  activityId: string;
+  activity: OutgoingActivity;
 }
 
 /** A transcript message as a thread reply; with masked values, a small card with the Reveal button under it. */
