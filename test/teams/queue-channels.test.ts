@@ -8,11 +8,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { TeamsState, type ThreadRecord } from '../../adapters/teams/state.ts';
-import type { AgentTurnResult } from '../../src/agent/agent.ts';
 import type { Bridge } from '../../src/bridge.ts';
 import { buttonTitles, cardOf, visibleText, type TeamsMessage, type TeamsUser } from '../emulators/bot-connector.ts';
 import { TEAMS_TEST_CHANNEL, TeamsDriver } from '../contract/teams-driver.ts';
-import { ScriptedAgent } from '../support/harness.ts';
+import { optionsAgent } from './options-agent.ts';
 
 const ACCOUNTS_CHANNEL = '19:accounts-channel@thread.tacv2';
 const BILLING_CHANNEL = '19:billing-channel@thread.tacv2';
@@ -22,33 +21,8 @@ const ALICE = { userId: '29:alice-mri', name: 'Alice Ops' };
 const BOB = { userId: '29:bob-mri', name: 'Bob Ops' };
 const as = (o: { userId: string; name: string }): TeamsUser => ({ id: o.userId, name: o.name });
 
-/**
- * Escalates (with two options) when the customer's latest message mentions a parcel; otherwise notes
- * it. (Words like "refund" would route the conversation to the billing queue from the start.)
- */
-const refundAgent = () =>
-  new ScriptedAgent(({ conversation }): AgentTurnResult => {
-    const messages = conversation.messages;
-    const lastCustomer = messages.findLastIndex((m) => m.author.role === 'customer');
-    const handedBack = messages.findLastIndex((m) => m.handback) > lastCustomer;
-    if (!handedBack && /\bparcel\b/i.test(messages[lastCustomer]?.text ?? '')) {
-      return {
-        kind: 'escalate',
-        trigger: 'agent_tool',
-        reason: 'Refund over the limit',
-        actionsTaken: [],
-        request: {
-          summary: 'Wants a refund of 420 USD',
-          pendingQuestion: 'Approve the refund or offer credit?',
-          options: [
-            { id: 'approve_refund', label: 'Approve refund', risk: 'high' },
-            { id: 'offer_credit', label: 'Offer credit', risk: 'low' },
-          ],
-        },
-      };
-    }
-    return { kind: 'reply', text: 'Noted.', actionsTaken: [] };
-  });
+/** Escalates with two options on "parcel" (words like "refund" would route to the billing queue from the start). */
+const refundAgent = () => optionsAgent(/\bparcel\b/i, 'Wants a refund of 420 USD');
 
 describe('Teams queue channels and transfers', () => {
   let driver: TeamsDriver;

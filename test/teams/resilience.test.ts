@@ -8,12 +8,12 @@ import { ConfigurationServiceClientCredentialFactory } from 'botbuilder';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BotConnector, BotConnectorError } from '../../adapters/teams/connector.ts';
 import { TEAMS_THREAD_LIMITS } from '../../adapters/teams/throttle.ts';
-import type { AgentTurnResult } from '../../src/agent/agent.ts';
 import { RetryLaterError } from '../../src/delivery/outcome.ts';
 import { silentLogger } from '../../src/log.ts';
 import { TEAMS_TEST_CHANNEL, TeamsDriver } from '../contract/teams-driver.ts';
 import { BotConnectorEmulator, buttonTitles, cardOf, visibleText, type TeamsMessage } from '../emulators/bot-connector.ts';
-import { ScriptedAgent, waitFor } from '../support/harness.ts';
+import { waitFor } from '../support/harness.ts';
+import { optionsAgent } from './options-agent.ts';
 
 const customer = { id: 'cust-9', name: 'Edsger Dijkstra' };
 const ALICE = { id: '29:alice-mri', name: 'Alice Ops' };
@@ -21,28 +21,7 @@ const BOB = { id: '29:bob-mri', name: 'Bob Ops' };
 const CARD = 'application/vnd.microsoft.card.adaptive';
 
 /** Answers "noted"; escalates (with two options) when the customer's latest message asks for a refund. */
-const agent = () =>
-  new ScriptedAgent(({ conversation }): AgentTurnResult => {
-    const messages = conversation.messages;
-    const lastCustomer = messages.findLastIndex((m) => m.author.role === 'customer');
-    const handedBack = messages.findLastIndex((m) => m.handback) > lastCustomer;
-    if (!handedBack && /refund/i.test(messages[lastCustomer]?.text ?? '')) {
-      return {
-        kind: 'escalate',
-        trigger: 'agent_tool',
-        reason: 'Refund over the limit',
-        actionsTaken: [],
-        request: {
-          pendingQuestion: 'Approve the refund or offer credit?',
-          options: [
-            { id: 'approve_refund', label: 'Approve refund', risk: 'high' },
-            { id: 'offer_credit', label: 'Offer credit', risk: 'low' },
-          ],
-        },
-      };
-    }
-    return { kind: 'reply', text: 'noted', actionsTaken: [] };
-  });
+const agent = () => optionsAgent(/refund/i);
 
 describe('Teams misbehaving, on the delivery core', () => {
   let driver: TeamsDriver;
