@@ -147,7 +147,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
    * that finds no record posts again (Teams cannot be asked whether the first one arrived).
    */
   async postToManagers(conversation: Conversation, attempt: DeliveryAttempt = FIRST_ATTEMPT): Promise<void> {
-    const { config, connector, state } = this.deps;
+    const { config, state } = this.deps;
     const channelId = config.managersChannelId;
     if (!channelId) return this.noManagersChannel('an unclaimed escalation');
     const escalation = escalationNumber(conversation);
@@ -161,33 +161,19 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     }
     // The alert links to the thread, so the thread exists first (it normally does: the briefing opened it).
     await this.ensureThread(conversation, attempt);
-    const open = (activity: OutgoingActivity) => connector.createConversation(config.serviceUrl, this.channelThread(channelId, activity), channelId, signalOf(attempt));
-    let created: { id: string; activityId?: string };
-    let fallback = false;
-    try {
-      try {
-        created = await open(cardActivity(await this.managersCard(conversation, escalation), managersSummary(conversation)));
-      } catch (err) {
-        if (!isRefusal(err)) throw err;
-        // Refused for good: the same alert as text (no button; the text says how to claim in the thread).
-        log.error({ err: err.message }, "Teams refused the managers' alert card; posting it as text");
-        fallback = true;
-        created = await open({ type: 'message', ...buildManagersFallbackText(conversation, { now: new Date(), ...(await this.threadLink(conversation)) }) });
-      }
-    } catch (err) {
-      // The managers' channel refuses the bot (not in that team, no such channel): this conversation's
-      // thread waits behind this item, so after a few tries the thread is told instead.
-      const barred = err instanceof BotConnectorError && (err.status === 403 || err.status === 404) && attempt.count >= MANAGERS_ATTEMPTS;
-      if (!isRefusal(err) && !barred) throw err;
-      return this.alertNotPosted(conversation, escalation, (err as Error).message, attempt);
-    }
-    const activityId = created.activityId ?? /;messageid=(\d+)/.exec(created.id)?.[1];
-    if (!activityId) throw new BotConnectorError(`Teams opened conversation ${created.id} without a root message id`, 'unknown');
+    const opened = await this.openChannelThread(channelId, attempt, MANAGERS_ATTEMPTS, {
+      card: async () => cardActivity(await this.managersCard(conversation, escalation), managersSummary(conversation)),
+      // No button in the text; it says how to claim in the thread.
+      text: async () => ({ type: 'message', ...buildManagersFallbackText(conversation, { now: new Date(), ...(await this.threadLink(conversation)) }) }),
+      refused: (err) => log.error({ err }, "Teams refused the managers' alert card; posting it as text"),
+    });
+    if ('barred' in opened) return this.alertNotPosted(conversation, escalation, opened.barred, attempt);
+    const { activityId, threadId, fallback } = opened;
     const record: ManagersAlertRecord = {
       conversationId: conversation.id,
       escalation,
       activityId,
-      threadId: threadIdFor(created.id, activityId),
+      threadId,
       serviceUrl: config.serviceUrl,
       postedAt: new Date().toISOString(),
       // A text alert has no card to redraw.
@@ -477,6 +463,41 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
   }
 
   /**
+   * Starts a thread of its own in `channelId` (a managers' alert, a briefing copy): the card, or the
+   * text if Teams refuses the card. `barred` when the channel refuses the bot (a refusal of the text
+   * too, or 403/404 on the `attempts`th try: not in that team, no such channel), so the caller tells
+   * the conversation's thread instead of holding it up.
+   */
+  private async openChannelThread(
+    channelId: string,
+    attempt: DeliveryAttempt,
+    attempts: number,
+    content: { card: () => OutgoingActivity | Promise<OutgoingActivity>; text: () => OutgoingActivity | Promise<OutgoingActivity>; refused: (err: string) => void },
+  ): Promise<{ activityId: string; threadId: string; fallback: boolean } | { barred: string }> {
+    const { config, connector } = this.deps;
+    const open = (activity: OutgoingActivity) => connector.createConversation(config.serviceUrl, this.channelThread(channelId, activity), channelId, signalOf(attempt));
+    let created: { id: string; activityId?: string };
+    let fallback = false;
+    try {
+      try {
+        created = await open(await content.card());
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        content.refused(err.message);
+        fallback = true;
+        created = await open(await content.text());
+      }
+    } catch (err) {
+      const barred = err instanceof BotConnectorError && (err.status === 403 || err.status === 404) && attempt.count >= attempts;
+      if (!isRefusal(err) && !barred) throw err;
+      return { barred: (err as Error).message };
+    }
+    const activityId = created.activityId ?? /;messageid=(\d+)/.exec(created.id)?.[1];
+    if (!activityId) throw new BotConnectorError(`Teams opened conversation ${created.id} without a root message id`, 'unknown');
+    return { activityId, threadId: threadIdFor(created.id, activityId), fallback };
+  }
+
+  /**
    * A copy of the current briefing in its queue's channel, as a thread of its own, when that channel
    * is not the thread's (a transfer moved the conversation to a queue with another channel). One per
    * escalation, under the same rule as the thread's briefing: recorded (and linked, so its buttons
@@ -484,7 +505,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
    * since Teams cannot be asked whether the first one arrived. Returns the thread record as saved.
    */
   private async postQueueCopy(conversation: Conversation, thread: ThreadRecord, escalation: number, attempt: DeliveryAttempt): Promise<ThreadRecord> {
-    const { config, connector, state } = this.deps;
+    const { config, state } = this.deps;
     const queue = conversation.briefing?.queue ?? conversation.queue;
     const channelId = channelForQueue(config, queue);
     if (channelId === thread.channelId) return thread;
@@ -496,35 +517,23 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
         "no copy of the briefing recorded in the queue's channel from an earlier attempt; Teams cannot be asked whether it arrived, so posting it again (it may show twice)",
       );
     }
-    const open = (activity: OutgoingActivity) => connector.createConversation(config.serviceUrl, this.channelThread(channelId, activity), channelId, signalOf(attempt));
-    let created: { id: string; activityId?: string };
-    let fallback = false;
-    try {
-      try {
-        created = await open(this.briefingActivity(conversation));
-      } catch (err) {
-        if (!isRefusal(err)) throw err;
-        log.error({ err: err.message, channelId }, "Teams refused the briefing card in the queue's channel; posting the briefing there as text");
-        fallback = true;
-        created = await open({ type: 'message', ...buildBriefingFallbackText(conversation) });
-      }
-    } catch (err) {
-      // The queue's channel refuses the bot (not in that team, no such channel): the conversation's
-      // thread waits behind this item, so after a few tries the thread is told instead.
-      const barred = err instanceof BotConnectorError && (err.status === 403 || err.status === 404) && attempt.count >= QUEUE_COPY_ATTEMPTS;
-      if (!isRefusal(err) && !barred) throw err;
-      await this.queueCopyNotPosted(conversation, thread, escalation, queue, (err as Error).message, attempt);
+    const opened = await this.openChannelThread(channelId, attempt, QUEUE_COPY_ATTEMPTS, {
+      card: () => this.briefingActivity(conversation),
+      text: () => ({ type: 'message', ...buildBriefingFallbackText(conversation) }),
+      refused: (err) => log.error({ err, channelId }, "Teams refused the briefing card in the queue's channel; posting the briefing there as text"),
+    });
+    if ('barred' in opened) {
+      await this.queueCopyNotPosted(conversation, thread, escalation, queue, opened.barred, attempt);
       return thread;
     }
-    const activityId = created.activityId ?? /;messageid=(\d+)/.exec(created.id)?.[1];
-    if (!activityId) throw new BotConnectorError(`Teams opened conversation ${created.id} without a root message id`, 'unknown');
+    const { activityId, threadId, fallback } = opened;
     const copy: QueueCopyRecord = {
       activityId,
       postedAt: new Date().toISOString(),
       escalation,
       queue,
       channelId,
-      threadId: threadIdFor(created.id, activityId),
+      threadId,
       serviceUrl: config.serviceUrl,
       ...(fallback ? { fallback: true } : {}),
     };
