@@ -4,7 +4,7 @@
  * each change live in `engine/rules.ts`; agent turns and every destination are durable work run
  * by delivery workers (`delivery/`). It knows nothing about Slack, Teams, SMTP or WebSockets.
  */
-import { randomUUID } from 'node:crypto';
+import { newConversationId } from './ids.ts';
 import type { Agent } from './agent/agent.ts';
 import { routeConversation, type RouteInput } from './agent/handoff-history.ts';
 import { CustomerDestination, WorkspaceDestination } from './delivery/destinations.ts';
@@ -611,7 +611,7 @@ export class Bridge implements BridgePort {
     const number = 1000 + (await this.store.increment('ticket'));
     const at = this.now().toISOString();
     return {
-      id: `conv_${randomUUID().replace(/-/g, '').slice(0, 20)}`,
+      id: newConversationId(this.now()),
       ticket: `${this.ticketPrefix}-${number}`,
       origin,
       customer,
