@@ -79,6 +79,8 @@ export interface BotConnectorOptions {
 /** Per call: aborted when the delivery worker lost its lease or is stopping. */
 export interface RequestOptions {
   signal?: AbortSignal;
+  /** Where the call's own lines (a 429) go: the conversation's logger, so they carry its id. */
+  log?: Logger;
 }
 
 /** Connection errors that prove the request never reached the server. */
@@ -130,7 +132,7 @@ export class BotConnector {
     } catch (err) {
       if (!(err instanceof BotConnectorError) || err.status !== 429) throw err;
       const waitMs = throttledDelay(err.retryAfterMs, this.throttleBackoffMs);
-      this.options.logger.warn({ method, path, retryAfterMs: err.retryAfterMs, waitMs }, 'Teams throttled this thread (429); its work waits, nothing else does');
+      (options.log ?? this.options.logger).warn({ method, path, retryAfterMs: err.retryAfterMs, waitMs }, 'Teams throttled this thread (429); its work waits, nothing else does');
       throw new RetryLaterError(waitMs, `${err.message} (retry in ${waitMs} ms)`);
     }
   }

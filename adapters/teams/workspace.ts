@@ -29,7 +29,7 @@ import { buildRootCard, rootSummary } from '../../cards/teams/root.ts';
 import { escalationNumber } from '../../cards/teams/status.ts';
 import { escapeMessageText, oneLine } from '../../cards/teams/text.ts';
 import { channelForQueue, oncallTagFor, trustedServiceUrl, type TeamsConfig } from './config.ts';
-import { BotConnectorError, isRefusal, type BotConnector, type ConversationParameters, type OutgoingActivity } from './connector.ts';
+import { BotConnectorError, isRefusal, type BotConnector, type ConversationParameters, type OutgoingActivity, type RequestOptions } from './connector.ts';
 import { teamsUserId } from './inbound.ts';
 import { threadIdFor, type BriefingRecord, type ManagersAlertRecord, type QueueCopyRecord, type TeamsState, type ThreadRecord } from './state.ts';
 
@@ -161,7 +161,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     }
     // The alert links to the thread, so the thread exists first (it normally does: the briefing opened it).
     await this.ensureThread(conversation, attempt);
-    const opened = await this.openChannelThread(channelId, attempt, MANAGERS_ATTEMPTS, {
+    const opened = await this.openChannelThread(conversation, channelId, attempt, MANAGERS_ATTEMPTS, {
       card: async () => cardActivity(await this.managersCard(conversation, escalation), managersSummary(conversation)),
       // No button in the text; it says how to claim in the thread.
       text: async () => ({ type: 'message', ...buildManagersFallbackText(conversation, { now: new Date(), ...(await this.threadLink(conversation)) }) }),
@@ -396,7 +396,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
       const log = conversationLogger(this.deps.logger, conversation);
       if (attempt.count > 1) log.warn({ attempts: attempt.count }, 'no thread recorded from an earlier attempt; opening one (an unanswered earlier attempt may have left an empty thread in Teams)');
       const channelId = channelForQueue(config, conversation.queue);
-      const created = await connector.createConversation(config.serviceUrl, this.channelThread(channelId, this.rootActivity(conversation)), channelId, signalOf(attempt));
+      const created = await connector.createConversation(config.serviceUrl, this.channelThread(channelId, this.rootActivity(conversation)), channelId, this.callOptions(attempt, conversation));
       const rootActivityId = created.activityId ?? /;messageid=(\d+)/.exec(created.id)?.[1];
       if (!rootActivityId) throw new BotConnectorError(`Teams opened conversation ${created.id} without a root message id`, 'unknown');
       const thread: ThreadRecord = {
@@ -437,7 +437,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
 
   /** Posts into the thread and records the activity id Teams gave it. */
   private async post(conversation: Conversation, thread: ThreadRecord, key: string, activity: OutgoingActivity, attempt: DeliveryAttempt): Promise<string> {
-    const { id } = await this.deps.connector.sendToConversation(thread.serviceUrl, thread.threadId, activity, signalOf(attempt));
+    const { id } = await this.deps.connector.sendToConversation(thread.serviceUrl, thread.threadId, activity, this.callOptions(attempt, conversation));
     // A failed record only matters if this item is retried; failing the posted item would make that certain.
     await this.deps.state.recordPosted(conversation.id, key, id).catch((err: unknown) => {
       conversationLogger(this.deps.logger, conversation).warn({ err: String(err), key }, 'posted to Teams but could not record its id');
@@ -447,7 +447,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
 
   /** The briefing card; if Teams refuses it for good, the short text briefing; if that too, a permanent failure. */
   private async postBriefingMessage(conversation: Conversation, thread: ThreadRecord, attempt: DeliveryAttempt): Promise<{ activityId: string; fallback: boolean }> {
-    const send = (activity: OutgoingActivity) => this.deps.connector.sendToConversation(thread.serviceUrl, thread.threadId, activity, signalOf(attempt));
+    const send = (activity: OutgoingActivity) => this.deps.connector.sendToConversation(thread.serviceUrl, thread.threadId, activity, this.callOptions(attempt, conversation));
     try {
       return { activityId: (await send(this.briefingActivity(conversation))).id, fallback: false };
     } catch (err) {
@@ -469,13 +469,14 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
    * the conversation's thread instead of holding it up.
    */
   private async openChannelThread(
+    conversation: Conversation,
     channelId: string,
     attempt: DeliveryAttempt,
     attempts: number,
     content: { card: () => OutgoingActivity | Promise<OutgoingActivity>; text: () => OutgoingActivity | Promise<OutgoingActivity>; refused: (err: string) => void },
   ): Promise<{ activityId: string; threadId: string; fallback: boolean } | { barred: string }> {
     const { config, connector } = this.deps;
-    const open = (activity: OutgoingActivity) => connector.createConversation(config.serviceUrl, this.channelThread(channelId, activity), channelId, signalOf(attempt));
+    const open = (activity: OutgoingActivity) => connector.createConversation(config.serviceUrl, this.channelThread(channelId, activity), channelId, this.callOptions(attempt, conversation));
     let created: { id: string; activityId?: string };
     let fallback = false;
     try {
@@ -517,7 +518,7 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
         "no copy of the briefing recorded in the queue's channel from an earlier attempt; Teams cannot be asked whether it arrived, so posting it again (it may show twice)",
       );
     }
-    const opened = await this.openChannelThread(channelId, attempt, QUEUE_COPY_ATTEMPTS, {
+    const opened = await this.openChannelThread(conversation, channelId, attempt, QUEUE_COPY_ATTEMPTS, {
       card: () => this.briefingActivity(conversation),
       text: () => ({ type: 'message', ...buildBriefingFallbackText(conversation) }),
       refused: (err) => log.error({ err, channelId }, "Teams refused the briefing card in the queue's channel; posting the briefing there as text"),
@@ -607,13 +608,18 @@ export class TeamsOutbound implements Pick<Workspace, 'mirror' | 'postBriefing' 
     if (firstError) throw firstError;
   }
 
+  /** Per connector call: the attempt's abort signal, and the conversation's logger for the connector's own lines (a 429). */
+  private callOptions(attempt: DeliveryAttempt, conversation: Conversation): RequestOptions {
+    return { ...(attempt.signal ? { signal: attempt.signal } : {}), log: conversationLogger(this.deps.logger, conversation) };
+  }
+
   /**
    * One card edit (idempotent, so retried freely). Returns a failure to retry; a refusal (the
    * message was deleted, the card is refused) is logged and not retried, since no retry changes it.
    */
   private async update(conversation: Conversation, thread: Pick<ThreadRecord, 'serviceUrl' | 'threadId'>, activityId: string, activity: OutgoingActivity, attempt: DeliveryAttempt): Promise<unknown> {
     try {
-      await this.deps.connector.updateActivity(thread.serviceUrl, thread.threadId, activityId, activity, signalOf(attempt));
+      await this.deps.connector.updateActivity(thread.serviceUrl, thread.threadId, activityId, activity, this.callOptions(attempt, conversation));
       return undefined;
     } catch (err) {
       const log = conversationLogger(this.deps.logger, conversation);
@@ -645,6 +651,3 @@ export function cardActivity(card: AdaptiveCard, summary: string): OutgoingActiv
   return { type: 'message', summary: oneLine(summary, 200), attachments: [{ contentType: CARD_CONTENT_TYPE, content: card }] };
 }
 
-function signalOf(attempt: DeliveryAttempt): { signal?: AbortSignal } {
-  return attempt.signal ? { signal: attempt.signal } : {};
-}

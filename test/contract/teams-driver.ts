@@ -10,7 +10,7 @@ import type { Agent } from '../../src/agent/agent.ts';
 import type { Bridge } from '../../src/bridge.ts';
 import { redactedPort } from '../../src/engine/redact.ts';
 import { HttpServer } from '../../src/http.ts';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger, type Logger } from '../../src/log.ts';
 import { BotConnectorEmulator, cardOf, visibleText, type TeamsMessage, type TeamsUser } from '../emulators/bot-connector.ts';
 import { createTestBridge, type TestBridge } from '../support/harness.ts';
 import { MemoryChannel } from '../support/memory-ports.ts';
@@ -32,6 +32,8 @@ export class TeamsDriver implements WorkspaceDriver {
       /** Overrides, or a function of the emulator (e.g. to point auth at its OpenID metadata). */
       config?: Partial<TeamsConfig> | ((emulator: BotConnectorEmulator) => Partial<TeamsConfig>);
       bridge?: Parameters<typeof createTestBridge>[0];
+      /** The workspace's logger (default: silent). */
+      logger?: Logger;
     } = {},
   ) {}
 
@@ -49,7 +51,7 @@ export class TeamsDriver implements WorkspaceDriver {
     this.workspace = createTeamsWorkspace({
       bridge: redactedPort(bridge, bridge.redactor),
       http: this.http,
-      logger: silentLogger(),
+      logger: this.options.logger ?? silentLogger(),
       config: {
         appId: '',
         appPassword: '',

@@ -4,12 +4,13 @@
  * each retry safe. Counts are of what a person would see in the Teams thread.
  */
 import { createServer } from 'node:net';
+import { Writable } from 'node:stream';
 import { ConfigurationServiceClientCredentialFactory } from 'botbuilder';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BotConnector, BotConnectorError } from '../../adapters/teams/connector.ts';
 import { TEAMS_THREAD_LIMITS } from '../../adapters/teams/throttle.ts';
 import { RetryLaterError } from '../../src/delivery/outcome.ts';
-import { silentLogger } from '../../src/log.ts';
+import { createLogger, silentLogger } from '../../src/log.ts';
 import { TEAMS_TEST_CHANNEL, TeamsDriver } from '../contract/teams-driver.ts';
 import { BotConnectorEmulator, buttonTitles, cardOf, visibleText, type TeamsMessage } from '../emulators/bot-connector.ts';
 import { waitFor } from '../support/harness.ts';
@@ -133,7 +134,9 @@ describe('Teams misbehaving, on the delivery core', () => {
   });
 
   it('holds only the throttled conversation on a 429 with Retry-After; another thread gets its messages meanwhile', async () => {
-    const { bridge, id: a, threadId: threadA } = await conversationWithThread();
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _enc, done) => done(void lines.push(JSON.parse(String(chunk)))) }) });
+    const { bridge, id: a, threadId: threadA } = await conversationWithThread({ logger });
     const { conversation: other } = await bridge.customerMessage({ origin: 'api', customer, text: 'other first' });
     await driver.settle();
     const threadB = await driver.threadId(other.id);
@@ -155,6 +158,10 @@ describe('Teams misbehaving, on the delivery core', () => {
     expect(copies(threadA, 'A second')).toBe(1);
     const texts = botReplies(threadA).map((m) => visibleText(m.activity));
     expect(texts.findIndex((t) => t.includes('first'))).toBeLessThan(texts.findIndex((t) => t.includes('A second')));
+    // The throttle line says which conversation waits.
+    const throttled = lines.filter((l) => String(l.msg).includes('throttled this thread'));
+    expect(throttled.length).toBeGreaterThan(0);
+    expect(throttled.every((l) => l.conversationId === a)).toBe(true);
   });
 
   it('refuses an option button from an earlier briefing that Teams has not replaced yet, and says why', async () => {
