@@ -44,7 +44,13 @@ export class LeaseLoop {
     if (this.running) return;
     this.running = true;
     this.unsubscribe = this.options.store.onChange((notice) => {
-      if (notice.destinations.includes(this.options.destination) && !notice.leased?.includes(this.options.destination)) this.wake();
+      if (!notice.destinations.includes(this.options.destination) || notice.leased?.includes(this.options.destination)) return;
+      // A run here holds that conversation: it takes the new work before it gives the lease back
+      // (`finish`), and a look now would find the conversation leased. Look once the run ends, in
+      // case it gave the lease back just before this commit.
+      const running = this.active.get(notice.conversationId);
+      if (running) void running.done.then(() => this.wake());
+      else this.wake();
     });
     this.loop = this.run();
   }
