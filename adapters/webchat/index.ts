@@ -70,8 +70,8 @@ class WebChatChannel implements WebChat {
   private widget: Promise<WidgetBundle> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
-  /** Conversations to re-read for this instance's sockets, gathered from the change feed. */
-  private readonly stale = new Set<string>();
+  /** Conversations to re-read for this instance's sockets, gathered from the change feed, with the version each announced. */
+  private readonly stale = new Map<string, number>();
   private catchingUp = false;
   private stopping = false;
   private readonly awaitingPong = new WeakSet<WebSocket>();
@@ -132,7 +132,7 @@ class WebChatChannel implements WebChat {
     if (this.bridge.store.backend !== 'sqlite') {
       this.unsubscribe = this.bridge.store.onChange((notice) => {
         if (!notice.destinations.includes('customer') || this.hub.connections(notice.conversationId).length === 0) return;
-        this.catchUpAfterHold(notice.conversationId);
+        this.catchUpAfterHold(notice.conversationId, notice.version);
       });
     }
   }
@@ -203,9 +203,9 @@ class WebChatChannel implements WebChat {
   }
 
   /** Catches the conversation up once no message of this instance's sockets is being stored for it (the sender's own message comes first). */
-  private catchUpAfterHold(conversationId: string): void {
+  private catchUpAfterHold(conversationId: string, version: number): void {
     this.hub.afterHold(conversationId, () => {
-      this.stale.add(conversationId);
+      this.stale.set(conversationId, Math.max(version, this.stale.get(conversationId) ?? 0));
       void this.catchUp();
     });
   }
@@ -215,13 +215,16 @@ class WebChatChannel implements WebChat {
     if (this.catchingUp) return;
     this.catchingUp = true;
     try {
+      // A commit of this instance tells the change feed just before its conversation cache takes
+      // it: one turn later the read below is answered from the cache instead of the store.
+      await new Promise((resolve) => setImmediate(resolve));
       while (this.stale.size > 0) {
-        const conversationId = this.stale.values().next().value!;
+        const [conversationId, version] = this.stale.entries().next().value!;
         this.stale.delete(conversationId);
-        const conversation = await this.bridge.getConversation(conversationId).catch(() => undefined);
+        const conversation = await this.bridge.store.getConversation(conversationId, { atLeast: version, readOnly: true }).catch(() => undefined);
         if (!conversation) continue;
         if (this.hub.isHeld(conversationId)) {
-          this.catchUpAfterHold(conversationId); // held since it was marked: look again once it is released
+          this.catchUpAfterHold(conversationId, version); // held since it was marked: look again once it is released
           continue;
         }
         for (const connection of this.hub.connections(conversationId)) {
