@@ -31,18 +31,41 @@ export interface ManagersCardRef extends PostedRef {
   done?: boolean;
 }
 
+/** Thread roots kept per instance, for the conversations mirrored lately. */
+const ROOTS_KEPT = 256;
+
 export class SlackDirectory {
+  /**
+   * Roots read or recorded lately, most recent last. A root is recorded once, when its thread
+   * opens, and never replaced, so a kept copy stays right: each mirror skips a store read.
+   */
+  private readonly roots = new Map<string, Readonly<PostedRef>>();
+
   constructor(private readonly kv: KeyValue) {}
 
   /** The conversation's thread root, if the thread was opened. */
-  thread(conversationId: string): Promise<PostedRef | undefined> {
-    return this.kv.get<PostedRef>(`thread:${conversationId}`);
+  async thread(conversationId: string): Promise<PostedRef | undefined> {
+    const kept = this.roots.get(conversationId);
+    if (kept) {
+      this.keep(conversationId, kept);
+      return kept;
+    }
+    const root = await this.kv.get<PostedRef>(`thread:${conversationId}`);
+    if (root) this.keep(conversationId, Object.freeze(root));
+    return root;
   }
 
   /** Links the root first: once the thread is recorded, replies in it are always recognised. */
   async setThread(conversationId: string, root: PostedRef): Promise<void> {
     await this.link(root, conversationId);
     await this.kv.set(`thread:${conversationId}`, root);
+    this.keep(conversationId, Object.freeze({ ...root }));
+  }
+
+  private keep(conversationId: string, root: Readonly<PostedRef>): void {
+    this.roots.delete(conversationId);
+    if (this.roots.size >= ROOTS_KEPT) this.roots.delete(this.roots.keys().next().value!);
+    this.roots.set(conversationId, root);
   }
 
   briefings(conversationId: string): Promise<BriefingCopy[]> {
