@@ -87,21 +87,12 @@ describe('the lease loop', () => {
     const started: number[] = [];
     let finishTail!: () => void;
     const tail = new Promise<void>((resolve) => (finishTail = resolve));
-    const leases = new LeaseLoop({
-      store,
-      destination: 'll-agent',
-      logger: silentLogger(),
-      leaseMs: 30_000,
-      // A stall would wait this long: far beyond the test's patience.
-      pollMs: 60_000,
-      backoff: { initialMs: 20, maxMs: 100, factor: 2, jitter: 0 },
-      async work(lease) {
-        const item = lease.pending!.items.at(-1)!;
-        started.push(item.seq);
-        expect(await store.work.finish(lease, item.seq)).toBe(true);
-        // The first run has given its lease back but is still returning.
-        if (started.length === 1) await tail;
-      },
+    const leases = quietLoop(async (lease) => {
+      const item = lease.pending!.items.at(-1)!;
+      started.push(item.seq);
+      expect(await store.work.finish(lease, item.seq)).toBe(true);
+      // The first run has given its lease back but is still returning.
+      if (started.length === 1) await tail;
     });
     loop = leases;
     leases.start();
