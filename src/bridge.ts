@@ -4,7 +4,6 @@
  * each change live in `engine/rules.ts`; agent turns and every destination are durable work run
  * by delivery workers (`delivery/`). It knows nothing about Slack, Teams, SMTP or WebSockets.
  */
-import { newConversationId } from './ids.ts';
 import type { Agent } from './agent/agent.ts';
 import { routeConversation, type RouteInput } from './agent/handoff-history.ts';
 import { CustomerDestination, WorkspaceDestination } from './delivery/destinations.ts';
@@ -21,6 +20,7 @@ import type { Observation } from './engine/stats.ts';
 import type { BridgeMetrics } from './metrics.ts';
 import type { EscalateToolArgs } from './envelope.ts';
 import { AlreadyClaimedError, BridgeError, ConversationClosedError, DuplicateInboundError, InputError, OfferedToOtherError, StaleBriefingError } from './errors.ts';
+import { newConversationId } from './ids.ts';
 import { silentLogger, type Logger } from './log.ts';
 import type { Actor, Attachment, Conversation, Customer, Message, MessageSource, Operator, Origin, OwnershipState } from './model.ts';
 import { agentMaySpeak, type OwnershipCommand } from './ownership.ts';
