@@ -417,6 +417,17 @@ function schedOf(pid: number): Sched {
   }
 }
 
+/** Jiffies of every CPU of the machine, busy (not idle, not waiting for I/O) and in all, from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = fields.reduce((sum, n) => sum + n, 0);
+    return { busy: total - fields[3]! - fields[4]!, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
 function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
@@ -777,6 +788,8 @@ interface CellResult {
   healthzMax: number;
   loadElu: number;
   loadCpu: number;
+  /** Share of the whole machine's CPU time in use over the window (every process, all cores). */
+  machineBusy: number;
   emulators: EmulatorStats;
   /** Slack thread posts per exchange over the whole cell (after the drain), and how many short of two per message sent. */
   mirrorsPerExchange: number;
@@ -869,6 +882,7 @@ async function runCell(
   const cpu0 = cpuOf(server.pid);
   const sched0 = schedOf(server.pid);
   const redisCpu0 = redis ? cpuOf(redis.pid) : undefined;
+  const machine0 = machineCpu();
   const commands0 = redis ? await redisCommandCounts(redis.port) : undefined;
   const elu0 = performance.eventLoopUtilization();
   const own0 = process.cpuUsage();
@@ -882,6 +896,7 @@ async function runCell(
   const sched1 = schedOf(server.pid);
   const sched: Sched = { runMs: sched1.runMs - sched0.runMs, waitMs: sched1.waitMs - sched0.waitMs, voluntary: sched1.voluntary - sched0.voluntary, involuntary: sched1.involuntary - sched0.involuntary };
   const redisCpu = redis && redisCpu0 ? cpuTotal(cpuDelta(redisCpu0, cpuOf(redis.pid))) : undefined;
+  const machine1 = machineCpu();
   const commands1 = redis ? await redisCommandCounts(redis.port) : undefined;
   const loadElu = performance.eventLoopUtilization(elu0).utilization;
   const ownCpu = process.cpuUsage(own0);
@@ -949,6 +964,7 @@ async function runCell(
     healthzMax: healthTimes.at(-1) ?? NaN,
     loadElu,
     loadCpu: (ownCpu.user + ownCpu.system) / 1000 / windowMs,
+    machineBusy: (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total),
     emulators: emulatorWindow,
     mirrorsPerExchange: stats.slackThreadPosts / exchanges,
     mirrorsMissing: channel === 'webchat' ? Math.max(0, 2 * tally.sent - stats.slackThreadPosts) : 0,
@@ -1336,7 +1352,7 @@ async function main(): Promise<void> {
   // Where the time went, per cell: the server's CPU, its main thread's scheduling, the other processes.
   both(
     'Resources in each window (CPU from /proc; main thread: on a CPU / runnable but waiting for one / asleep, as shares of the window)',
-    ['server', 'channel', 'C', 'CPU ms/msg', 'main thread CPU (user+sys)', 'other threads CPU', 'main on CPU / waiting / asleep', 'main sleeps/msg', 'redis CPU ms/msg', 'healthz p99 ms', 'Slack mirrors/msg (caught up after)', 'model calls/msg', 'model request KB', 'emulators ELU', 'load gen ELU / CPU'],
+    ['server', 'channel', 'C', 'CPU ms/msg', 'main thread CPU (user+sys)', 'other threads CPU', 'main on CPU / waiting / asleep', 'main sleeps/msg', 'redis CPU ms/msg', 'healthz p99 ms', 'Slack mirrors/msg (caught up after)', 'model calls/msg', 'model request KB', 'emulators ELU', 'load gen ELU / CPU', 'machine CPU busy'],
     results.map((r) => {
       const w = r.windowMs;
       const answered = Math.max(1, (r.throughput * w) / 1000);
@@ -1357,6 +1373,7 @@ async function main(): Promise<void> {
         r.chatRequestKb.toFixed(1),
         pct(r.emulators.elu),
         `${pct(r.loadElu)} / ${pct(r.loadCpu)}`,
+        pct(r.machineBusy),
       ];
     }),
   );
