@@ -127,7 +127,26 @@ export class TeamsDriver implements WorkspaceDriver {
   }
 
   async replyInThread(conversationId: string, operator: ContractOperator, text: string): Promise<void> {
-    const res = await this.emulator.channelMessage({ threadId: await this.threadId(conversationId), from: user(operator), text });
+    await this.postInThread(await this.threadId(conversationId), operator, text);
+  }
+
+  /** An operator writes in a Teams thread (a conversation's, or a briefing copy's); then the bridge settles. */
+  async say(threadId: string, operator: ContractOperator, text: string, options: { mentionBot?: boolean } = {}): Promise<void> {
+    await this.postInThread(threadId, operator, text, options.mentionBot === true);
+    await this.settle();
+  }
+
+  /** A conversation the customer opened with `text`, escalated by the agent and claimed by `operator`; settled. */
+  async heldConversation(customer: { id: string; name: string }, text: string, operator: ContractOperator): Promise<string> {
+    const { conversation } = await this.bridge.customerMessage({ origin: 'api', customer, text });
+    await this.settle();
+    await this.clickClaim(conversation.id, operator);
+    await this.settle();
+    return conversation.id;
+  }
+
+  private async postInThread(threadId: string, operator: ContractOperator, text: string, mentionBot = false): Promise<void> {
+    const res = await this.emulator.channelMessage({ threadId, from: user(operator), text, ...(mentionBot ? { mentionBot } : {}) });
     if (res.status !== 200) throw new Error(`Teams message answered ${res.status}`);
   }
 

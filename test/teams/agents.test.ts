@@ -197,11 +197,7 @@ describe('typed route in a Teams thread', () => {
     return { bridge, id: conversation.id };
   }
 
-  const type = async (id: string, who: typeof ALICE, text: string, mentionBot = false) => {
-    const res = await driver.emulator.channelMessage({ threadId: await driver.threadId(id), from: as(who), text, mentionBot });
-    expect(res.status).toBe(200);
-    await driver.settle();
-  };
+  const type = async (id: string, who: typeof ALICE, text: string, mentionBot = false) => driver.say(await driver.threadId(id), who, text, { mentionBot });
 
   it('lets any operator pick the agent, pinned, with a note: a history hop and an activity line in the thread', async () => {
     const { bridge, id } = await withAgents();
@@ -255,18 +251,10 @@ describe('typed transfer in a Teams thread', () => {
   async function held() {
     driver = new TeamsDriver();
     const { bridge } = await driver.start(refundAgent());
-    const { conversation } = await bridge.customerMessage({ origin: 'api', customer, text: 'Refund please' });
-    await driver.settle();
-    await driver.clickClaim(conversation.id, ALICE);
-    await driver.settle();
-    return { bridge, id: conversation.id };
+    return { bridge, id: await driver.heldConversation(customer, 'Refund please', ALICE) };
   }
 
-  const type = async (id: string, who: typeof ALICE, text: string, mentionBot = false) => {
-    const res = await driver.emulator.channelMessage({ threadId: await driver.threadId(id), from: as(who), text, mentionBot });
-    expect(res.status).toBe(200);
-    await driver.settle();
-  };
+  const type = async (id: string, who: typeof ALICE, text: string, mentionBot = false) => driver.say(await driver.threadId(id), who, text, { mentionBot });
 
   it('moves the conversation to another queue as a new escalation: a fresh briefing, the old one superseded', async () => {
     const { bridge, id } = await held();

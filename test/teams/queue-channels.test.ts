@@ -35,20 +35,10 @@ describe('Teams queue channels and transfers', () => {
   async function held(queueChannels: Record<string, string> = { accounts: ACCOUNTS_CHANNEL, billing: BILLING_CHANNEL }) {
     driver = new TeamsDriver({ config: { queueChannels } });
     const { bridge } = await driver.start(refundAgent());
-    const { conversation } = await bridge.customerMessage({ origin: 'api', customer, text: 'My parcel for order A-7 never came' });
-    await driver.settle();
-    await driver.clickClaim(conversation.id, ALICE);
-    await driver.settle();
-    return { bridge, id: conversation.id };
+    return { bridge, id: await driver.heldConversation(customer, 'My parcel for order A-7 never came', ALICE) };
   }
 
-  const type = async (threadId: string, who: typeof ALICE, text: string) => {
-    const res = await driver.emulator.channelMessage({ threadId, from: as(who), text });
-    expect(res.status).toBe(200);
-    await driver.settle();
-  };
-
-  const transfer = async (id: string, who: typeof ALICE, queue: string) => type(await driver.threadId(id), who, `transfer: ${queue} needs their team`);
+  const transfer = async (id: string, who: typeof ALICE, queue: string) => driver.say(await driver.threadId(id), who, `transfer: ${queue} needs their team`);
 
   /** Briefing copies: roots the bot started in `channel` that carry a briefing card. */
   const copiesIn = (channel: string): TeamsMessage[] => driver.emulator.roots(channel).filter((m) => cardOf(m.activity)?.refresh);
@@ -243,8 +233,8 @@ describe('Teams queue channels and transfers', () => {
     await driver.emulator.clickButton({ cardActivityId: copy!.id, from: as(BOB), title: 'Claim' });
     await driver.settle();
 
-    await type(copy!.conversationId, BOB, 'Hi Katherine, accounts here: the refund is on its way.');
-    await type(copy!.conversationId, ALICE, 'FYI she called too');
+    await driver.say(copy!.conversationId, BOB, 'Hi Katherine, accounts here: the refund is on its way.');
+    await driver.say(copy!.conversationId, ALICE, 'FYI she called too');
     expect(driver.customer.texts(id)).toContain('Hi Katherine, accounts here: the refund is on its way.');
     expect(driver.customer.texts(id).join('\n')).not.toContain('she called too');
     const thread = (await driver.threadTexts(id)).join('\n');
@@ -255,7 +245,7 @@ describe('Teams queue channels and transfers', () => {
     expect(driver.emulator.replies(copy!.conversationId, { fromBot: true })).toEqual([]);
 
     // Typed commands work there too.
-    await type(copy!.conversationId, BOB, 'close');
+    await driver.say(copy!.conversationId, BOB, 'close');
     expect((await bridge.getConversation(id))!.state).toBe('closed');
   });
 
