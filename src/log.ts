@@ -4,6 +4,7 @@
  * turns on promise hooks for every promise in the process, which cost 4-5% of the CPU under load.
  */
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { RecentMap } from './recent-map.ts';
 
 export type Logger = PinoLogger;
 
@@ -25,21 +26,14 @@ export function silentLogger(): Logger {
  * Child loggers per parent, for the conversations worked on lately: an exchange asks for several,
  * and making a child is not free. Few, so idle conversations hold none.
  */
-const children = new WeakMap<Logger, Map<string, Logger>>();
+const children = new WeakMap<Logger, RecentMap<string, Logger>>();
 const CHILDREN_PER_LOGGER = 128;
 
 /** `logger` with the conversation's id and ticket on every line. */
 export function conversationLogger(logger: Logger, conversation: { id: string; ticket: string }): Logger {
   let byId = children.get(logger);
-  if (!byId) children.set(logger, (byId = new Map()));
+  if (!byId) children.set(logger, (byId = new RecentMap(CHILDREN_PER_LOGGER)));
   let child = byId.get(conversation.id);
-  if (child) {
-    // Most recently used goes last.
-    byId.delete(conversation.id);
-  } else {
-    child = logger.child({ conversationId: conversation.id, ticket: conversation.ticket });
-    if (byId.size >= CHILDREN_PER_LOGGER) byId.delete(byId.keys().next().value!);
-  }
-  byId.set(conversation.id, child);
+  if (!child) byId.set(conversation.id, (child = logger.child({ conversationId: conversation.id, ticket: conversation.ticket })));
   return child;
 }

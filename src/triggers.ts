@@ -6,6 +6,7 @@
 import type { Priority } from './envelope.ts';
 import type { Conversation, Message } from './model.ts';
 import type { Policy } from './policy.ts';
+import { RecentMap } from './recent-map.ts';
 
 export interface TriggerHit {
   trigger: 'explicit_request' | 'compliance' | 'repetition' | 'turn_cap';
@@ -126,7 +127,7 @@ const STOP_WORDS = new Set(
 );
 
 /** Recent texts' content words: each new message is compared with every earlier one, which is then not normalised again. */
-const contentWordsSeen = new Map<string, ReadonlySet<string>>();
+const contentWordsSeen = new RecentMap<string, ReadonlySet<string>>(2_000);
 
 function contentWords(text: string): ReadonlySet<string> {
   const seen = contentWordsSeen.get(text);
@@ -136,7 +137,6 @@ function contentWords(text: string): ReadonlySet<string> {
     .split(' ')
     .map((w) => w.replace(/^[.'-]+|[.'-]+$/g, ''));
   const set = new Set(words.filter((w) => w.length > 1 && !STOP_WORDS.has(w)));
-  if (contentWordsSeen.size >= 2_000) contentWordsSeen.delete(contentWordsSeen.keys().next().value!);
   if (text.length <= 2_000) contentWordsSeen.set(text, set);
   return set;
 }

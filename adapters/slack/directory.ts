@@ -4,6 +4,7 @@
  * and the reverse map from a Slack thread (channel + thread_ts) back to the conversation. Plain
  * state, not a record of work: what was delivered is the delivery core's cursor.
  */
+import { RecentMap } from '../../src/recent-map.ts';
 import type { KeyValue } from '../../src/store/store.ts';
 import type { PostedRef } from './api.ts';
 
@@ -39,19 +40,16 @@ export class SlackDirectory {
    * Roots read or recorded lately, most recent last. A root is recorded once, when its thread
    * opens, and never replaced, so a kept copy stays right: each mirror skips a store read.
    */
-  private readonly roots = new Map<string, Readonly<PostedRef>>();
+  private readonly roots = new RecentMap<string, Readonly<PostedRef>>(ROOTS_KEPT);
 
   constructor(private readonly kv: KeyValue) {}
 
   /** The conversation's thread root, if the thread was opened. */
   async thread(conversationId: string): Promise<PostedRef | undefined> {
     const kept = this.roots.get(conversationId);
-    if (kept) {
-      this.keep(conversationId, kept);
-      return kept;
-    }
+    if (kept) return kept;
     const root = await this.kv.get<PostedRef>(`thread:${conversationId}`);
-    if (root) this.keep(conversationId, Object.freeze(root));
+    if (root) this.roots.set(conversationId, Object.freeze(root));
     return root;
   }
 
@@ -59,13 +57,7 @@ export class SlackDirectory {
   async setThread(conversationId: string, root: PostedRef): Promise<void> {
     await this.link(root, conversationId);
     await this.kv.set(`thread:${conversationId}`, root);
-    this.keep(conversationId, Object.freeze({ ...root }));
-  }
-
-  private keep(conversationId: string, root: Readonly<PostedRef>): void {
-    this.roots.delete(conversationId);
-    if (this.roots.size >= ROOTS_KEPT) this.roots.delete(this.roots.keys().next().value!);
-    this.roots.set(conversationId, root);
+    this.roots.set(conversationId, Object.freeze({ ...root }));
   }
 
   briefings(conversationId: string): Promise<BriefingCopy[]> {

@@ -16,6 +16,7 @@ import { conversationLogger, type Logger } from '../log.ts';
 import type { Conversation } from '../model.ts';
 import type { agentMaySpeak } from '../ownership.ts';
 import type { Policy } from '../policy.ts';
+import { RecentMap } from '../recent-map.ts';
 import type { Store, WorkItem } from '../store/store.ts';
 import { AGENT, type Committer } from './commit.ts';
 import type { Rules } from './rules.ts';
@@ -60,13 +61,11 @@ export class AgentTurns implements Destination {
   }
 
   /** The latest ownership version heard per conversation (bounded: only recent changes matter). */
-  private readonly ownershipSeen = new Map<string, number>();
+  private readonly ownershipSeen = new RecentMap<string, number>(10_000);
 
   private rememberOwnership(conversationId: string, ownershipVersion: number): void {
-    if ((this.ownershipSeen.get(conversationId) ?? -1) >= ownershipVersion) return;
-    this.ownershipSeen.delete(conversationId);
+    if ((this.ownershipSeen.peek(conversationId) ?? -1) >= ownershipVersion) return;
     this.ownershipSeen.set(conversationId, ownershipVersion);
-    if (this.ownershipSeen.size > 10_000) this.ownershipSeen.delete(this.ownershipSeen.keys().next().value!);
   }
 
   /** A turn commits its own cursor move with its answer; a repeat after a crash is simply the turn again. */
@@ -91,7 +90,7 @@ export class AgentTurns implements Destination {
     const turn: RunningTurn = { controller, startedAt };
     this.running.set(snapshot.id, turn);
     // An ownership change heard since the batch was read (before the turn was listening) stops it now.
-    if ((this.ownershipSeen.get(snapshot.id) ?? startedAt) > startedAt) controller.abort(ownershipChanged());
+    if ((this.ownershipSeen.peek(snapshot.id) ?? startedAt) > startedAt) controller.abort(ownershipChanged());
     const timeout = setTimeout(() => controller.abort(new BridgeError('agent_timeout', `The agent took longer than ${this.options.timeoutMs} ms.`)), this.options.timeoutMs);
     let result: AgentTurnResult;
     try {

@@ -17,6 +17,7 @@
  * A read-only reader (a delivery worker) gets the entry's one frozen view, header included: no copy.
  */
 import { deepFreeze } from '../deep-freeze.ts';
+import { RecentMap } from '../recent-map.ts';
 import type { Conversation, Message } from '../model.ts';
 import type { ChangeNotice, Commit, KeyValue, Lease, ReadOptions, Store, WorkQueue } from './store.ts';
 
@@ -36,16 +37,17 @@ interface Entry {
 const VIEWS = 128;
 
 export class CachedStore implements Store {
-  private readonly entries = new Map<string, Entry>();
-  /** Read-only views by conversation, most recently used last (at most VIEWS). */
-  private readonly views = new Map<string, Conversation>();
+  private readonly entries: RecentMap<string, Entry>;
+  /** Read-only views by conversation (at most VIEWS). */
+  private readonly views = new RecentMap<string, Conversation>(VIEWS);
   readonly backend: string;
   readonly work: WorkQueue;
 
   constructor(
     readonly inner: Store,
-    private readonly maxEntries = DEFAULT_CACHE_SIZE,
+    maxEntries = DEFAULT_CACHE_SIZE,
   ) {
+    this.entries = new RecentMap(maxEntries);
     this.backend = inner.backend;
     this.work = inner.work;
   }
@@ -60,7 +62,7 @@ export class CachedStore implements Store {
   }
 
   async getConversation(id: string, options?: ReadOptions): Promise<Conversation | undefined> {
-    const held = this.entries.get(id);
+    const held = this.entries.peek(id);
     const hand = options?.readOnly ? (entry: Entry) => this.view(id, entry) : copy;
     if (held && options?.atLeast !== undefined && options.atLeast > 0 && held.version >= options.atLeast) return hand(held);
     if (!held) {
@@ -73,9 +75,7 @@ export class CachedStore implements Store {
       return undefined;
     }
     if (read === 'unchanged') {
-      // Most recently used goes last.
-      this.entries.delete(id);
-      this.entries.set(id, held);
+      this.entries.set(id, held); // now the most recently used
       return hand(held);
     }
     return hand(this.remember(id, read, held.messages, read.messages));
@@ -89,7 +89,7 @@ export class CachedStore implements Store {
     const result = await this.inner.commitClaiming(commit);
     const { version } = result;
     const id = commit.conversation.id;
-    const held = this.entries.get(id);
+    const held = this.entries.peek(id);
     // The entry follows the commit only when it was the version this commit replaced.
     const base = held && held.version === commit.expectedVersion ? held.messages : commit.expectedVersion === 0 ? [] : undefined;
     if (base && base.length + commit.appended.length === commit.conversation.messages.length) {
@@ -160,14 +160,8 @@ export class CachedStore implements Store {
   /** The entry's shared conversation, frozen throughout: a reader that tried to change it would fail loudly. */
   private view(id: string, entry: Entry): Conversation {
     const kept = this.views.get(id);
-    if (kept && kept.version === entry.version) {
-      this.views.delete(id);
-      this.views.set(id, kept);
-      return kept;
-    }
+    if (kept && kept.version === entry.version) return kept;
     const view = deepFreeze({ ...(JSON.parse(entry.header) as Header), messages: entry.messages as Message[] });
-    this.views.delete(id);
-    if (this.views.size >= VIEWS) this.views.delete(this.views.keys().next().value!);
     this.views.set(id, view);
     return view;
   }
@@ -175,9 +169,7 @@ export class CachedStore implements Store {
   private remember(id: string, read: Conversation, held: readonly Message[], added: readonly Message[]): Entry {
     const { messages: _messages, ...header } = read;
     const entry: Entry = { version: read.version, header: JSON.stringify(header), messages: added.length === 0 ? held : Object.freeze([...held, ...added.map(deepFreeze)]) };
-    this.entries.delete(id);
     this.entries.set(id, entry);
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
     return entry;
   }
 
