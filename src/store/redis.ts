@@ -114,13 +114,15 @@ end
 -- The cursor JSON (or '') and up to limit items after it addressed to dest, and the first one's
 -- seq. tail (optional): the items this script appended to the log ({ from = length before,
 -- items = { { json, to, seq }... } }), used instead of reading them back.
-local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail)
+local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail, from)
   local raw = field(cursorKey, id)
   local done = readCursor(cursorKey, id)
   local last = lastSeq(lastKey, id)
   local out = {}
   local firstSeq
   local i = done
+  -- from: nothing for dest lies before it (the caller knows), so the log is not read from done.
+  if from and from > i then i = from end
   while #out < limit and i < last do
     if tail and i >= tail.from then
       local e = tail.items[i - tail.from + 1]
@@ -165,8 +167,8 @@ local function beginAttempt(cursorKey, id, seq)
   return writeCursor(cursorKey, id, done, attempt)
 end
 -- pendingFor, and when begin is set, an attempt recorded on the first item ({ cursor, items, 1 }).
-local function pendingBegun(cursorKey, lastKey, logKey, id, dest, limit, begin, tail)
-  local pending, firstSeq = pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail)
+local function pendingBegun(cursorKey, lastKey, logKey, id, dest, limit, begin, tail, from)
+  local pending, firstSeq = pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail, from)
   if begin and #pending[2] > 0 then
     pending[1] = beginAttempt(cursorKey, id, firstSeq)
     pending[3] = 1
@@ -224,26 +226,37 @@ local logKey = p .. 'log:' .. a.id
 -- below reads neither back.
 local tail
 local scores = {}
+local skipTo = {}
 if #a.work > 0 then
   local now = clock()
   local seq = redis.call('LLEN', logKey)
   tail = { from = seq, items = {} }
-  local bodies, dests, lastOf = {}, {}, {}
+  local bodies, dests, firstOf, lastOf = {}, {}, {}, {}
   for k, to in ipairs(a.work) do
     seq = seq + 1
     local json = '{"seq":' .. int(seq) .. ',"at":' .. int(now) .. ',"version":' .. int(version) .. ',' .. string.sub(ARGV[3 + a.messages + k], 2)
     bodies[#bodies + 1] = json
     tail.items[#tail.items + 1] = { json = json, to = to, seq = seq }
     for _, d in ipairs(to) do
-      if not lastOf[d] then dests[#dests + 1] = d end
+      if not lastOf[d] then
+        dests[#dests + 1] = d
+        firstOf[d] = seq
+      end
       lastOf[d] = seq
     end
   end
   pushAll(logKey, bodies, 1, #bodies)
+  local claiming = {}
+  if a.claim then
+    for _, d in ipairs(a.claim.dests) do claiming[d] = true end
+  end
   -- One due entry and one last seq per destination, however many items name it.
   for _, d in ipairs(dests) do
     if redis.call('ZADD', p .. 'due:' .. d, 'NX', int(now), a.id) == 1 then scores[d] = now end
     local lastKey = p .. 'last:' .. d
+    -- A destination to claim that had nothing pending: its work starts at its first new item, and
+    -- the items between its cursor and there (for others) need not be read back.
+    if claiming[d] and tail.from > 0 and lastSeq(lastKey, a.id) <= readCursor(p .. 'cursor:' .. d, a.id) then skipTo[d] = firstOf[d] - 1 end
     redis.call('HSET', lastKey, a.id, int(lastOf[d]))
     remember(lastKey, a.id, int(lastOf[d]))
   end
@@ -293,7 +306,7 @@ if a.claim then
       claimed[d] = true
       out[#out + 1] = d
       out[#out + 1] = token
-      out[#out + 1] = pendingBegun(p .. 'cursor:' .. d, p .. 'last:' .. d, logKey, a.id, d, a.claim.items, a.claim.begin[d] ~= nil, tail)
+      out[#out + 1] = pendingBegun(p .. 'cursor:' .. d, p .. 'last:' .. d, logKey, a.id, d, a.claim.items, a.claim.begin[d] ~= nil, tail, skipTo[d])
     end
   end
 end

@@ -140,9 +140,13 @@ function prepare(db: Database.Database) {
     addWork: one<[string, number, string], unknown>('INSERT INTO work_log (conversation_id, seq, body) VALUES (?, ?, ?)'),
     workItems: one<[string, number, number, number], string>('SELECT body FROM work_log WHERE conversation_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?').pluck(),
     state: one<[string, string], WorkStateRow>('SELECT due_at, lease_token, last_seq, done, attempt FROM work_state WHERE destination = ? AND conversation_id = ?'),
-    workDue: one<[{ destination: string; id: string; now: number; last: number }], unknown>(
-      `INSERT INTO work_state (destination, conversation_id, due_at, last_seq) VALUES (@destination, @id, @now, @last)
-       ON CONFLICT (destination, conversation_id) DO UPDATE SET last_seq = @last, due_at = COALESCE(due_at, @now)`,
+    // A destination with nothing pending is done with everything before its first new item (the
+    // items between were for others), so reading its work starts there and not at an old cursor.
+    workDue: one<[{ destination: string; id: string; now: number; first: number; last: number }], unknown>(
+      `INSERT INTO work_state (destination, conversation_id, due_at, last_seq, done) VALUES (@destination, @id, @now, @last, @first - 1)
+       ON CONFLICT (destination, conversation_id) DO UPDATE SET last_seq = @last, due_at = COALESCE(due_at, @now),
+         done = CASE WHEN done >= last_seq THEN MAX(done, @first - 1) ELSE done END,
+         attempt = CASE WHEN done >= last_seq THEN NULL ELSE attempt END`,
     ),
     schedule: one<[{ destination: string; id: string; at: number | null }], unknown>(
       `INSERT INTO work_state (destination, conversation_id, due_at) VALUES (@destination, @id, @at)
@@ -651,15 +655,19 @@ export class SqliteStore implements Store {
       const written: WorkItem[] = [];
       if (commit.work?.length) {
         let seq = s.lastWork.get(c.id) ?? 0;
+        const firstFor = new Map<string, number>();
         const lastFor = new Map<string, number>();
         for (const work of commit.work) {
           seq += 1;
           const item: WorkItem = { seq, to: work.to, payload: work.payload, at: now, version };
           s.addWork.run(c.id, seq, JSON.stringify(item));
           written.push(item);
-          for (const destination of work.to) lastFor.set(destination, seq);
+          for (const destination of work.to) {
+            if (!firstFor.has(destination)) firstFor.set(destination, seq);
+            lastFor.set(destination, seq);
+          }
         }
-        for (const [destination, last] of lastFor) s.workDue.run({ destination, id: c.id, now, last });
+        for (const [destination, last] of lastFor) s.workDue.run({ destination, id: c.id, now, first: firstFor.get(destination)!, last });
         destinations.push(...lastFor.keys());
       }
       if (commit.schedule) {

@@ -96,6 +96,28 @@ describe('redis scripts: commands per call', () => {
     expect(counts).toMatchObject({ zscore: 1, lrange: 1, time: 1 });
   });
 
+  it('a claim for a destination with nothing pending reads none of the log before its new item', async () => {
+    const m1 = message('c9_m1', 'one');
+    const c = conversationFixture({ id: 'c9', messages: [m1] });
+    await store.commit({ conversation: c, expectedVersion: 0, appended: [m1], work: [{ to: ['x'], payload: mirror(m1.id) }, { to: ['y'], payload: mirror(m1.id) }] });
+    const [lease] = await store.work.lease('x', { limit: 1, leaseMs: 30_000 });
+    expect(await store.work.finish(lease!, 1)).toBe(true);
+    const m2 = message('c9_m2', 'two');
+    const next: Commit = {
+      conversation: { ...c, version: 1, messages: [m1, m2] },
+      expectedVersion: 1,
+      appended: [m2],
+      work: [{ to: ['y'], payload: mirror(m2.id) }, { to: ['x'], payload: mirror(m2.id) }],
+      claim: { destinations: ['x'], leaseMs: 30_000 },
+    };
+    let claimed: Awaited<ReturnType<Store['commitClaiming']>>['claimed'] = [];
+    const counts = await counted(async () => ({ claimed } = await store.commitClaiming(next)));
+    // Item 2 (for y) lies between x's cursor and its new item: it is not read back to be skipped.
+    expect(claimed[0]!.pending!.items.map((i) => i.seq)).toEqual([4]);
+    expect(claimed[0]!.pending).toEqual(await store.work.pending('x', 'c9', 50));
+    expect(counts.lrange ?? 0).toBe(0);
+  });
+
   it('a commit without work does not read the clock or the log', async () => {
     const m1 = message('c3_m1', 'quiet');
     const counts = await counted(() => store.commit({ conversation: conversationFixture({ id: 'c3', messages: [m1] }), expectedVersion: 0, appended: [m1] }));
@@ -118,7 +140,7 @@ describe('redis scripts: commands per call', () => {
   });
 
   it('a lease with its first batch reads the cursor and the last seq once', async () => {
-    const m1 = message('c5_m1', 'hi');
+    const m1 = message('c9_m1', 'hi');
     await store.commit({ conversation: conversationFixture({ id: 'c5', messages: [m1] }), expectedVersion: 0, appended: [m1], work: [{ to: ['g'], payload: mirror(m1.id) }] });
     const counts = await counted(() => store.work.lease('g', { limit: 1, leaseMs: 30_000, begin: true }));
     expect(counts).toMatchObject({ hget: 2, time: 1, lrange: 1 });

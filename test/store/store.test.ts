@@ -375,6 +375,26 @@ describe.each(backends)('store on $name', (backend) => {
       expect(next.claimed[0]!.pending).toEqual({ cursor: { done: 3 }, items: [expect.objectContaining({ seq: 4, to: ['ol-slack', 'ol-customer'], version: again.version + 1 })] });
     });
 
+    it('a commit that leases for a destination with nothing pending hands over its new items only, past the ones for others', async () => {
+      await open(store, 'sk', ['sk-slack']);
+      const [lease] = await store.work.lease('sk-slack', { limit: 1, leaseMs: 5_000 });
+      expect(await store.work.finish(lease!, 1)).toBe(true);
+      const current = (await store.getConversation('sk'))!;
+      await store.commit({ conversation: current, expectedVersion: current.version, appended: [], work: [{ to: ['sk-agent'], payload: mirror('others') }, { to: ['sk-agent'], payload: mirror('more') }] });
+      const again = (await store.getConversation('sk'))!;
+      const made = await store.commitClaiming({
+        conversation: again,
+        expectedVersion: again.version,
+        appended: [],
+        work: [{ to: ['sk-agent'], payload: mirror('theirs') }, { to: ['sk-slack'], payload: mirror('mine') }, { to: ['sk-slack', 'sk-agent'], payload: mirror('both') }],
+        claim: { destinations: ['sk-slack'], leaseMs: 5_000 },
+      });
+      expect(made.claimed[0]!.pending!.items.map((i) => i.seq)).toEqual([5, 6]);
+      // What the lease brought is what its worker would read: nothing skipped for it, nothing of others'.
+      expect(made.claimed[0]!.pending).toEqual(await store.work.pending('sk-slack', 'sk', 50));
+      expect((await store.work.pending('sk-agent', 'sk', 50)).items.map((i) => i.seq)).toEqual([2, 3, 4, 6]);
+    });
+
     // Each test uses its own destination names, so the due sets do not mix.
     it('a commit makes the destinations it names due now, and no others', async () => {
       const before = Date.now();
