@@ -126,7 +126,7 @@ const STOP_WORDS = new Set(
   ),
 );
 
-/** Recent texts' content words: each new message is compared with every earlier one, which is then not normalised again. */
+/** Recent texts' content words: for texts compared again without their message (the offline agent's questions, reads that bypass the cache). */
 const contentWordsSeen = new RecentMap<string, ReadonlySet<string>>(2_000);
 
 function contentWords(text: string): ReadonlySet<string> {
@@ -141,18 +141,29 @@ function contentWords(text: string): ReadonlySet<string> {
   return set;
 }
 
+/** A stored message's content words, kept with the message (the cache shares frozen messages between turns). */
+const messageWords = new WeakMap<Message, ReadonlySet<string>>();
+
+function contentWordsOf(message: Message): ReadonlySet<string> {
+  let words = messageWords.get(message);
+  if (!words) messageWords.set(message, (words = contentWords(message.text)));
+  return words;
+}
+
 /** Acknowledgements: saying "thanks" three times is not asking the same question three times. */
 const PLEASANTRIES = new Set('thanks thank thx ty ok okay kk great perfect cool nice fine sure alright good bye goodbye cheers got it understood noted'.split(' '));
 
-function isPleasantry(text: string): boolean {
-  const words = [...contentWords(text)];
-  return words.length === 0 || words.every((w) => PLEASANTRIES.has(w));
+function isPleasantry(words: ReadonlySet<string>): boolean {
+  for (const w of words) if (!PLEASANTRIES.has(w)) return false;
+  return true;
 }
 
 /** Jaccard similarity of content words; 1 = same question. */
 export function similarity(a: string, b: string): number {
-  const wa = contentWords(a);
-  const wb = contentWords(b);
+  return wordSimilarity(contentWords(a), contentWords(b));
+}
+
+function wordSimilarity(wa: ReadonlySet<string>, wb: ReadonlySet<string>): number {
   if (wa.size === 0 || wb.size === 0) return 0;
   let common = 0;
   for (const w of wa) if (wb.has(w)) common++;
@@ -184,15 +195,16 @@ export function evaluateCustomerTriggers(conversation: Conversation, policy: Pol
   if (!last || last.author.role !== 'customer') return undefined;
   const text = last.text;
 
-  const words = complianceWords(text, policy.compliance.words);
-  if (words.length > 0) {
-    return { trigger: 'compliance', reason: `Compliance-sensitive words: ${words.join(', ')}`, priority: 'high' };
+  const compliance = complianceWords(text, policy.compliance.words);
+  if (compliance.length > 0) {
+    return { trigger: 'compliance', reason: `Compliance-sensitive words: ${compliance.join(', ')}`, priority: 'high' };
   }
   if (asksForPerson(text, policy.explicitRequest.extraPhrases)) {
     return { trigger: 'explicit_request', reason: 'The customer asked for a person', priority: 'normal' };
   }
   const earlier = customerMessagesSinceHandback(conversation.messages).slice(0, -1);
-  const sameQuestion = isPleasantry(text) ? 1 : earlier.filter((m) => similarity(m.text, text) >= 0.6).length + 1;
+  const words = contentWordsOf(last);
+  const sameQuestion = isPleasantry(words) ? 1 : earlier.filter((m) => wordSimilarity(contentWordsOf(m), words) >= 0.6).length + 1;
   if (sameQuestion >= policy.behaviour.repeatThreshold) {
     return { trigger: 'repetition', reason: `The customer asked the same thing ${sameQuestion} times`, priority: 'high' };
   }
