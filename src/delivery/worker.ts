@@ -36,10 +36,11 @@ export interface Destination {
   readonly name: string;
   /**
    * Does one item. Resolving means done (the worker moves the cursor); `'committed'` means the
-   * destination already moved the cursor in its own commit. Throw `RetryLaterError`,
+   * destination already moved the cursor in its own commit, and `'finished'` that the commit also
+   * gave the lease back, nothing being left (the run ends). Throw `RetryLaterError`,
    * `PermanentDeliveryError`, or anything else for "transient, retry with backoff".
    */
-  handle(item: WorkItem, context: WorkContext): Promise<void | 'committed'>;
+  handle(item: WorkItem, context: WorkContext): Promise<void | 'committed' | 'finished'>;
   /**
    * Whether each attempt at this item is recorded before it starts (default true). Only a
    * destination whose repeat is harmless without looking (a web chat frame, an agent turn that
@@ -180,7 +181,7 @@ export class DeliveryWorker {
           }
           const context: WorkContext = { conversation, attempt, lease, later: items.slice(i + 1), signal: controller.signal };
           const outcome = await this.attempt(item, context);
-          if (outcome === 'lost') return;
+          if (outcome === 'lost' || outcome === 'finished') return;
           if (outcome !== 'done' && outcome !== 'committed') {
             // Failed: keep what was done, remember the attempt (for the backoff), come back at retryAt.
             if (!records) await this.store.work.begin(lease, item.seq);
@@ -209,14 +210,14 @@ export class DeliveryWorker {
     }
   }
 
-  /** One attempt at one item: `done`, `committed`, `lost`, or when to retry. */
-  private async attempt(item: WorkItem, context: WorkContext): Promise<'done' | 'committed' | 'lost' | { retryAt: number }> {
+  /** One attempt at one item: `done`, `committed`, `finished`, `lost`, or when to retry. */
+  private async attempt(item: WorkItem, context: WorkContext): Promise<'done' | 'committed' | 'finished' | 'lost' | { retryAt: number }> {
     const { conversation, attempt } = context;
     const log = conversationLogger(this.logger, conversation);
     try {
       const result = await this.destination.handle(item, context);
       if (attempt.count > 1) log.info({ seq: item.seq, kind: item.payload.kind, attempts: attempt.count }, 'delivered after retrying');
-      return result === 'committed' ? 'committed' : 'done';
+      return result === 'committed' || result === 'finished' ? result : 'done';
     } catch (err) {
       if (err instanceof LeaseLostError || (context.signal.aborted && context.signal.reason instanceof LeaseLostError)) return 'lost';
       if (err instanceof PermanentDeliveryError) {

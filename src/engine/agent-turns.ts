@@ -73,7 +73,7 @@ export class AgentTurns implements Destination {
     return false;
   }
 
-  async handle(item: WorkItem, context: WorkContext): Promise<void | 'committed'> {
+  async handle(item: WorkItem, context: WorkContext): Promise<void | 'committed' | 'finished'> {
     if (item.payload.kind !== 'turn') return;
     // Several unanswered messages get one answer, to the latest.
     if (context.later.some((later) => later.payload.kind === 'turn')) return;
@@ -116,17 +116,17 @@ export class AgentTurns implements Destination {
       context.signal.removeEventListener('abort', onLeaseLost);
       if (this.running.get(snapshot.id) === turn) this.running.delete(snapshot.id);
     }
-    await this.commitAnswer(snapshot, startedAt, item, context, result, log);
-    return 'committed';
+    // The answer's commit gives the lease back too when this was the last turn waiting.
+    return (await this.commitAnswer(snapshot, startedAt, item, context, result, log)) ? 'finished' : 'committed';
   }
 
-  /** Commits the answer with the cursor move; retries a failing store a few times before giving the turn back. */
-  private async commitAnswer(snapshot: Conversation, startedAt: number, item: WorkItem, context: WorkContext, result: AgentTurnResult, log: Logger): Promise<void> {
+  /** Commits the answer with the cursor move; retries a failing store a few times before giving the turn back. True when the commit also gave the lease back. */
+  private async commitAnswer(snapshot: Conversation, startedAt: number, item: WorkItem, context: WorkContext, result: AgentTurnResult, log: Logger): Promise<boolean> {
     const { committer, rules, mayAgentSpeak } = this.options;
     for (let attempt = 1; ; attempt++) {
       let dropped = false;
       try {
-        await committer.change(
+        const { released } = await committer.change(
           snapshot.id,
           (c, sink) => {
             dropped = false;
@@ -153,10 +153,11 @@ export class AgentTurns implements Destination {
             // Several agents: the turn's hops go in before its answer; the answer is signed by its agent.
             recordAgentHandoffs(c, sink, rules, result, mark);
           },
-          { cursor: { lease: context.lease, seq: item.seq } },
+          // Items after this one in the batch are still to do: the lease stays for them.
+          { cursor: { lease: context.lease, seq: item.seq, release: context.later.length === 0 } },
         );
         if (dropped) log.info({ startedAt }, 'agent output dropped: the conversation changed during the turn');
-        return;
+        return released === true;
       } catch (err) {
         if (err instanceof LeaseLostError) throw err;
         if (!(err instanceof StoreUnavailableError) || attempt >= 5) throw err; // the turn runs again later

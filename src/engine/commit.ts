@@ -42,8 +42,8 @@ export interface ChangeOptions {
   fresh?: Conversation;
   /** Inbound idempotency key recorded with the change. */
   inbound?: { key: string; ttlMs: number };
-  /** A worker's cursor moved by the same commit. */
-  cursor?: { lease: Lease; seq: number };
+  /** A worker's cursor moved by the same commit; `release`: its lease goes back too if nothing is left. */
+  cursor?: { lease: Lease; seq: number; release?: boolean };
   /** Rewrite the timers' schedule even if the timers look unchanged (the timer worker's own commits). */
   reschedule?: boolean;
 }
@@ -77,7 +77,7 @@ export class Committer {
    * Applies `change` to the latest committed state and commits it with its work. `change` must be
    * pure (it may run more than once) and may throw a typed error to refuse.
    */
-  async change<T>(conversationId: string, change: (c: Conversation, sink: ChangeSink) => T, options: ChangeOptions = {}): Promise<{ conversation: Conversation; result: T }> {
+  async change<T>(conversationId: string, change: (c: Conversation, sink: ChangeSink) => T, options: ChangeOptions = {}): Promise<{ conversation: Conversation; result: T; released?: boolean }> {
     return this.local.withLock(conversationId, async () => {
       for (let attempt = 1; ; attempt++) {
         // The store hands out a copy per read, so the change edits it in place. `before` keeps what
@@ -105,7 +105,7 @@ export class Committer {
         const claim = this.claimFor(commit.work ?? []);
         if (claim) commit.claim = claim;
         try {
-          const { version, claimed } = await this.store.commitClaiming(commit);
+          const { version, claimed, released } = await this.store.commitClaiming(commit);
           c.version = version;
           if (claimed.length) this.routing.claimed?.(claimed);
           this.routing.observed?.(observations);
@@ -114,7 +114,7 @@ export class Committer {
             const { from, to, reason, trigger } = effect.change;
             conversationLogger(this.logger, c).info({ from, to, reason, trigger }, 'ownership changed');
           }
-          return { conversation: c, result };
+          return released ? { conversation: c, result, released } : { conversation: c, result };
         } catch (err) {
           // Lost a race: run the change again on what the winner committed.
           if (err instanceof VersionConflictError && attempt < this.maxAttempts) continue;

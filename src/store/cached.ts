@@ -19,7 +19,7 @@
 import { deepFreeze } from '../deep-freeze.ts';
 import { RecentMap } from '../recent-map.ts';
 import type { Conversation, Message } from '../model.ts';
-import type { ChangeNotice, Commit, KeyValue, Lease, ReadOptions, Store, WorkQueue } from './store.ts';
+import type { ChangeNotice, Commit, CommitResult, KeyValue, ReadOptions, Store, WorkQueue } from './store.ts';
 
 /** Conversations kept per instance (least recently used are dropped first). */
 export const DEFAULT_CACHE_SIZE = 1_000;
@@ -85,7 +85,7 @@ export class CachedStore implements Store {
     return (await this.commitClaiming(commit)).version;
   }
 
-  async commitClaiming(commit: Commit): Promise<{ version: number; claimed: Lease[] }> {
+  async commitClaiming(commit: Commit): Promise<CommitResult> {
     const result = await this.inner.commitClaiming(commit);
     const { version } = result;
     const id = commit.conversation.id;

@@ -39,7 +39,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionConflictError } from '../errors.ts';
 import type { Conversation, Message } from '../model.ts';
 import { connectRedis, redisAdapterData, type AdapterData } from './keyv-store.ts';
-import type { ChangeNotice, Commit, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
+import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -285,10 +285,18 @@ if a.schedule then
     scores[a.schedule.dest] = a.schedule.at
   end
 end
+-- The cursor's worker is done if nothing is left for it: its lease goes back in this script.
+local released = false
 if a.cursor then
-  advanceCursor(p .. 'cursor:' .. a.cursor.dest, a.id, a.cursor.seq)
+  local cursorKey = p .. 'cursor:' .. a.cursor.dest
+  advanceCursor(cursorKey, a.id, a.cursor.seq)
+  if a.cursor.release and lastSeq(p .. 'last:' .. a.cursor.dest, a.id) <= readCursor(cursorKey, a.id) then
+    redis.call('HDEL', p .. 'lease:' .. a.cursor.dest, a.id)
+    redis.call('ZREM', p .. 'due:' .. a.cursor.dest, a.id)
+    released = true
+  end
 end
-local out = { 'ok', int(version) }
+local out = { released and 'released' or 'ok', int(version) }
 local claimed = {}
 if a.claim then
   local now = clock()
@@ -554,7 +562,7 @@ export class RedisStore implements Store {
     return (await this.commitClaiming(commit)).version;
   }
 
-  async commitClaiming(commit: Commit): Promise<{ version: number; claimed: Lease[] }> {
+  async commitClaiming(commit: Commit): Promise<CommitResult> {
     const { conversation, expectedVersion } = commit;
     const id = conversation.id;
     if (!Number.isInteger(expectedVersion) || expectedVersion < 0) throw new TypeError(`expectedVersion must be a whole number >= 0, got ${expectedVersion}`);
@@ -575,7 +583,7 @@ export class RedisStore implements Store {
       work: work.map((w) => w.to),
       indexes: (commit.indexes ?? []).map((x) => (x.op === 'set' && x.ttlMs !== undefined ? { op: x.op, key: x.key, value: x.value, ttl: ttl(x.ttlMs) } : x.op === 'set' ? { op: x.op, key: x.key, value: x.value } : x)),
       ...(commit.inbound ? { inbound: { key: commit.inbound.key, ttl: ttl(commit.inbound.ttlMs) } } : {}),
-      ...(commit.cursor ? { cursor: { dest: commit.cursor.lease.destination, token: commit.cursor.lease.token, seq: commit.cursor.seq } } : {}),
+      ...(commit.cursor ? { cursor: { dest: commit.cursor.lease.destination, token: commit.cursor.lease.token, seq: commit.cursor.seq, ...(commit.cursor.release ? { release: true } : {}) } } : {}),
       ...(commit.schedule ? { schedule: { dest: commit.schedule.destination, at: commit.schedule.at === null ? null : Math.round(commit.schedule.at) } } : {}),
       noticeTo: destinations,
       ...(commit.claim?.destinations.length
@@ -596,13 +604,14 @@ export class RedisStore implements Store {
     const reply = (await guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], args))) as unknown[];
     const [outcome, detail] = Array.isArray(reply) ? reply : [];
     switch (outcome) {
-      case 'ok': {
+      case 'ok':
+      case 'released': {
         const claimed: Lease[] = [];
         for (let i = 2; i + 2 < reply.length; i += 3) claimed.push({ destination: String(reply[i]), conversationId: id, token: String(reply[i + 1]), pending: parsePending(reply[i + 2] as PendingReply) });
         // This instance hears its own commits at once; the others through the channel.
         if (claimed.length) notice.leased = claimed.map((l) => l.destination);
         this.notify(notice);
-        return { version: Number(detail), claimed };
+        return outcome === 'released' ? { version: Number(detail), claimed, released: true } : { version: Number(detail), claimed };
       }
       case 'conflict':
         throw new VersionConflictError(id, expectedVersion, detail === '' || detail == null ? undefined : Number(detail));

@@ -58,7 +58,7 @@ import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionCo
 import { createLogger, type Logger } from '../log.ts';
 import type { Conversation, Message } from '../model.ts';
 import { InProcessLocks } from './locks.ts';
-import type { ChangeNotice, Commit, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
+import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
 
 /**
  * The on-disk format (unchanged since the first release; files written then open as they are).
@@ -623,11 +623,11 @@ export class SqliteStore implements Store {
     return (await this.commitClaiming(commit)).version;
   }
 
-  async commitClaiming(commit: Commit): Promise<{ version: number; claimed: Lease[] }> {
+  async commitClaiming(commit: Commit): Promise<CommitResult> {
     const { conversation: c } = commit;
     const version = commit.expectedVersion + 1;
     // The write returns what it did, and changes nothing outside the store: a batch may run it twice.
-    const { destinations, claimed } = await this.writer.write(`commit conversation ${c.id}`, () => {
+    const { destinations, claimed, released } = await this.writer.write(`commit conversation ${c.id}`, () => {
       const { s } = this;
       const now = this.now();
       // Every check first.
@@ -691,13 +691,23 @@ export class SqliteStore implements Store {
             break;
         }
       }
-      return { destinations, claimed: commit.claim ? this.work.claim(c.id, commit.claim, now, written) : [] };
+      // The cursor's worker is done if nothing is left for it: its lease goes back in this write.
+      let released = false;
+      if (commit.cursor?.release) {
+        const { lease } = commit.cursor;
+        const state = s.state.get(lease.destination, lease.conversationId)!;
+        if (state.last_seq <= state.done) {
+          s.unlease.run(null, lease.destination, lease.conversationId);
+          released = true;
+        }
+      }
+      return { destinations, claimed: commit.claim ? this.work.claim(c.id, commit.claim, now, written) : [], released };
     });
     const notice: ChangeNotice = { conversationId: c.id, version, ownershipVersion: c.ownershipVersion, destinations };
     // Nobody else need look for what this commit leased.
     if (claimed.length) notice.leased = claimed.map((l) => l.destination);
     this.changes.emit('change', notice);
-    return { version, claimed };
+    return released ? { version, claimed, released } : { version, claimed };
   }
 
   indexValue(key: string): Promise<string | undefined> {

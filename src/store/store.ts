@@ -55,6 +55,13 @@ export type IndexWrite =
   | { op: 'remove'; key: string; member: string };
 
 /** Everything one change writes, atomically. */
+/** What a commit did besides writing: the leases it took for this instance, and whether it gave the cursor's lease back. */
+export interface CommitResult {
+  version: number;
+  claimed: Lease[];
+  released?: boolean;
+}
+
 export interface Commit {
   /** The conversation after the change; `version` is still the one that was read. */
   conversation: Conversation;
@@ -67,8 +74,12 @@ export interface Commit {
   indexes?: IndexWrite[];
   /** Inbound idempotency: the commit fails with `DuplicateInboundError` if this key was already committed. */
   inbound?: { key: string; ttlMs: number };
-  /** A worker's cursor moving in the same commit (an agent turn's answer and its `turn` work). */
-  cursor?: { lease: Lease; seq: number };
+  /**
+   * A worker's cursor moving in the same commit (an agent turn's answer and its `turn` work).
+   * `release`: also give the lease back when nothing is left for its destination after `seq`, so
+   * the worker needs no write of its own to finish (`commitClaiming` says whether it did).
+   */
+  cursor?: { lease: Lease; seq: number; release?: boolean };
   /**
    * When the conversation is next due for `destination` regardless of work items: the earliest of
    * its timers (epoch ms), or null for none. Written as is (no compare): firing is made safe by the
@@ -184,8 +195,8 @@ export interface Store {
    * outcome is unknown: a retry from a fresh read is always safe). Returns the new version.
    */
   commit(commit: Commit): Promise<number>;
-  /** `commit`, also returning the leases `commit.claim` took (each with `pending`). */
-  commitClaiming(commit: Commit): Promise<{ version: number; claimed: Lease[] }>;
+  /** `commit`, also returning the leases `commit.claim` took (each with `pending`), and whether `commit.cursor.release` gave its lease back. */
+  commitClaiming(commit: Commit): Promise<CommitResult>;
   /** Reads an index value written by a commit (`ticket:HB-1042` → conversation id). */
   indexValue(key: string): Promise<string | undefined>;
   /** Members of an index set (`held:<operator id>` → conversation ids). */

@@ -138,3 +138,25 @@ it("a platform's retry of a committed command changes nothing, and a retry of on
   await expect(t.bridge.returnToAgent({ conversationId: conversation.id, operator: dana, idempotencyKey: 'evt-x' })).rejects.toThrow();
   await t.close();
 });
+
+it("an agent turn's answer gives the agent's lease back in its own commit: no separate write finishes the turn", async () => {
+  const t = await createTestBridge({ channels: [new MemoryChannel('api')] });
+  // Count the work writes the agent's worker makes on a real store.
+  const finishes: string[] = [];
+  const work = t.store.work;
+  const finish = work.finish.bind(work);
+  work.finish = (lease, done, retryAt) => {
+    finishes.push(lease.destination);
+    return finish(lease, done, retryAt);
+  };
+  const { conversation } = await t.bridge.customerMessage({ origin: 'api', customer: { id: 'c' }, text: 'What are your opening hours?' });
+  await t.bridge.idle();
+  await t.bridge.customerMessage({ conversationId: conversation.id, origin: 'api', customer: { id: 'c' }, text: 'And on Sundays?' });
+  await t.bridge.idle();
+  const c = (await t.bridge.getConversation(conversation.id))!;
+  expect(c.messages.map((m) => m.author.role)).toEqual(['customer', 'agent', 'customer', 'agent']);
+  expect(finishes.filter((d) => d === 'agent')).toEqual([]);
+  // Nothing left leased or due for the agent: the next message is answered at once, as the second was.
+  expect(await t.store.work.nextDue('agent')).toBeUndefined();
+  await t.close();
+});

@@ -657,6 +657,33 @@ describe.each(backends)('store on $name', (backend) => {
       await store.work.release(current!);
       expect(await store.work.nextDue('agent-c')).toBeUndefined();
     });
+    it('a commit that moves a worker cursor can give its lease back in the same write, only when nothing is left', async () => {
+      await open(store, 'w_rel', ['agent-r']);
+      const [lease] = await store.work.lease('agent-r', { limit: 1, leaseMs: 60_000 });
+      // Something is left after the cursor: the lease stays, and the worker finishes as usual.
+      await change(store, 'w_rel', { say: [message('rel2', 'and another thing')], work: [{ to: ['agent-r'], payload: mirror('rel2') }] });
+      let current = (await store.getConversation('w_rel'))!;
+      const kept = await store.commitClaiming({ conversation: current, expectedVersion: current.version, appended: [], cursor: { lease: lease!, seq: 1, release: true } });
+      expect(kept.released).toBeUndefined();
+      expect(await store.work.lease('agent-r', { limit: 1, leaseMs: 60_000 })).toEqual([]);
+      // The last item answered: the lease goes back with the commit, and nothing is due.
+      current = (await store.getConversation('w_rel'))!;
+      const answer = message('rel-answer', 'Done', 'agent');
+      const made = await store.commitClaiming({
+        conversation: { ...current, messages: [...current.messages, answer] },
+        expectedVersion: current.version,
+        appended: [answer],
+        work: [{ to: ['customer-r'], payload: deliver(answer.id) }],
+        cursor: { lease: lease!, seq: 2, release: true },
+      });
+      expect(made.released).toBe(true);
+      expect(await store.work.nextDue('agent-r')).toBeUndefined();
+      expect(await store.work.pending('agent-r', 'w_rel')).toMatchObject({ items: [] });
+      await expect(store.work.finish(lease!)).rejects.toBeInstanceOf(LeaseLostError);
+      // New work after it is leased afresh, by anyone.
+      await change(store, 'w_rel', { say: [message('rel3', 'thanks')], work: [{ to: ['agent-r'], payload: mirror('rel3') }] });
+      expect((await store.work.lease('agent-r', { limit: 1, leaseMs: 60_000 })).map((l) => l.conversationId)).toEqual(['w_rel']);
+    });
   });
 
   describe('change notices', () => {
