@@ -51,6 +51,9 @@ export interface Destination {
   stuck?(item: WorkItem, context: WorkContext, error: unknown): Promise<void>;
 }
 
+/** Items read at a time, after the batch a lease brought. */
+const BATCH_ITEMS = 50;
+
 export interface WorkerOptions {
   store: Store;
   destination: Destination;
@@ -146,12 +149,13 @@ export class DeliveryWorker {
       let prefetched = lease.pending;
       for (;;) {
         if (controller.signal.aborted) return;
-        const batch: NonNullable<Lease['pending']> = prefetched ?? (await this.store.work.pending(this.name, lease.conversationId, 50));
+        const batch: NonNullable<Lease['pending']> = prefetched ?? (await this.store.work.pending(this.name, lease.conversationId, BATCH_ITEMS));
         const { cursor, items, begun } = batch;
         prefetched = undefined;
         if (items.length === 0 || !this.running) {
           // Nothing addressed to us (or stopping): give the lease back, due now if work remains.
-          if (await this.store.work.finish(lease, undefined, this.running ? undefined : Date.now())) return;
+          prefetched = await this.goOn(lease, undefined);
+          if (!prefetched) return;
           continue;
         }
         // Destinations only read the conversation: the cache may hand over its shared, frozen copy.
@@ -198,7 +202,8 @@ export class DeliveryWorker {
             unwritten = item.seq;
           }
         }
-        if (await this.store.work.finish(lease, unwritten, this.running ? undefined : Date.now())) return;
+        prefetched = await this.goOn(lease, unwritten);
+        if (!prefetched) return;
       }
     } catch (err) {
       if (err instanceof LeaseLostError) return;
@@ -208,6 +213,18 @@ export class DeliveryWorker {
       await this.store.work.release(lease, retryAt).catch(() => {});
       this.loop.dueAt(retryAt);
     }
+  }
+
+  /**
+   * The end of a batch: marks `done` and gives the lease back when nothing is left (or when
+   * stopping, due now), else answers the next batch, its first attempt recorded in the same write.
+   */
+  private async goOn(lease: Lease, done: number | undefined): Promise<NonNullable<Lease['pending']> | undefined> {
+    if (!this.running) {
+      await this.store.work.finish(lease, done, Date.now());
+      return undefined;
+    }
+    return this.store.work.next(lease, done, { items: BATCH_ITEMS, begin: this.beginsOnLease });
   }
 
   /** One attempt at one item: `done`, `committed`, `finished`, `lost`, or when to retry. */

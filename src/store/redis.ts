@@ -415,14 +415,16 @@ return 1
 `;
 
 /**
- * Every finish asked for during one turn of the event loop, in one script. ARGV: per finish, 8
- * values: lease, cursor, last and due keys, id, token, done ('' = unchanged), retryAt ('' = none).
- * Returns per finish 0 (lease lost: nothing done), 1 (lease given back) or 2 (work left: lease kept).
+ * Every finish (and next) asked for during one turn of the event loop, in one script. ARGV: per
+ * finish, 12 values: lease, cursor, last, due and log keys, id, token, done ('' = unchanged),
+ * retryAt ('' = none), items ('' = a finish; else a next: the batch size), begin ('1' = record
+ * an attempt on the batch's first item) and the destination. Returns per finish 0 (lease lost: nothing done), 1 (lease
+ * given back), or with work left and the lease kept, 2 for a finish and the next batch for a next.
  */
 const FINISH = `
 local out = {}
-for i = 1, #ARGV, 8 do
-  local leaseKey, cursorKey, lastKey, dueKey, id, token, done, retryAt = unpack(ARGV, i, i + 7)
+for i = 1, #ARGV, 12 do
+  local leaseKey, cursorKey, lastKey, dueKey, logKey, id, token, done, retryAt, items, begin, dest = unpack(ARGV, i, i + 11)
   local result
   if redis.call('HGET', leaseKey, id) ~= token then
     result = 0
@@ -431,7 +433,11 @@ for i = 1, #ARGV, 8 do
     local upTo = readCursor(cursorKey, id)
     local last = lastSeq(lastKey, id)
     if last > upTo and retryAt == '' then
-      result = 2
+      if items == '' then
+        result = 2
+      else
+        result = pendingBegun(cursorKey, lastKey, logKey, id, dest, tonumber(items), begin == '1')
+      end
     else
       redis.call('HDEL', leaseKey, id)
       if last > upTo then
@@ -773,30 +779,44 @@ class RedisWorkQueue implements WorkQueue {
   }
 
   async finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean> {
-    const k = this.keys(lease.destination);
-    const args = [k.lease, k.cursor, k.last, k.due, lease.conversationId, lease.token, done === undefined ? '' : String(done), retryAt === undefined ? '' : String(Math.round(retryAt))];
-    const reply = await guard(
-      `finish ${lease.destination} work of ${lease.conversationId}`,
-      () =>
-        new Promise<number>((resolve, reject) => {
-          this.finishes.push({ args, resolve, reject });
-          if (this.finishes.length === 1) setImmediate(this.sendFinishes);
-        }),
-    );
+    const reply = await this.queueFinish(`finish ${lease.destination} work of ${lease.conversationId}`, lease, done, retryAt === undefined ? '' : String(Math.round(retryAt)), '', false);
     if (reply === 0) throw new LeaseLostError(lease.destination, lease.conversationId);
     return reply === 1;
   }
 
-  /** The finishes of one turn, waiting to go as one script call (every worker ends each batch with one). */
-  private finishes: Array<{ args: string[]; resolve(reply: number): void; reject(err: unknown): void }> = [];
+  async next(lease: Lease, done: number | undefined, options: { items: number; begin: boolean }): Promise<NonNullable<Lease['pending']> | undefined> {
+    const items = String(Math.max(1, Math.floor(options.items)));
+    const reply = await this.queueFinish(`go on with ${lease.destination} work of ${lease.conversationId}`, lease, done, '', items, options.begin);
+    if (reply === 0) throw new LeaseLostError(lease.destination, lease.conversationId);
+    return Array.isArray(reply) ? parsePending(reply) : undefined;
+  }
+
+  private queueFinish(what: string, lease: Lease, done: number | undefined, retryAt: string, items: string, begin: boolean): Promise<number | PendingReply> {
+    const k = this.keys(lease.destination);
+    const args = [k.lease, k.cursor, k.last, k.due, `${this.p}log:${lease.conversationId}`, lease.conversationId, lease.token, done === undefined ? '' : String(done), retryAt, items, begin ? '1' : '', lease.destination];
+    return guard(
+      what,
+      () =>
+        new Promise<number | PendingReply>((resolve, reject) => {
+          this.finishes.push({ args, resolve, reject });
+          if (this.finishes.length === 1) setImmediate(this.sendFinishes);
+        }),
+    );
+  }
+
+  /** The finishes (and nexts) of one turn, waiting to go as one script call (every worker ends each batch with one). */
+  private finishes: Array<{ args: string[]; resolve(reply: number | PendingReply): void; reject(err: unknown): void }> = [];
 
   private readonly sendFinishes = (): void => {
     const batch = this.finishes;
     this.finishes = [];
     SCRIPTS.finish.run(this.client, [], batch.flatMap((f) => f.args)).then(
       (reply) => {
-        const results = reply as number[];
-        batch.forEach((f, i) => f.resolve(Number(results[i])));
+        const results = reply as Array<number | PendingReply>;
+        batch.forEach((f, i) => {
+          const result = results[i]!;
+          f.resolve(Array.isArray(result) ? result : Number(result));
+        });
       },
       (err: unknown) => {
         for (const f of batch) f.reject(err);

@@ -447,6 +447,22 @@ class SqliteWork implements WorkQueue {
     });
   }
 
+  async next(lease: Lease, done: number | undefined, options: { items: number; begin: boolean }): Promise<NonNullable<Lease['pending']> | undefined> {
+    // Two steps, so that giving the lease back stays a light write and only a begin is synced.
+    if (await this.finish(lease, done)) return undefined;
+    const items = Math.max(1, Math.floor(options.items));
+    if (!options.begin) {
+      const { destination, conversationId, token } = lease;
+      const pending = await read(`read ${destination} work`, () => {
+        const state = this.s.state.get(destination, conversationId);
+        return state?.lease_token === token ? this.readPending(destination, conversationId, items, state) : undefined;
+      });
+      if (!pending) throw new LeaseLostError(destination, conversationId);
+      return pending;
+    }
+    return this.writer.write(`begin ${lease.destination} work`, () => this.pendingBegun(lease.destination, lease.conversationId, items, true, this.now(), this.held(lease)));
+  }
+
   backlog(destination: string): Promise<{ due: number; oldest?: number }> {
     return read(`read the ${destination} backlog`, () => {
       const row = this.s.backlog.get(destination, this.now());

@@ -158,6 +158,13 @@ export interface WorkQueue {
    * false when work remains and the lease is kept. Throws `LeaseLostError` if the lease was lost.
    */
   finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean>;
+  /**
+   * `finish` for a worker that goes on while work remains: moves the cursor to `done` (when given);
+   * if nothing is left, gives the lease back and answers undefined; else keeps the lease and answers
+   * the next batch (up to `items` items), with an attempt recorded on its first item when `begin`,
+   * as a lease's. One script on Redis where `finish`, `pending` and `begin` were three.
+   */
+  next(lease: Lease, done: number | undefined, options: { items: number; begin: boolean }): Promise<NonNullable<Lease['pending']> | undefined>;
   /** How many conversations have work due now for `destination`, and since when the oldest waits (epoch ms). */
   backlog(destination: string): Promise<{ due: number; oldest?: number }>;
   /** Epoch ms of the earliest due conversation for `destination` (leased ones count at expiry). */

@@ -139,6 +139,22 @@ describe('redis scripts: commands per call', () => {
     expect(await store.work.pending('f', 'c4')).toEqual({ cursor: { done: 1 }, items: [] });
   });
 
+  it('next with work left is one script: the cursor moves, the next batch comes back and its first attempt is recorded', async () => {
+    const m1 = message('c10_m1', 'hi');
+    const c = conversationFixture({ id: 'c10', messages: [m1] });
+    await store.commit({ conversation: c, expectedVersion: 0, appended: [m1], work: [{ to: ['n'], payload: mirror(m1.id) }] });
+    const [lease] = await store.work.lease('n', { limit: 1, leaseMs: 30_000, begin: true });
+    const m2 = message('c10_m2', 'again');
+    await store.commit({ conversation: { ...c, version: 1, messages: [m1, m2] }, expectedVersion: 1, appended: [m2], work: [{ to: ['n'], payload: mirror(m2.id) }] });
+    let batch: Awaited<ReturnType<Store['work']['next']>>;
+    const counts = await counted(async () => (batch = await store.work.next(lease!, 1, { items: 50, begin: true })));
+    expect(batch!.items.map((i) => i.seq)).toEqual([2]);
+    expect(batch!.cursor.attempt).toMatchObject({ seq: 2, count: 1 });
+    expect(counts.evalsha).toBe(1);
+    // The lease, cursor and last seq read once each; the cursor written when moved, then with the attempt.
+    expect(counts).toMatchObject({ hget: 3, hset: 2, lrange: 1 });
+  });
+
   it('a lease with its first batch reads the cursor and the last seq once', async () => {
     const m1 = message('c9_m1', 'hi');
     await store.commit({ conversation: conversationFixture({ id: 'c5', messages: [m1] }), expectedVersion: 0, appended: [m1], work: [{ to: ['g'], payload: mirror(m1.id) }] });

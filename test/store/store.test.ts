@@ -627,6 +627,29 @@ describe.each(backends)('store on $name', (backend) => {
       expect((await store.work.pending('busy', 'w_busy')).items.map((w) => w.payload)).toEqual([mirror('busy2')]);
     });
 
+    it('next marks the batch done and answers the next one with the lease kept, or gives the lease back when nothing is left', async () => {
+      await open(store, 'w_next', ['nx']);
+      const [lease] = await store.work.lease('nx', { limit: 1, leaseMs: 60_000, begin: true });
+      expect(lease!.pending!.items.map((i) => i.seq)).toEqual([1]);
+      // Work committed while the lease is held: next hands it over, its first attempt recorded.
+      await change(store, 'w_next', { say: [message('nx2', 'more')], work: [{ to: ['other-nx'], payload: mirror('nx2') }, { to: ['nx'], payload: mirror('nx2') }] });
+      const batch = await store.work.next(lease!, 1, { items: 50, begin: true });
+      expect(batch!.items.map((i) => i.seq)).toEqual([3]);
+      expect(batch!.begun).toBe(true);
+      expect(batch!.cursor.attempt).toMatchObject({ seq: 3, count: 1 });
+      expect(await store.work.lease('nx', { limit: 1, leaseMs: 60_000 })).toEqual([]);
+      // Without begin: the batch only.
+      await change(store, 'w_next', { say: [message('nx3', 'and more')], work: [{ to: ['nx'], payload: mirror('nx3') }] });
+      const plain = await store.work.next(lease!, 3, { items: 50, begin: false });
+      expect(plain!.items.map((i) => i.seq)).toEqual([4]);
+      expect(plain!.begun).toBeFalsy();
+      expect(plain!.cursor.attempt).toBeUndefined();
+      // Nothing left: the lease goes back and nothing is due.
+      expect(await store.work.next(lease!, 4, { items: 50, begin: true })).toBeUndefined();
+      expect(await store.work.nextDue('nx')).toBeUndefined();
+      await expect(store.work.next(lease!, 4, { items: 50, begin: true })).rejects.toBeInstanceOf(LeaseLostError);
+    });
+
     it('a commit that moves a worker cursor succeeds only while that worker holds the lease', async () => {
       await open(store, 'w_cursor', ['agent-c']);
       const [lost] = await store.work.lease('agent-c', { limit: 1, leaseMs: 100 });
