@@ -13,6 +13,7 @@
 import { LeaseLostError } from '../errors.ts';
 import { conversationLogger, type Logger } from '../log.ts';
 import type { Conversation } from '../model.ts';
+import { afterFailure, attemptOn, covers } from '../store/attempts.ts';
 import type { Cursor, Lease, Store, WorkItem } from '../store/store.ts';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
 import { LeaseLoop } from './lease-loop.ts';
@@ -167,29 +168,31 @@ export class DeliveryWorker {
         }
         // Done but not yet written: items whose repeat is harmless are marked done together, at the end.
         let unwritten: number | undefined;
+        // The attempt record written for this batch (by its lease, or by `begin` below): one covers many items.
+        let recorded = begun ? cursor.attempt : undefined;
         for (let i = 0; i < items.length; i++) {
           if (controller.signal.aborted) return;
           if (!this.running) break;
           const item = items[i]!;
           const records = this.destination.recordsAttempts?.(item, conversation) ?? true;
-          const previous = cursor.attempt?.seq === item.seq ? cursor.attempt : undefined;
-          // The lease may have recorded the first item's attempt already, in the same write.
-          const recorded = i === 0 && begun && previous ? previous : undefined;
           let attempt: NonNullable<Cursor['attempt']>;
-          if (!records) attempt = { seq: item.seq, count: (previous?.count ?? 0) + 1, since: previous?.since ?? Date.now() };
-          else if (recorded) attempt = recorded;
-          else {
-            // The item before is marked done in the same write: its attempt record is replaced now.
-            attempt = (await this.store.work.begin(lease, item.seq, unwritten)).attempt!;
-            unwritten = undefined;
+          if (!records) {
+            const previous = covers(cursor.attempt, item.seq) ? cursor.attempt : undefined;
+            attempt = { seq: item.seq, count: (previous?.count ?? 0) + 1, since: previous?.since ?? Date.now() };
+          } else {
+            if (!recorded || !covers(recorded, item.seq)) {
+              // Recorded for the rest of the batch; the item before is marked done in the same write.
+              recorded = (await this.store.work.begin(lease, item.seq, unwritten, items.at(-1)!.seq)).attempt!;
+              unwritten = undefined;
+            }
+            attempt = attemptOn(recorded, item.seq);
           }
           const context: WorkContext = { conversation, attempt, lease, later: items.slice(i + 1), signal: controller.signal };
           const outcome = await this.attempt(item, context);
           if (outcome === 'lost' || outcome === 'finished') return;
           if (outcome !== 'done' && outcome !== 'committed') {
             // Failed: keep what was done, remember the attempt (for the backoff), come back at retryAt.
-            if (!records) await this.store.work.begin(lease, item.seq);
-            await this.store.work.finish(lease, unwritten, outcome.retryAt);
+            await this.store.work.finish(lease, unwritten, outcome.retryAt, afterFailure(attempt, records ? recorded : undefined));
             this.loop.dueAt(outcome.retryAt);
             return;
           }

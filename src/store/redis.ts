@@ -97,7 +97,12 @@ local function writeCursor(key, id, done, attempt)
   local json = '{"done":' .. int(done)
   if attempt then
     c.attempt = { seq = tonumber(int(attempt.seq)), count = tonumber(int(attempt.count)), since = tonumber(int(attempt.since)) }
-    json = json .. ',"attempt":{"seq":' .. int(attempt.seq) .. ',"count":' .. int(attempt.count) .. ',"since":' .. int(attempt.since) .. '}'
+    json = json .. ',"attempt":{"seq":' .. int(attempt.seq) .. ',"count":' .. int(attempt.count) .. ',"since":' .. int(attempt.since)
+    if attempt.upTo then
+      c.attempt.upTo = tonumber(int(attempt.upTo))
+      json = json .. ',"upTo":' .. int(attempt.upTo)
+    end
+    json = json .. '}'
   end
   json = json .. '}'
   redis.call('HSET', key, id, json)
@@ -119,7 +124,7 @@ local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail, fro
   local done = readCursor(cursorKey, id)
   local last = lastSeq(lastKey, id)
   local out = {}
-  local firstSeq
+  local firstSeq, lastOut
   local i = done
   -- from: nothing for dest lies before it (the caller knows), so the log is not read from done.
   if from and from > i then i = from end
@@ -131,6 +136,7 @@ local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail, fro
         if d == dest then
           out[#out + 1] = e.json
           firstSeq = firstSeq or e.seq
+          lastOut = e.seq
           break
         end
       end
@@ -146,6 +152,7 @@ local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail, fro
           if d == dest then
             out[#out + 1] = e
             firstSeq = firstSeq or tonumber(item.seq)
+            lastOut = tonumber(item.seq)
             break
           end
         end
@@ -154,23 +161,35 @@ local function pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail, fro
       i = i + #chunk
     end
   end
-  return { raw or '', out }, firstSeq
+  return { raw or '', out }, firstSeq, lastOut
 end
--- Records an attempt on seq (the count goes up if the last attempt was on the same seq); returns the cursor JSON.
-local function beginAttempt(cursorKey, id, seq)
+-- The last item an attempt record covers (upTo, else seq alone).
+local function attemptEnd(attempt)
+  return tonumber(attempt.upTo or attempt.seq)
+end
+-- Records attempts beginning on seq..upTo, as beginAttempts in src/store/attempts.ts: a retry of
+-- an item the last record covered counts on, and covers what that record covered but no more.
+-- Returns the cursor JSON.
+local function beginAttempt(cursorKey, id, seq, upTo)
   local done, attempt = readCursor(cursorKey, id)
-  if attempt and tonumber(attempt.seq) == seq then
-    attempt = { seq = seq, count = tonumber(attempt.count) + 1, since = tonumber(attempt.since) }
+  upTo = upTo or seq
+  if attempt and tonumber(attempt.seq) <= seq and seq <= attemptEnd(attempt) then
+    local last = attemptEnd(attempt)
+    local count = 2
+    if tonumber(attempt.seq) == seq then count = tonumber(attempt.count) + 1 end
+    attempt = { seq = seq, count = count, since = tonumber(attempt.since) }
+    if last > seq then attempt.upTo = last end
   else
     attempt = { seq = seq, count = 1, since = clock() }
+    if upTo > seq then attempt.upTo = upTo end
   end
   return writeCursor(cursorKey, id, done, attempt)
 end
--- pendingFor, and when begin is set, an attempt recorded on the first item ({ cursor, items, 1 }).
+-- pendingFor, and when begin is set, attempts recorded on the batch's items in one record ({ cursor, items, 1 }).
 local function pendingBegun(cursorKey, lastKey, logKey, id, dest, limit, begin, tail, from)
-  local pending, firstSeq = pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail, from)
+  local pending, firstSeq, lastOut = pendingFor(cursorKey, lastKey, logKey, id, dest, limit, tail, from)
   if begin and #pending[2] > 0 then
-    pending[1] = beginAttempt(cursorKey, id, firstSeq)
+    pending[1] = beginAttempt(cursorKey, id, firstSeq, lastOut)
     pending[3] = 1
   end
   return pending
@@ -178,7 +197,7 @@ end
 local function advanceCursor(key, id, seq)
   local done, attempt = readCursor(key, id)
   if seq > done then done = seq end
-  if attempt and tonumber(attempt.seq) <= seq then attempt = nil end
+  if attempt and attemptEnd(attempt) <= seq then attempt = nil end
   return writeCursor(key, id, done, attempt)
 end
 `;
@@ -380,12 +399,12 @@ return pending
 
 /**
  * KEYS: lease, cursor. ARGV: id, token, seq, done ('' = unchanged: else the cursor moves there
- * first). Returns the cursor JSON, or false if the lease was lost.
+ * first), upTo ('' = seq alone). Returns the cursor JSON, or false if the lease was lost.
  */
 const BEGIN = `
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return false end
 if ARGV[4] ~= '' then advanceCursor(KEYS[2], ARGV[1], tonumber(ARGV[4])) end
-return beginAttempt(KEYS[2], ARGV[1], tonumber(ARGV[3]))
+return beginAttempt(KEYS[2], ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[5]))
 `;
 
 /** KEYS: lease, cursor. ARGV: id, token, seq. Returns 1, or 0 if the lease was lost. */
@@ -416,21 +435,23 @@ return 1
 
 /**
  * Every finish (and next) asked for during one turn of the event loop, in one script. ARGV: per
- * finish, 12 values: lease, cursor, last, due and log keys, id, token, done ('' = unchanged),
+ * finish, 13 values: lease, cursor, last, due and log keys, id, token, done ('' = unchanged),
  * retryAt ('' = none), items ('' = a finish; else a next: the batch size), begin ('1' = record
- * an attempt on the batch's first item) and the destination. Returns per finish 0 (lease lost: nothing done), 1 (lease
+ * attempts on the batch's items), the destination, and the attempt record after a failure (JSON,
+ * '' = none). Returns per finish 0 (lease lost: nothing done), 1 (lease
  * given back), or with work left and the lease kept, 2 for a finish and the next batch for a next.
  */
 const FINISH = `
 local out = {}
-for i = 1, #ARGV, 12 do
-  local leaseKey, cursorKey, lastKey, dueKey, logKey, id, token, done, retryAt, items, begin, dest = unpack(ARGV, i, i + 11)
+for i = 1, #ARGV, 13 do
+  local leaseKey, cursorKey, lastKey, dueKey, logKey, id, token, done, retryAt, items, begin, dest, failed = unpack(ARGV, i, i + 12)
   local result
   if redis.call('HGET', leaseKey, id) ~= token then
     result = 0
   else
     if done ~= '' then advanceCursor(cursorKey, id, tonumber(done)) end
     local upTo = readCursor(cursorKey, id)
+    if failed ~= '' then writeCursor(cursorKey, id, upTo, cjson.decode(failed)) end
     local last = lastSeq(lastKey, id)
     if last > upTo and retryAt == '' then
       if items == '' then
@@ -754,10 +775,10 @@ class RedisWorkQueue implements WorkQueue {
     return { cursor: parseCursor(cursor), items: items.map(parseItem) };
   }
 
-  async begin(lease: Lease, seq: number, done?: number): Promise<Cursor> {
+  async begin(lease: Lease, seq: number, done?: number, upTo?: number): Promise<Cursor> {
     const k = this.keys(lease.destination);
     const reply = await guard(`record an attempt on ${lease.destination} work of ${lease.conversationId}`, () =>
-      SCRIPTS.begin.run(this.client, [k.lease, k.cursor], [lease.conversationId, lease.token, String(seq), done === undefined ? '' : String(done)]),
+      SCRIPTS.begin.run(this.client, [k.lease, k.cursor], [lease.conversationId, lease.token, String(seq), done === undefined ? '' : String(done), upTo === undefined ? '' : String(upTo)]),
     );
     if (reply == null) throw new LeaseLostError(lease.destination, lease.conversationId);
     return parseCursor(String(reply));
@@ -778,8 +799,8 @@ class RedisWorkQueue implements WorkQueue {
     );
   }
 
-  async finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean> {
-    const reply = await this.queueFinish(`finish ${lease.destination} work of ${lease.conversationId}`, lease, done, retryAt === undefined ? '' : String(Math.round(retryAt)), '', false);
+  async finish(lease: Lease, done?: number, retryAt?: number, failed?: NonNullable<Cursor['attempt']>): Promise<boolean> {
+    const reply = await this.queueFinish(`finish ${lease.destination} work of ${lease.conversationId}`, lease, done, retryAt === undefined ? '' : String(Math.round(retryAt)), '', false, failed);
     if (reply === 0) throw new LeaseLostError(lease.destination, lease.conversationId);
     return reply === 1;
   }
@@ -791,9 +812,9 @@ class RedisWorkQueue implements WorkQueue {
     return Array.isArray(reply) ? parsePending(reply) : undefined;
   }
 
-  private queueFinish(what: string, lease: Lease, done: number | undefined, retryAt: string, items: string, begin: boolean): Promise<number | PendingReply> {
+  private queueFinish(what: string, lease: Lease, done: number | undefined, retryAt: string, items: string, begin: boolean, failed?: NonNullable<Cursor['attempt']>): Promise<number | PendingReply> {
     const k = this.keys(lease.destination);
-    const args = [k.lease, k.cursor, k.last, k.due, `${this.p}log:${lease.conversationId}`, lease.conversationId, lease.token, done === undefined ? '' : String(done), retryAt, items, begin ? '1' : '', lease.destination];
+    const args = [k.lease, k.cursor, k.last, k.due, `${this.p}log:${lease.conversationId}`, lease.conversationId, lease.token, done === undefined ? '' : String(done), retryAt, items, begin ? '1' : '', lease.destination, failed ? JSON.stringify(failed) : ''];
     return guard(
       what,
       () =>

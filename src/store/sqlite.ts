@@ -58,6 +58,7 @@ import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionCo
 import { createLogger, type Logger } from '../log.ts';
 import type { Conversation, Message } from '../model.ts';
 import { InProcessLocks } from './locks.ts';
+import { beginAttempts } from './attempts.ts';
 import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
 
 /**
@@ -160,7 +161,7 @@ function prepare(db: Database.Database) {
     setAttempt: one<[string, string, string], unknown>('UPDATE work_state SET attempt = ? WHERE destination = ? AND conversation_id = ?'),
     advance: one<[{ seq: number; destination: string; id: string }], unknown>(
       `UPDATE work_state SET done = MAX(done, @seq),
-         attempt = CASE WHEN attempt IS NOT NULL AND json_extract(attempt, '$.seq') <= @seq THEN NULL ELSE attempt END
+         attempt = CASE WHEN attempt IS NOT NULL AND COALESCE(json_extract(attempt, '$.upTo'), json_extract(attempt, '$.seq')) <= @seq THEN NULL ELSE attempt END
        WHERE destination = @destination AND conversation_id = @id`,
     ),
     unlease: one<[number | null, string, string], unknown>('UPDATE work_state SET due_at = ?, lease_token = NULL WHERE destination = ? AND conversation_id = ?'),
@@ -409,14 +410,14 @@ class SqliteWork implements WorkQueue {
     return read(`read ${destination} work`, () => this.readPending(destination, conversationId, limit));
   }
 
-  begin(lease: Lease, seq: number, done?: number): Promise<Cursor> {
+  begin(lease: Lease, seq: number, done?: number, upTo?: number): Promise<Cursor> {
     return this.writer.write(`begin ${lease.destination} work`, () => {
       let state = this.held(lease);
       if (done !== undefined) {
         this.s.advance.run({ seq: done, destination: lease.destination, id: lease.conversationId });
         state = this.s.state.get(lease.destination, lease.conversationId)!;
       }
-      return this.recordAttempt(lease.destination, lease.conversationId, toCursor(state), seq, this.now());
+      return this.recordAttempt(lease.destination, lease.conversationId, toCursor(state), seq, this.now(), upTo);
     });
   }
 
@@ -436,10 +437,12 @@ class SqliteWork implements WorkQueue {
     });
   }
 
-  finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean> {
+  finish(lease: Lease, done?: number, retryAt?: number, failed?: NonNullable<Cursor['attempt']>): Promise<boolean> {
     return this.writer.write(`finish ${lease.destination} work`, LIGHT, () => {
       const state = this.held(lease);
       if (done !== undefined) this.s.advance.run({ seq: done, destination: lease.destination, id: lease.conversationId });
+      // Light too: losing it leaves the wider record, which only makes a retry look first.
+      if (failed) this.s.setAttempt.run(JSON.stringify(failed), lease.destination, lease.conversationId);
       const left = state.last_seq > Math.max(state.done, done ?? 0);
       if (left && retryAt === undefined) return false;
       this.s.unlease.run(left ? retryAt! : null, lease.destination, lease.conversationId);
@@ -497,17 +500,17 @@ class SqliteWork implements WorkQueue {
     return leases;
   }
 
-  /** `readPending`, and when `begin` is set, an attempt recorded on the first item (inside the caller's write). */
+  /** `readPending`, and when `begin` is set, attempts recorded on the batch's items in one record (inside the caller's write). */
   private pendingBegun(destination: string, conversationId: string, limit: number, begin: boolean, now: number, state?: WorkStateRow, written?: WorkItem[]): NonNullable<Lease['pending']> {
     const pending = state && written ? this.pendingFrom(destination, state, written, limit) ?? this.readPending(destination, conversationId, limit, state) : this.readPending(destination, conversationId, limit, state);
     const first = pending.items[0];
     if (!begin || !first) return pending;
-    return { cursor: this.recordAttempt(destination, conversationId, pending.cursor, first.seq, now), items: pending.items, begun: true };
+    return { cursor: this.recordAttempt(destination, conversationId, pending.cursor, first.seq, now, pending.items.at(-1)!.seq), items: pending.items, begun: true };
   }
 
-  /** An attempt on `seq` begins: counted on from the last attempt if it was on the same item. Returns the new cursor. */
-  private recordAttempt(destination: string, conversationId: string, cursor: Cursor, seq: number, now: number): Cursor {
-    const attempt = cursor.attempt?.seq === seq ? { ...cursor.attempt, count: cursor.attempt.count + 1 } : { seq, count: 1, since: now };
+  /** Attempts on `seq`..`upTo` begin (`src/store/attempts.ts`). Returns the new cursor. */
+  private recordAttempt(destination: string, conversationId: string, cursor: Cursor, seq: number, now: number, upTo = seq): Cursor {
+    const attempt = beginAttempts(cursor.attempt, seq, upTo, now);
     this.s.setAttempt.run(JSON.stringify(attempt), destination, conversationId);
     return { done: cursor.done, attempt };
   }

@@ -111,8 +111,11 @@ export interface Lease {
 export interface Cursor {
   /** Every item up to this seq is done (0: nothing yet). */
   done: number;
-  /** The item being attempted, if any: written before each attempt, so a retry knows it may have happened. */
-  attempt?: { seq: number; count: number; since: number };
+  /**
+   * The items being attempted, if any (`seq`..`upTo`; `upTo` absent: `seq` alone): written before
+   * the attempts, so a retry knows they may have happened. `count`: attempts on `seq` so far.
+   */
+  attempt?: { seq: number; count: number; since: number; upTo?: number };
 }
 
 /** Told to every instance after a commit. */
@@ -140,11 +143,11 @@ export interface WorkQueue {
   /** The destination's cursor and the items after it that are addressed to it, oldest first. */
   pending(destination: string, conversationId: string, limit?: number): Promise<{ cursor: Cursor; items: WorkItem[] }>;
   /**
-   * Records that an attempt on item `seq` starts (before the side effect). `done`: first marks
-   * every item up to it done, in the same write (the item before, finished just now). Throws
-   * `LeaseLostError`.
+   * Records that attempts on items `seq`..`upTo` (default `seq` alone) start, before their side
+   * effects (`src/store/attempts.ts`). `done`: first marks every item up to it done, in the same
+   * write (the item before, finished just now). Throws `LeaseLostError`.
    */
-  begin(lease: Lease, seq: number, done?: number): Promise<Cursor>;
+  begin(lease: Lease, seq: number, done?: number, upTo?: number): Promise<Cursor>;
   /** Marks every item up to `seq` done. Throws `LeaseLostError`. */
   advance(lease: Lease, seq: number): Promise<void>;
   /**
@@ -154,10 +157,12 @@ export interface WorkQueue {
   release(lease: Lease, retryAt?: number): Promise<void>;
   /**
    * One write at the end of a batch: moves the cursor to `done` (when given), then gives the lease
-   * back if nothing is left after the cursor, or if `retryAt` is given (due again then). Returns
-   * false when work remains and the lease is kept. Throws `LeaseLostError` if the lease was lost.
+   * back if nothing is left after the cursor, or if `retryAt` is given (due again then). `failed`:
+   * the attempt record after a failure (`afterFailure` in src/store/attempts.ts), what the retry
+   * counts from. Returns false when work remains and the lease is kept. Throws `LeaseLostError` if
+   * the lease was lost.
    */
-  finish(lease: Lease, done?: number, retryAt?: number): Promise<boolean>;
+  finish(lease: Lease, done?: number, retryAt?: number, failed?: NonNullable<Cursor['attempt']>): Promise<boolean>;
   /**
    * `finish` for a worker that goes on while work remains: moves the cursor to `done` (when given);
    * if nothing is left, gives the lease back and answers undefined; else keeps the lease and answers

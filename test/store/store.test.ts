@@ -345,6 +345,30 @@ describe.each(backends)('store on $name', (backend) => {
       expect(byCustomer.pending!.cursor.attempt).toBeUndefined();
     });
 
+    it("a lease's record covers its whole batch; moving past part of it keeps it, past all of it clears it; a failure narrows it", async () => {
+      await open(store, 'rg', ['rg-slack']);
+      await change(store, 'rg', { say: [message('rg2', 'two')], work: [{ to: ['rg-other'], payload: mirror('rg2') }, { to: ['rg-slack'], payload: mirror('rg2') }] });
+      await change(store, 'rg', { say: [message('rg3', 'three')], work: [{ to: ['rg-slack'], payload: mirror('rg3') }] });
+      const [lease] = await store.work.lease('rg-slack', { limit: 1, leaseMs: 5_000, begin: true });
+      expect(lease!.pending!.items.map((i) => i.seq)).toEqual([1, 3, 4]);
+      const since = lease!.pending!.cursor.attempt!.since;
+      expect(lease!.pending!.cursor.attempt).toEqual({ seq: 1, count: 1, since, upTo: 4 });
+      // Item 1 done, item 3 failed: the record keeps item 3 alone, with its count.
+      expect(await store.work.finish(lease!, 1, Date.now(), { seq: 3, count: 1, since })).toBe(true);
+      expect((await store.work.pending('rg-slack', 'rg')).cursor).toEqual({ done: 1, attempt: { seq: 3, count: 1, since } });
+      // The retry counts on for item 3 only; item 4 is recorded afresh when it comes.
+      const [again] = await store.work.lease('rg-slack', { limit: 1, leaseMs: 5_000, begin: true });
+      expect(again!.pending!.cursor.attempt).toEqual({ seq: 3, count: 2, since });
+      await change(store, 'rg', { say: [message('rg5', 'five')], work: [{ to: ['rg-slack'], payload: mirror('rg5') }] });
+      const fresh = await store.work.begin(again!, 4, 3, 5);
+      expect(fresh).toMatchObject({ done: 3, attempt: { seq: 4, count: 1, upTo: 5 } });
+      // Past 4 the record stays for 5; past 5 it is gone.
+      await store.work.advance(again!, 4);
+      expect((await store.work.pending('rg-slack', 'rg')).cursor.attempt).toMatchObject({ seq: 4, upTo: 5 });
+      expect(await store.work.finish(again!, 5)).toBe(true);
+      expect((await store.work.pending('rg-slack', 'rg')).cursor).toEqual({ done: 5 });
+    });
+
     it('a commit that leases work older than its own hands over the older items first', async () => {
       await open(store, 'ol', ['ol-slack']);
       const current = (await store.getConversation('ol'))!;
