@@ -85,6 +85,7 @@ export interface OperatorMessageInput {
 /** How long an inbound idempotency mark is kept: longer than any platform retries (Slack's last retry comes after ~5 min). */
 const INBOUND_TTL_MS = 24 * 60 * 60 * 1000;
 /** The index entry naming the message an inbound key stored. */
+/** Where marks made before `Commit.inbound.message` recorded their message. */
 const inboundMessageKey = (inboundKey: string) => `inbound-message:${inboundKey}`;
 
 export class Bridge implements BridgePort {
@@ -292,8 +293,8 @@ export class Bridge implements BridgePort {
             ...(input.attachments?.length ? { attachments: input.attachments } : {}),
           });
           sink.effects.push({ kind: 'mirror', message });
-          // A resend finds the message it stored (same commit, so never one without the other).
-          if (inboundKey) sink.indexes.push({ op: 'set', key: inboundMessageKey(inboundKey), value: message.id, ttlMs: INBOUND_TTL_MS });
+          // A resend finds the message it stored: kept with the inbound mark, in the same commit.
+          if (inboundKey) sink.inboundMessage = message.id;
           this.rules.customerWaitsOnOwner(c);
           if (c.state === 'agent' && input.autoReply !== false) {
             if (c.messages.filter((m) => m.author.role === 'customer').length === 1) c.queue = routeQueue(this.policy, text);
@@ -599,7 +600,8 @@ export class Bridge implements BridgePort {
   private async duplicate(conversationId: string, inboundKey: string): Promise<{ conversation: Conversation; message: Message | undefined; duplicate: true }> {
     const existing = await this.getConversation(conversationId);
     if (!existing) throw new BridgeError('duplicate_in_flight', 'This message is already being processed; retry shortly.');
-    const id = await this.store.indexValue(inboundMessageKey(inboundKey)).catch(() => undefined);
+    // Marks made before they kept their message recorded it in an index value (they expire within a day).
+    const id = (await this.store.inboundMessage(inboundKey).catch(() => undefined)) ?? (await this.store.indexValue(inboundMessageKey(inboundKey)).catch(() => undefined));
     return { conversation: existing, message: id ? existing.messages.find((m) => m.id === id) : undefined, duplicate: true };
   }
 

@@ -35,6 +35,8 @@ export type Effect =
 export interface ChangeSink {
   effects: Effect[];
   indexes: IndexWrite[];
+  /** The message the change's inbound key stored: kept with the key's mark (`ChangeOptions.inbound`). */
+  inboundMessage?: string;
 }
 
 export interface ChangeOptions {
@@ -97,7 +99,7 @@ export class Committer {
           appended: c.messages.slice(before.messages.length),
           work: this.route(c, sink.effects),
           indexes: [...sink.indexes, ...this.stateIndexes(before, c), ...dayIndexes(observations, c.id, c.updatedAt)],
-          ...(options.inbound ? { inbound: options.inbound } : {}),
+          ...(options.inbound ? { inbound: sink.inboundMessage ? { ...options.inbound, message: sink.inboundMessage } : options.inbound } : {}),
           ...(options.cursor ? { cursor: options.cursor } : {}),
           // The timers' schedule follows the conversation's earliest timer (always rewritten when timers fired).
           ...(options.reschedule || nextTimer !== timerBefore ? { schedule: { destination: TIMERS, at: nextTimer } } : {}),

@@ -116,6 +116,10 @@ export class CachedStore implements Store {
     return this.inner.inboundSeen(key);
   }
 
+  inboundMessage(key: string): Promise<string | undefined> {
+    return this.inner.inboundMessage(key);
+  }
+
   onChange(listener: (notice: ChangeNotice) => void): () => void {
     return this.inner.onChange(listener);
   }

@@ -28,7 +28,7 @@
  *   p last:<dest>        hash   conversation id → last seq addressed to <dest>
  *   p idx:<key>          string index value (optional PX)
  *   p members:<key>      set    index members
- *   p inbound:<key>      string conversation id (PX ttl)
+ *   p inbound:<key>      string conversation id, then a space and the message id when the commit named it (PX ttl)
  *   p changes            pub/sub channel of ChangeNotice JSON
  * Adapter data (kv, once, counters, locks) lives under `<namespace>::` through `AdapterData`.
  *
@@ -229,7 +229,7 @@ if a.inbound then
   if leaseLost then
     local seen = redis.call('GET', inboundKey)
     if seen then return { 'duplicate', seen } end
-  elseif not redis.call('SET', inboundKey, a.id, 'PX', int(a.inbound.ttl), 'NX') then
+  elseif not redis.call('SET', inboundKey, a.inbound.value, 'PX', int(a.inbound.ttl), 'NX') then
     -- The last check writes the mark when it passes (one command instead of GET, then SET).
     return { 'duplicate', redis.call('GET', inboundKey) }
   end
@@ -609,7 +609,7 @@ export class RedisStore implements Store {
       messages: messages.length,
       work: work.map((w) => w.to),
       indexes: (commit.indexes ?? []).map((x) => (x.op === 'set' && x.ttlMs !== undefined ? { op: x.op, key: x.key, value: x.value, ttl: ttl(x.ttlMs) } : x.op === 'set' ? { op: x.op, key: x.key, value: x.value } : x)),
-      ...(commit.inbound ? { inbound: { key: commit.inbound.key, ttl: ttl(commit.inbound.ttlMs) } } : {}),
+      ...(commit.inbound ? { inbound: { key: commit.inbound.key, ttl: ttl(commit.inbound.ttlMs), value: commit.inbound.message ? `${id} ${commit.inbound.message}` : id } } : {}),
       ...(commit.cursor ? { cursor: { dest: commit.cursor.lease.destination, token: commit.cursor.lease.token, seq: commit.cursor.seq, ...(commit.cursor.release ? { release: true } : {}) } } : {}),
       ...(commit.schedule ? { schedule: { dest: commit.schedule.destination, at: commit.schedule.at === null ? null : Math.round(commit.schedule.at) } } : {}),
       noticeTo: destinations,
@@ -643,7 +643,7 @@ export class RedisStore implements Store {
       case 'conflict':
         throw new VersionConflictError(id, expectedVersion, detail === '' || detail == null ? undefined : Number(detail));
       case 'duplicate':
-        throw new DuplicateInboundError(commit.inbound!.key, String(detail));
+        throw new DuplicateInboundError(commit.inbound!.key, inboundMark(String(detail)).conversationId);
       case 'lease_lost':
         throw new LeaseLostError(commit.cursor!.lease.destination, id);
       default:
@@ -662,9 +662,18 @@ export class RedisStore implements Store {
   }
 
   async inboundSeen(key: string): Promise<string | undefined> {
-    const value = await guard(`read inbound key ${key}`, () => this.client.sendCommand(['GET', `${this.p}inbound:${key}`]));
-    return value == null ? undefined : String(value);
+    return (await this.inboundMark(key))?.conversationId;
   }
+
+  async inboundMessage(key: string): Promise<string | undefined> {
+    return (await this.inboundMark(key))?.messageId;
+  }
+
+  private async inboundMark(key: string): Promise<{ conversationId: string; messageId?: string } | undefined> {
+    const value = await guard(`read inbound key ${key}`, () => this.client.sendCommand(['GET', `${this.p}inbound:${key}`]));
+    return value == null ? undefined : inboundMark(String(value));
+  }
+
 
   onChange(listener: (notice: ChangeNotice) => void): () => void {
     // Wrap so the same function added twice is two subscriptions, each removed by its own unsubscribe.
@@ -933,4 +942,10 @@ async function quit(client: RedisClient): Promise<void> {
   if (!client.isOpen) return;
   if (!client.isReady) return client.destroy();
   await client.close().catch(() => client.destroy());
+}
+
+/** An inbound key's value: the conversation id, then the message id when the commit named it. */
+function inboundMark(value: string): { conversationId: string; messageId?: string } {
+  const space = value.indexOf(' ');
+  return space < 0 ? { conversationId: value } : { conversationId: value.slice(0, space), messageId: value.slice(space + 1) };
 }

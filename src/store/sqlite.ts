@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS work_state (
 CREATE INDEX IF NOT EXISTS work_due ON work_state (destination, due_at) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS index_values (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS index_members (key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (key, member)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS inbound (key TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbound (key TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, expires_at INTEGER NOT NULL, message_id TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS adapter_data (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 `;
@@ -135,7 +135,8 @@ function prepare(db: Database.Database) {
     addMessage: one<[string, number, string], unknown>('INSERT INTO messages (conversation_id, seq, body) VALUES (?, ?, ?)'),
     // inbound marks
     inbound: one<[string, number], string>('SELECT conversation_id FROM inbound WHERE key = ? AND expires_at > ?').pluck(),
-    putInbound: one<[string, string, number], unknown>('INSERT OR REPLACE INTO inbound (key, conversation_id, expires_at) VALUES (?, ?, ?)'),
+    inboundMessage: one<[string, number], string | null>('SELECT message_id FROM inbound WHERE key = ? AND expires_at > ?').pluck(),
+    putInbound: one<[string, string, number, string | null], unknown>('INSERT OR REPLACE INTO inbound (key, conversation_id, expires_at, message_id) VALUES (?, ?, ?, ?)'),
     // work
     lastWork: one<[string], number | null>('SELECT MAX(seq) FROM work_log WHERE conversation_id = ?').pluck(),
     addWork: one<[string, number, string], unknown>('INSERT INTO work_log (conversation_id, seq, body) VALUES (?, ?, ?)'),
@@ -609,6 +610,8 @@ export class SqliteStore implements Store {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
       db.exec(SCHEMA);
+      // Files made before inbound marks kept their message.
+      if (!(db.pragma('table_info(inbound)') as Array<{ name: string }>).some((column) => column.name === 'message_id')) db.exec('ALTER TABLE inbound ADD COLUMN message_id TEXT');
       const sweep = {
         intervalMs: count(options.sweepIntervalMs ?? SWEEP_INTERVAL_MS),
         batch: Math.max(1, count(options.sweepBatch ?? SWEEP_BATCH)),
@@ -661,7 +664,7 @@ export class SqliteStore implements Store {
         if (s.state.get(lease.destination, lease.conversationId)?.lease_token !== lease.token) throw new LeaseLostError(lease.destination, lease.conversationId);
       }
       // Then the writes.
-      if (commit.inbound) s.putInbound.run(commit.inbound.key, c.id, now + commit.inbound.ttlMs);
+      if (commit.inbound) s.putInbound.run(commit.inbound.key, c.id, now + commit.inbound.ttlMs, commit.inbound.message ?? null);
       if (commit.cursor) {
         const { lease, seq } = commit.cursor;
         s.advance.run({ seq, destination: lease.destination, id: lease.conversationId });
@@ -739,6 +742,10 @@ export class SqliteStore implements Store {
 
   inboundSeen(key: string): Promise<string | undefined> {
     return read('read inbound marks', () => this.s.inbound.get(key, this.now()));
+  }
+
+  inboundMessage(key: string): Promise<string | undefined> {
+    return read('read inbound marks', () => this.s.inboundMessage.get(key, this.now()) ?? undefined);
   }
 
   /** Transactions committed since the store opened, and the writes they carried: writes / transactions is the group-commit factor. */

@@ -72,8 +72,11 @@ export interface Commit {
   /** New work, in order; each destination named becomes due now (unless it already is, or is leased). */
   work?: Array<Omit<WorkItem, 'seq' | 'at' | 'version'>>;
   indexes?: IndexWrite[];
-  /** Inbound idempotency: the commit fails with `DuplicateInboundError` if this key was already committed. */
-  inbound?: { key: string; ttlMs: number };
+  /**
+   * Inbound idempotency: the commit fails with `DuplicateInboundError` if this key was already
+   * committed. `message`: the message the key stored, kept with the mark so a resend is answered with it.
+   */
+  inbound?: { key: string; ttlMs: number; message?: string };
   /**
    * A worker's cursor moving in the same commit (an agent turn's answer and its `turn` work).
    * `release`: also give the lease back when nothing is left for its destination after `seq`, so
@@ -215,6 +218,8 @@ export interface Store {
   indexMembers(key: string): Promise<string[]>;
   /** The conversation an inbound key was committed with, if it was. */
   inboundSeen(key: string): Promise<string | undefined>;
+  /** The message an inbound key stored, when its commit said which (`Commit.inbound.message`). */
+  inboundMessage(key: string): Promise<string | undefined>;
   readonly work: WorkQueue;
   /** Publishes after every commit, to every instance sharing the store. Returns the unsubscribe. */
   onChange(listener: (notice: ChangeNotice) => void): () => void;

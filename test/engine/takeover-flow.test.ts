@@ -131,6 +131,24 @@ describe('a whole takeover through the bridge API', () => {
     expect(c.messages.filter((m) => m.author.role === 'customer')).toHaveLength(2);
   });
 
+  it('a redelivery whose mark was made before marks kept their message is answered from the index it wrote then', async () => {
+    const bridge = await boot();
+    const a = await bridge.customerMessage({ origin: 'webchat', customer, text: 'hello', idempotencyKey: 'evt-old' });
+    await bridge.idle();
+    // As an earlier version stored it: the mark without its message, the message in an index value.
+    const c = (await t.store.getConversation(a.conversation.id))!;
+    await t.store.commit({
+      conversation: c,
+      expectedVersion: c.version,
+      appended: [],
+      inbound: { key: 'customer:evt-older', ttlMs: 60_000 },
+      indexes: [{ op: 'set', key: 'inbound-message:customer:evt-older', value: a.message!.id, ttlMs: 60_000 }],
+    });
+    const b = await bridge.customerMessage({ conversationId: a.conversation.id, origin: 'webchat', customer, text: 'hello', idempotencyKey: 'evt-older' });
+    expect(b.duplicate).toBe(true);
+    expect(b.message?.id).toBe(a.message!.id);
+  });
+
   it('a redelivery after the conversation closed is still a redelivery, not a refusal', async () => {
     const bridge = await boot();
     const a = await bridge.customerMessage({ origin: 'webchat', customer, text: 'hello', idempotencyKey: 'evt-c1' });

@@ -174,6 +174,21 @@ describe.each(backends)('store on $name', (backend) => {
       expect((await store.getConversation('c_in_a'))!.messages.map((m) => m.id)).toEqual(['in1']);
     });
 
+    it('an inbound mark keeps the message its commit stored, for the answer to a resend', async () => {
+      const first = message('c_inm_m1', 'Hello');
+      await store.commit({ conversation: conversation('c_inm', { messages: [first] }), expectedVersion: 0, appended: [first], inbound: { key: 'web:s1:c1', ttlMs: 60_000, message: first.id } });
+      expect(await store.inboundSeen('web:s1:c1')).toBe('c_inm');
+      expect(await store.inboundMessage('web:s1:c1')).toBe(first.id);
+      await expect(store.commit({ conversation: conversation('c_inm2', { messages: [first] }), expectedVersion: 0, appended: [first], inbound: { key: 'web:s1:c1', ttlMs: 60_000, message: 'other' } })).rejects.toSatisfy(
+        (e) => e instanceof DuplicateInboundError && e.conversationId === 'c_inm',
+      );
+      // A mark without one, and no mark at all.
+      await store.commit({ conversation: conversation('c_inm3'), expectedVersion: 0, appended: [], inbound: { key: 'web:s1:c2', ttlMs: 60_000 } });
+      expect(await store.inboundSeen('web:s1:c2')).toBe('c_inm3');
+      expect(await store.inboundMessage('web:s1:c2')).toBeUndefined();
+      expect(await store.inboundMessage('web:s1:none')).toBeUndefined();
+    });
+
     it('an inbound key is forgotten after its time to live', async () => {
       await open(store, 'c_in_ttl');
       await change(store, 'c_in_ttl', { inbound: { key: 'frame-1', ttlMs: 40 } });
