@@ -74,11 +74,20 @@ describe('redis scripts: commands per call', () => {
     expect(counts.hset).toBe(1 + 2 + 2 + 1);
   });
 
-  it('a claim behind the new work reads the older items and serves the new ones as appended', async () => {
-    const m1 = message('c2_m1', 'one');
-    const c = conversationFixture({ id: 'c2', messages: [m1] });
+  /**
+   * Conversation `id` gets an item for x and one for y; then (with x's item finished first when
+   * `xDone`) a commit adds one for y and one for x and claims x. What the claim brought, and the
+   * commands that commit cost.
+   */
+  async function claimAfter(id: string, xDone: boolean): Promise<{ claimed: Awaited<ReturnType<Store['commitClaiming']>>['claimed']; counts: Record<string, number> }> {
+    const m1 = message(`${id}_m1`, 'one');
+    const c = conversationFixture({ id, messages: [m1] });
     await store.commit({ conversation: c, expectedVersion: 0, appended: [m1], work: [{ to: ['x'], payload: mirror(m1.id) }, { to: ['y'], payload: mirror(m1.id) }] });
-    const m2 = message('c2_m2', 'two');
+    if (xDone) {
+      const [lease] = await store.work.lease('x', { limit: 1, leaseMs: 30_000 });
+      expect(await store.work.finish(lease!, 1)).toBe(true);
+    }
+    const m2 = message(`${id}_m2`, 'two');
     const next: Commit = {
       conversation: { ...c, version: 1, messages: [m1, m2] },
       expectedVersion: 1,
@@ -90,31 +99,21 @@ describe('redis scripts: commands per call', () => {
     const counts = await counted(async () => ({ claimed } = await store.commitClaiming(next)));
     expect(claimed).toHaveLength(1);
     // The same batch `pending` reads from the log.
-    expect(claimed[0]!.pending).toEqual(await store.work.pending('x', 'c2', 50));
+    expect(claimed[0]!.pending).toEqual(await store.work.pending('x', id, 50));
+    return { claimed, counts };
+  }
+
+  it('a claim behind the new work reads the older items and serves the new ones as appended', async () => {
+    const { claimed, counts } = await claimAfter('c2', false);
     expect(claimed[0]!.pending!.items.map((i) => i.seq)).toEqual([1, 4]);
     // Already due since the first commit: its score is read; only the older part of the log is.
     expect(counts).toMatchObject({ zscore: 1, lrange: 1, time: 1 });
   });
 
   it('a claim for a destination with nothing pending reads none of the log before its new item', async () => {
-    const m1 = message('c9_m1', 'one');
-    const c = conversationFixture({ id: 'c9', messages: [m1] });
-    await store.commit({ conversation: c, expectedVersion: 0, appended: [m1], work: [{ to: ['x'], payload: mirror(m1.id) }, { to: ['y'], payload: mirror(m1.id) }] });
-    const [lease] = await store.work.lease('x', { limit: 1, leaseMs: 30_000 });
-    expect(await store.work.finish(lease!, 1)).toBe(true);
-    const m2 = message('c9_m2', 'two');
-    const next: Commit = {
-      conversation: { ...c, version: 1, messages: [m1, m2] },
-      expectedVersion: 1,
-      appended: [m2],
-      work: [{ to: ['y'], payload: mirror(m2.id) }, { to: ['x'], payload: mirror(m2.id) }],
-      claim: { destinations: ['x'], leaseMs: 30_000 },
-    };
-    let claimed: Awaited<ReturnType<Store['commitClaiming']>>['claimed'] = [];
-    const counts = await counted(async () => ({ claimed } = await store.commitClaiming(next)));
+    const { claimed, counts } = await claimAfter('c9', true);
     // Item 2 (for y) lies between x's cursor and its new item: it is not read back to be skipped.
     expect(claimed[0]!.pending!.items.map((i) => i.seq)).toEqual([4]);
-    expect(claimed[0]!.pending).toEqual(await store.work.pending('x', 'c9', 50));
     expect(counts.lrange ?? 0).toBe(0);
   });
 
