@@ -141,11 +141,14 @@ function contentWords(text: string): ReadonlySet<string> {
   return set;
 }
 
-/** A stored message's content words, kept with the message (the cache shares frozen messages between turns). */
-const messageWords = new WeakMap<Message, ReadonlySet<string>>();
+/**
+ * Stored messages' content words, by message (the cache shares frozen messages between turns).
+ * Bounded, first in first out: a look is one map read, and a message dropped is only worked out again.
+ */
+const messageWords = new RecentMap<Message, ReadonlySet<string>>(4_000);
 
 function contentWordsOf(message: Message): ReadonlySet<string> {
-  let words = messageWords.get(message);
+  let words = messageWords.peek(message);
   if (!words) messageWords.set(message, (words = contentWords(message.text)));
   return words;
 }
