@@ -1,0 +1,121 @@
+/**
+ * One attempt record per batch, end to end: a real SQLite store, real delivery workers. An
+ * instance that dies mid-batch leaves every item it may have acted on looked up by the one that
+ * takes over; a failure makes the retry look up only the item that failed.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { RetryLaterError } from '../../src/delivery/outcome.ts';
+import { DeliveryWorker, type Destination, type WorkContext } from '../../src/delivery/worker.ts';
+import { silentLogger } from '../../src/log.ts';
+import { openSqliteStore } from '../../src/store/sqlite.ts';
+import type { Store, WorkItem } from '../../src/store/store.ts';
+import { conversationFixture } from '../support/conversations.ts';
+import { waitFor } from '../support/harness.ts';
+
+let dir: string;
+let store: Store;
+const workers: DeliveryWorker[] = [];
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'attempt-records-'));
+  store = await openSqliteStore(join(dir, 'store.sqlite'));
+});
+
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop(100)));
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A conversation with `n` mirror items for `ws`, each after one for someone else. */
+async function conversationWithItems(id: string, n: number): Promise<void> {
+  const work = Array.from({ length: n }, (_, i) => [
+    { to: ['other'], payload: { kind: 'mirror' as const, messageId: `other_${i}` } },
+    { to: ['ws'], payload: { kind: 'mirror' as const, messageId: `m${i + 1}` } },
+  ]).flat();
+  await store.commit({ conversation: { ...conversationFixture({ id }), messages: [], version: 0 }, expectedVersion: 0, appended: [], work });
+}
+
+/** A destination that records what it was asked to do, and the attempt count it was told. */
+function recording(behave: (item: WorkItem, context: WorkContext) => Promise<void> = async () => {}) {
+  const seen: Array<{ item: string; count: number }> = [];
+  const destination: Destination = {
+    name: 'ws',
+    async handle(item, context) {
+      seen.push({ item: (item.payload as { messageId: string }).messageId, count: context.attempt.count });
+      await behave(item, context);
+    },
+  };
+  return { seen, destination };
+}
+
+/** A started worker; `dies`: never stopped (its process is gone, and a stop would wait on it forever). */
+function worker(destination: Destination, on: Store = store, dies = false): DeliveryWorker {
+  const w = new DeliveryWorker({ store: on, destination, logger: silentLogger(), leaseMs: 300, pollMs: 50, backoff: { initialMs: 20, maxMs: 100, factor: 2, jitter: 0 } });
+  if (!dies) workers.push(w);
+  w.start();
+  return w;
+}
+
+/** The store as a process that dies: once `kill()` is called, no call it makes ever reaches the store. */
+function mortal(real: Store): { store: Store; kill(): void } {
+  let dead = false;
+  const never = new Promise<never>(() => {});
+  const work = new Proxy(real.work, {
+    get: (target, key) => {
+      const value = Reflect.get(target, key) as unknown;
+      return typeof value === 'function' ? (...args: unknown[]) => (dead ? never : (value as (...a: unknown[]) => unknown).apply(target, args)) : value;
+    },
+  });
+  return { store: new Proxy(real, { get: (target, key) => (key === 'work' ? work : Reflect.get(target, key)) }), kill: () => (dead = true) };
+}
+
+it('an instance that dies mid-batch: whoever takes over looks up every item it may have acted on, and finishes them all', async () => {
+  await conversationWithItems('c_dies', 3);
+  const first = mortal(store);
+  // The first instance acts on m1, starts on m2 and dies there: nothing after it is written.
+  const dying = recording(async (item) => {
+    if ((item.payload as { messageId: string }).messageId === 'm2') {
+      first.kill();
+      await new Promise(() => {});
+    }
+  });
+  worker(dying.destination, first.store, true);
+  await waitFor(() => dying.seen.length === 2, { what: 'the first instance to reach m2' });
+  expect(dying.seen).toEqual([
+    { item: 'm1', count: 1 },
+    { item: 'm2', count: 1 },
+  ]);
+  // Its lease expires; another instance takes the conversation over.
+  const next = recording();
+  worker(next.destination);
+  await waitFor(async () => (await store.work.pending('ws', 'c_dies')).items.length === 0, { what: 'the work to be done', timeoutMs: 5000 });
+  // m1 and m2 may have happened: they are repeats. m3 was in the dead run's record too.
+  expect(next.seen).toEqual([
+    { item: 'm1', count: 2 },
+    { item: 'm2', count: 2 },
+    { item: 'm3', count: 2 },
+  ]);
+});
+
+it('a failure makes the retry look up only the item that failed, not the ones after it', async () => {
+  await conversationWithItems('c_fails', 3);
+  let failed = false;
+  const flaky = recording(async (item) => {
+    if ((item.payload as { messageId: string }).messageId === 'm2' && !failed) {
+      failed = true;
+      throw new RetryLaterError(30);
+    }
+  });
+  worker(flaky.destination);
+  await waitFor(async () => (await store.work.pending('ws', 'c_fails')).items.length === 0, { what: 'the work to be done', timeoutMs: 5000 });
+  expect(flaky.seen).toEqual([
+    { item: 'm1', count: 1 },
+    { item: 'm2', count: 1 },
+    { item: 'm2', count: 2 },
+    { item: 'm3', count: 1 },
+  ]);
+});
