@@ -126,17 +126,21 @@ const STOP_WORDS = new Set(
   ),
 );
 
-/** Recent texts' content words: for texts compared again without their message (the offline agent's questions, reads that bypass the cache). */
+function wordsOf(text: string): ReadonlySet<string> {
+  // normalize() keeps "." "'" "-" for ids and amounts; at a word's edges they are punctuation ("refund." is "refund").
+  const words = normalize(text)
+    .split(' ')
+    .map((w) => w.replace(/^[.'-]+|[.'-]+$/g, ''));
+  return new Set(words.filter((w) => w.length > 1 && !STOP_WORDS.has(w)));
+}
+
+/** Recent texts' content words, for texts compared without a stored message (`similarity`: the offline agent's questions). */
 const contentWordsSeen = new RecentMap<string, ReadonlySet<string>>(2_000);
 
 function contentWords(text: string): ReadonlySet<string> {
   const seen = contentWordsSeen.get(text);
   if (seen) return seen;
-  // normalize() keeps "." "'" "-" for ids and amounts; at a word's edges they are punctuation ("refund." is "refund").
-  const words = normalize(text)
-    .split(' ')
-    .map((w) => w.replace(/^[.'-]+|[.'-]+$/g, ''));
-  const set = new Set(words.filter((w) => w.length > 1 && !STOP_WORDS.has(w)));
+  const set = wordsOf(text);
   if (text.length <= 2_000) contentWordsSeen.set(text, set);
   return set;
 }
@@ -149,7 +153,7 @@ const messageWords = new RecentMap<Message, ReadonlySet<string>>(4_000);
 
 function contentWordsOf(message: Message): ReadonlySet<string> {
   let words = messageWords.peek(message);
-  if (!words) messageWords.set(message, (words = contentWords(message.text)));
+  if (!words) messageWords.set(message, (words = wordsOf(message.text)));
   return words;
 }
 

@@ -62,7 +62,8 @@ import { beginAttempts } from './attempts.ts';
 import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
 
 /**
- * The on-disk format (unchanged since the first release; files written then open as they are).
+ * The on-disk format. Files written by earlier versions open as they are: the one column added
+ * since the first release (`inbound.message_id`) is added when such a file opens.
  * A work item's body is the `WorkItem` JSON; items written before `version` existed read as version 0.
  */
 const SCHEMA = `
