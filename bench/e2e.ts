@@ -6,7 +6,7 @@
  *  - this one: the load generator (web chat customers over WebSocket, email customers over SMTP);
  *  - bench/e2e-emulators.ts: the Slack Web API emulator, the Chat Completions emulator (a short
  *    reply to every request) and an SMTP sink for the bridge's outbound mail;
- *  - the bridge, started as `npm start` starts it (`node --import tsx src/main.ts`, configured by
+ *  - the bridge, started as `npm start` starts it (`node [flags of the start script] --import tsx src/main.ts`, configured by
  *    the environment only), once per store: SQLite (a file) and Redis (a redis-server of its own,
  *    append-only file with `appendfsync always` unless `--redis-fsync` says otherwise);
  *  - bench/forwarder.ts: the bare forwarder, the same unavoidable work with no persistence.
@@ -45,12 +45,15 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { WebSocket } from 'ws';
+import { startNodeFlags } from '../scripts/start-command.ts';
 import { accepting, freePort } from '../test/support/redis-process.ts';
 import type { EmulatorStats, HostMessage } from './e2e-emulators.ts';
 import { profileFile, ProfileReader, readProfile, snapshotSources, type CpuProfile } from './e2e-profile.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+/** `npm start`'s Node flags: the bridge runs as it starts, and the forwarder on the same runtime settings. */
+const NODE_FLAGS = startNodeFlags(ROOT);
 const SIGNING_SECRET = '5ca1ab1e0ddba11c0ffee0123456789a';
 const SESSION_SECRET = 'bench-e2e-session-secret-0123456789abcdef0123456789';
 const SUPPORT_ADDRESS = 'support@northwind.test';
@@ -242,7 +245,7 @@ class ServerProcess {
     const profiling = CPU_PROF && this.kind !== 'forwarder' ? ['--cpu-prof', '--cpu-prof-dir', profileDir!] : [];
     const out = openSync(this.logFile, 'a');
     // cwd is the run directory: no .env is read, and relative defaults land there.
-    this.child = spawn(process.execPath, [...profiling, `--inspect-port=127.0.0.1:${this.inspectPort}`, '--import', TSX, entry], {
+    this.child = spawn(process.execPath, [...NODE_FLAGS, ...profiling, `--inspect-port=127.0.0.1:${this.inspectPort}`, '--import', TSX, entry], {
       cwd: runDir,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: tmpdir(), ...this.env, PORT: String(this.port), SMTP_INBOUND_PORT: String(this.smtpPort) },
       stdio: ['ignore', out, out],

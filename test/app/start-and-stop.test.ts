@@ -12,10 +12,13 @@ import { silentLogger } from '../../src/log.ts';
 import { waitFor } from '../support/harness.ts';
 import { chat, startChatEmulator } from '../emulators/openai-chat.ts';
 import { freePort } from '../support/redis-process.ts';
+import { startNodeFlags } from '../../scripts/start-command.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'app-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const root = new URL('../..', import.meta.url).pathname;
+/** `node <flags> --import tsx src/main.ts`, with the flags of package.json's start script. */
+const npmStart = [...startNodeFlags(root), '--import', 'tsx', 'src/main.ts'];
 
 describe('starting the bridge', () => {
   it('runs with no configuration at all: web chat and the offline agent on SQLite, and says so', async () => {
@@ -61,7 +64,7 @@ describe('starting the bridge', () => {
 
   it('npm start answers /healthz when ready and exits 0 on SIGTERM', { timeout: 60_000 }, async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, npmStart, {
       cwd: root,
       env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', STORE_URL: join(dir, 'f.sqlite'), LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -84,7 +87,7 @@ describe('starting the bridge', () => {
   });
 
   it('a configuration error is one line on stderr and exit code 1', { timeout: 60_000 }, async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, npmStart, {
       cwd: root,
       env: { PATH: process.env.PATH, PORT: '99999', STORE_URL: join(dir, 'g.sqlite') },
       stdio: ['ignore', 'pipe', 'pipe'],
