@@ -131,6 +131,7 @@ export class Bridge implements BridgePort {
       {
         workspaces: () => this.workspaces.map((w) => w.name),
         webhooks: () => this.webhooks !== undefined,
+        live: (origin) => this.channels.some((channel) => channel.origin === origin && channel.live === true),
         claimable: () => {
           const free = [...this.workers.values()].filter((w) => w.canAdopt);
           return { destinations: free.map((w) => w.name), leaseMs: this.delivery.leaseMs ?? 30_000, begin: free.filter((w) => w.beginsOnLease).map((w) => w.name) };

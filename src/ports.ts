@@ -29,6 +29,12 @@ export const FIRST_ATTEMPT: DeliveryAttempt = { key: 'direct', count: 1, since: 
 export interface CustomerChannel {
   readonly origin: Origin;
   /**
+   * A live view of the transcript (web chat): every instance running the channel shows its own
+   * connections what each commit added, from the change feed, so commits make no delivery work
+   * for its conversations. Otherwise each public message is a work item handed to `deliver`.
+   */
+  readonly live?: boolean;
+  /**
    * Deliver one public message: an agent reply, an operator reply (author.name is the operator's
    * display name) or a status notice (`message.notice` is set, author.role is `system`).
    */

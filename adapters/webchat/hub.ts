@@ -25,6 +25,8 @@ export class Connection {
   firstClientId: string | undefined;
   /** Message ids this socket has shown (or the widget already had before it connected). */
   private shown: readonly string[] | Set<string> = NONE_SHOWN;
+  /** The last transcript message this socket sent, so a caller can tell whether a reply already went out. */
+  lastShownId: string | undefined;
   /** Live messages that arrived while the replay was being read; sent right after it. */
   private held: ServerMessageFrame[] | undefined;
   /** A close asked for while the replay was running: done right after it. */
@@ -71,6 +73,7 @@ export class Connection {
     }
     if (this.hasShown(frame.id) && !frame.clientId) return;
     this.markShown(frame.id);
+    this.lastShownId = frame.id;
     this.send(frame);
   }
 
@@ -115,8 +118,6 @@ export class Connection {
 /** The connections of one conversation on this instance. */
 interface Room {
   connections: Connection[];
-  /** Deliveries while someone was connected, so a caller can tell whether a reply already went out. */
-  deliveries: number;
 }
 
 /** The registry of connections by conversation. */
@@ -124,8 +125,7 @@ export class ConversationHub {
   private readonly byConversation = new Map<string, Room>();
   /** Connections whose session has no conversation yet, by session id. */
   private readonly pendingBySession = new Map<string, Set<Connection>>();
-  /** `unheard`: deliveries held while no socket of the conversation was here (a socket that joins during the hold counts them). */
-  private readonly holds = new Map<string, { count: number; frames: ServerMessageFrame[]; unheard: number; end?: { code: number; reason: string }; after?: Array<() => void> }>();
+  private readonly holds = new Map<string, { count: number; frames: ServerMessageFrame[]; end?: { code: number; reason: string }; after?: Array<() => void> }>();
 
   constructor(private readonly maxPerConversation: number) {}
 
@@ -140,7 +140,7 @@ export class ConversationHub {
     this.removePending(connection);
     connection.conversationId = conversationId;
     if (room) room.connections.push(connection);
-    else this.byConversation.set(conversationId, { connections: [connection], deliveries: this.holds.get(conversationId)?.unheard ?? 0 });
+    else this.byConversation.set(conversationId, { connections: [connection] });
     return true;
   }
 
@@ -164,7 +164,6 @@ export class ConversationHub {
     const at = room ? room.connections.indexOf(connection) : -1;
     if (!room || at < 0) return;
     room.connections.splice(at, 1);
-    // The delivery count is forgotten with the last socket.
     if (room.connections.length === 0) this.byConversation.delete(id);
   }
 
@@ -175,10 +174,6 @@ export class ConversationHub {
   /** A bridge delivery: shown on every connection of the conversation (after any hold). */
   deliver(conversationId: string, frame: ServerMessageFrame): void {
     const hold = this.holds.get(conversationId);
-    // Counted only where someone listens (the count is forgotten with the last socket).
-    const room = this.byConversation.get(conversationId);
-    if (room) room.deliveries += 1;
-    else if (hold) hold.unheard += 1;
     if (hold) hold.frames.push(frame);
     else this.fanOut(conversationId, frame);
   }
@@ -202,7 +197,7 @@ export class ConversationHub {
    */
   hold(conversationId: string): () => void {
     let hold = this.holds.get(conversationId);
-    if (!hold) this.holds.set(conversationId, (hold = { count: 0, frames: [], unheard: 0 }));
+    if (!hold) this.holds.set(conversationId, (hold = { count: 0, frames: [] }));
     hold.count += 1;
     let released = false;
     return () => {
@@ -226,11 +221,6 @@ export class ConversationHub {
     const hold = this.holds.get(conversationId);
     if (!hold) return fn();
     (hold.after ??= []).push(fn);
-  }
-
-  /** How many deliveries the conversation has had while someone was connected. */
-  deliveryCount(conversationId: string): number {
-    return this.byConversation.get(conversationId)?.deliveries ?? 0;
   }
 
   conversationIds(): string[] {

@@ -58,6 +58,8 @@ const MAX_SOCKETS_PER_CONVERSATION = 10;
 
 class WebChatChannel implements WebChat {
   readonly origin = 'webchat' as const;
+  /** Sockets show the transcript live from the change feed (`start`): commits make no delivery work. */
+  readonly live = true;
   readonly name = 'webchat';
   private readonly config: ResolvedWebChatConfig;
   private readonly bridge: BridgePort;
@@ -126,15 +128,13 @@ class WebChatChannel implements WebChat {
     await this.widgetBundle();
     this.heartbeat = setInterval(() => this.checkHeartbeats(), HEARTBEAT_MS);
     this.heartbeat.unref();
-    // Several instances share a Redis store: the instance that delivers a message may not hold this
-    // customer's socket, so every instance re-reads the conversations its sockets show when the
-    // change feed says the customer has something new. One instance (SQLite) delivers everything itself.
-    if (this.bridge.store.backend !== 'sqlite') {
-      this.unsubscribe = this.bridge.store.onChange((notice) => {
-        if (!notice.destinations.includes('customer') || this.hub.connections(notice.conversationId).length === 0) return;
-        this.catchUpAfterHold(notice.conversationId, notice.version);
-      });
-    }
+    // The sockets are a live view of the transcript: after every commit of a conversation this
+    // instance has sockets for (its own commits, and other instances' through the change feed), it
+    // sends them the public messages they have not shown. No work item delivers web chat messages.
+    this.unsubscribe = this.bridge.store.onChange((notice) => {
+      if (this.hub.connections(notice.conversationId).length === 0) return;
+      this.catchUpAfterHold(notice.conversationId, notice.version);
+    });
   }
 
   async stop(): Promise<void> {
@@ -158,6 +158,7 @@ class WebChatChannel implements WebChat {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
+  /** Work items stored by versions before the live view (commits no longer address web chat). */
   async deliver(conversation: Conversation, message: Message): Promise<void> {
     if (message.visibility !== 'public') return;
     // No socket open: nothing is lost, the widget replays the transcript when it reconnects.
@@ -228,7 +229,7 @@ class WebChatChannel implements WebChat {
           continue;
         }
         for (const connection of this.hub.connections(conversationId)) {
-          if (connection.replaying) continue;
+          // A socket still replaying holds these and shows those its replay did not.
           for (const message of conversation.messages) {
             if (message.visibility === 'public' && !connection.hasShown(message.id)) connection.show(messageFrame(message, this.names, undefined, conversation.ticket));
           }

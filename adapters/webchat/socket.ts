@@ -383,8 +383,7 @@ export class SocketHandler {
     }
     if (result.duplicate) return 'done'; // confirmed by the replay; its answer is already under way
     // The assistant is working on an answer, unless it already came (in the replay, or live since).
-    const answered = hub.deliveryCount(conversation.id) > 0 || shown.messages.filter((m) => m.visibility === 'public').at(-1)?.id !== own.id;
-    if (shown.state === 'agent' && !answered) {
+    if (shown.state === 'agent' && connection.lastShownId === own.id) {
       connection.send({ type: 'typing', name: context.names.assistant });
     }
     return 'done';
@@ -402,7 +401,6 @@ export class SocketHandler {
     const { hub, bridge } = context;
     const conversationId = connection.conversationId;
     if (!conversationId || socket.readyState !== socket.OPEN) return;
-    const deliveriesBefore = hub.deliveryCount(conversationId);
     const release = hub.hold(conversationId);
     try {
       const result = await bridge.customerMessage({
@@ -422,8 +420,9 @@ export class SocketHandler {
       // The sender gets its confirmation; the visitor's other tabs get the message itself.
       connection.show(messageFrame(message, context.names, frame.clientId, result.conversation.ticket));
       hub.fanOut(conversationId, messageFrame(message, context.names, undefined, result.conversation.ticket), connection);
-      // The assistant is working on an answer, unless it already came or a person is on it.
-      if (!result.duplicate && result.conversation.state === 'agent' && hub.deliveryCount(conversationId) === deliveriesBefore) {
+      // The assistant is working on an answer, unless a person is on it. What was committed since
+      // (the answer itself, say) is shown after the hold, so after this notice.
+      if (!result.duplicate && result.conversation.state === 'agent') {
         for (const other of hub.connections(conversationId)) other.send({ type: 'typing', name: context.names.assistant });
       }
     } catch (err) {

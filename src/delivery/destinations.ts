@@ -19,7 +19,10 @@ function messageOf(conversation: Conversation, id: string): Message | undefined 
   return undefined;
 }
 
-/** The customer's side: each conversation's public messages go to the channel it came from. */
+/**
+ * The customer's side: each conversation's public messages go to the channel it came from. A live
+ * channel (web chat) gets none from commits, only items stored by earlier versions.
+ */
 export class CustomerDestination implements Destination {
   readonly name = CUSTOMER;
 

@@ -5,7 +5,7 @@
  * An in-process queue per conversation only saves this instance from racing itself.
  */
 import { ConversationNotFoundError, VersionConflictError } from '../errors.ts';
-import type { Conversation, HistoryEntry, Message, Operator } from '../model.ts';
+import type { Conversation, HistoryEntry, Message, Operator, Origin } from '../model.ts';
 import { conversationLogger, type Logger } from '../log.ts';
 import { InProcessLocks } from '../store/locks.ts';
 import type { Commit, IndexWrite, Lease, Store, WorkPayload } from '../store/store.ts';
@@ -56,6 +56,8 @@ export interface Routing {
   workspaces(): string[];
   /** Whether signed webhooks run (`WEBHOOK_URL`): ownership changes and transcript messages are also work for them. */
   webhooks?(): boolean;
+  /** Whether the customer's channel of this origin is a live view of the transcript (`CustomerChannel.live`): no delivery work. */
+  live?(origin: Origin): boolean;
   /** Told what each successful commit meant (metrics). */
   observed?(observations: Observation[]): void;
   /** Destinations whose workers here can start on new work at once: the commit leases it for them. */
@@ -163,8 +165,9 @@ export class Committer {
           );
           break;
         case 'deliver':
-          // Internal text never reaches a customer, whatever asked for it.
-          if (effect.message.visibility === 'public') add([CUSTOMER], { kind: 'deliver', messageId: effect.message.id });
+          // Internal text never reaches a customer, whatever asked for it. A live channel (web chat)
+          // needs no work: every instance catches its own sockets up from the change feed.
+          if (effect.message.visibility === 'public' && !this.routing.live?.(c.origin)) add([CUSTOMER], { kind: 'deliver', messageId: effect.message.id });
           break;
         case 'ownership':
           // An agent-to-agent hop changes no owner: workspaces show its activity line; webhooks get handoff.agent.

@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signSessionToken } from '../../adapters/webchat/token.ts';
 import { DANA, ScriptedAgent, waitFor } from '../support/harness.ts';
@@ -97,6 +99,62 @@ describe('web chat socket', () => {
     // Live messages keep coming on the resumed socket.
     await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: 'Anything else?' });
     await second.message((f) => f.text === 'Anything else?', 'live operator reply');
+  });
+
+  it('a reply committed while a reconnecting socket reads its replay is shown right after the replay', async () => {
+    rig = await startWebChat();
+    const { token } = await rig.session();
+    const first = await rig.connect(token);
+    await first.ready();
+    const conversationId = await takeOver(first);
+    first.close();
+    await waitFor(() => rig.webchat.connectionCount() === 0, { what: 'server to notice the close' });
+
+    // The hello reads the conversation twice: to check it, then (once the socket is registered)
+    // for the replay. The replay's read is answered, then held back while Dana replies.
+    const read = rig.bridge.getConversation.bind(rig.bridge);
+    let reads = 0;
+    let replayRead!: () => void;
+    const replayReadDone = new Promise<void>((resolve) => (replayRead = resolve));
+    let letReplayGo!: () => void;
+    const replayGoes = new Promise<void>((resolve) => (letReplayGo = resolve));
+    rig.bridge.getConversation = async (id: string) => {
+      const conversation = await read(id);
+      if (id === conversationId && ++reads === 2) {
+        replayRead();
+        await replayGoes;
+      }
+      return conversation;
+    };
+    const second = await rig.connect(first.token()!);
+    await replayReadDone;
+    await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: 'Found it: it ships today.' });
+    // The commit's catch-up runs a turn later (then reads the cache): let it find the socket mid-replay.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    letReplayGo();
+    await second.ready();
+    await second.message((f) => f.text === 'Found it: it ships today.', 'the reply committed during the replay');
+    expect(second.messages().filter((m) => m.text === 'Found it: it ships today.')).toHaveLength(1);
+  });
+
+  it('web chat messages make no delivery work: every socket shows the transcript live from the change feed', async () => {
+    rig = await startWebChat();
+    const { socket, conversationId } = await rig.started('Where is my order?');
+    await socket.message((f) => f.role === 'agent', 'assistant answer');
+    const other = await rig.connect(socket.token()!);
+    await other.ready();
+    await rig.bridge.claim({ conversationId, operator: DANA });
+    await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: 'Dana here: it ships today.' });
+    for (const s of [socket, other]) await s.message((f) => f.text === 'Dana here: it ships today.', 'the operator reply on each socket');
+    await rig.bridge.idle();
+    const work = new Database(join(rig.dir, 'bridge.sqlite'), { readonly: true });
+    try {
+      const items = (work.prepare('SELECT body FROM work_log WHERE conversation_id = ?').all(conversationId) as Array<{ body: string }>).map((row) => JSON.parse(row.body) as { to: string[] });
+      expect(items.length).toBeGreaterThan(0); // the mirrors and the agent's turn
+      expect(items.filter((item) => item.to.includes('customer'))).toEqual([]);
+    } finally {
+      work.close();
+    }
   });
 
   it("a reload rebuilds the whole window, including the visitor's own messages", async () => {
