@@ -38,6 +38,8 @@ export class SlackWebApiClient implements SlackCaller {
   private readonly base: URL;
   private readonly agent: HttpAgent;
   private readonly request: typeof httpRequest;
+  /** Each method's URL path, worked out once (a URL parse per call showed in the profile). */
+  private readonly paths = new Map<string, string>();
 
   constructor(private readonly options: { token: string; apiUrl: string; timeoutMs?: number }) {
     this.base = new URL(options.apiUrl.endsWith('/') ? options.apiUrl : `${options.apiUrl}/`);
@@ -48,11 +50,18 @@ export class SlackWebApiClient implements SlackCaller {
 
   apiCall(method: string, args: Record<string, unknown>): Promise<unknown> {
     const body = encodeForm(args);
-    const url = new URL(method, this.base);
+    let path = this.paths.get(method);
+    if (path === undefined) {
+      const url = new URL(method, this.base);
+      this.paths.set(method, (path = url.pathname + url.search));
+    }
     return new Promise((resolve, reject) => {
       const req = this.request(
-        url,
         {
+          protocol: this.base.protocol,
+          hostname: this.base.hostname.replace(/^\[|\]$/g, ''), // an IPv6 literal without its brackets
+          port: this.base.port,
+          path,
           method: 'POST',
           agent: this.agent,
           timeout: this.options.timeoutMs ?? 15_000,
@@ -75,14 +84,9 @@ export class SlackWebApiClient implements SlackCaller {
   }
 
   private async answer(method: string, res: IncomingMessage): Promise<unknown> {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    let chunks: Buffer[];
     try {
-      for await (const chunk of res) {
-        size += (chunk as Buffer).length;
-        if (size > MAX_RESPONSE_BYTES) throw new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`);
-        chunks.push(chunk as Buffer);
-      }
+      chunks = await readBody(res);
     } catch (err) {
       throw sdkError('slack_webapi_request_error', `A request error occurred: ${(err as Error).message}`);
     }
@@ -101,4 +105,26 @@ export class SlackWebApiClient implements SlackCaller {
     if (!data || data.ok !== true) throw sdkError('slack_webapi_platform_error', `An API error occurred: ${data?.error ?? 'unknown_error'}`, { data: { error: data?.error ?? 'unknown_error' } });
     return data;
   }
+}
+
+/** The answer's chunks, up to MAX_RESPONSE_BYTES (events, not an async iterator: a promise per chunk showed in the profile). */
+function readBody(res: IncomingMessage): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_RESPONSE_BYTES) {
+        res.destroy();
+        reject(new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    res.once('end', () => resolve(chunks));
+    res.once('error', reject);
+    res.once('close', () => {
+      if (!res.complete) reject(new Error('the answer was cut off'));
+    });
+  });
 }

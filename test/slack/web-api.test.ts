@@ -1,0 +1,64 @@
+/**
+ * The delivery path's own Slack Web API client against a real HTTP server on loopback: what it
+ * sends, and how each kind of answer (cut off, not JSON, 429, error) comes back as an SDK-shaped error.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SlackWebApiClient } from '../../adapters/slack/web-api.ts';
+
+let server: Server | undefined;
+let client: SlackWebApiClient | undefined;
+afterEach(async () => {
+  client?.close();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+});
+
+async function serve(handler: (req: IncomingMessage, body: string, res: ServerResponse) => void): Promise<SlackWebApiClient> {
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+    req.on('end', () => handler(req, body, res));
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  client = new SlackWebApiClient({ token: 'xoxb-test', apiUrl: `http://127.0.0.1:${port}/api`, timeoutMs: 2000 });
+  return client;
+}
+
+describe('Slack Web API client', () => {
+  it('posts the form to /api/<method> with the bot token, and hands back the answer', async () => {
+    const seen: Array<{ url?: string; auth?: string; body: string }> = [];
+    const api = await serve((req, body, res) => {
+      seen.push({ url: req.url, auth: req.headers.authorization, body });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, ts: '1.0001' }));
+    });
+    for (let i = 0; i < 2; i++) expect(await api.apiCall('chat.postMessage', { channel: 'C1', text: 'a & b', metadata: { event_type: 'x' } })).toEqual({ ok: true, ts: '1.0001' });
+    expect(seen).toHaveLength(2);
+    expect(seen[1]).toEqual({ url: '/api/chat.postMessage', auth: 'Bearer xoxb-test', body: 'channel=C1&text=a+%26+b&metadata=%7B%22event_type%22%3A%22x%22%7D' });
+  });
+
+  it('an answer cut off halfway is a request error, not a hang or a half-read body', async () => {
+    const api = await serve((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"ok":true,');
+      setTimeout(() => res.destroy(), 20);
+    });
+    await expect(api.apiCall('chat.postMessage', { channel: 'C1' })).rejects.toMatchObject({ code: 'slack_webapi_request_error' });
+  });
+
+  it('an answer that is not JSON, a 429 and a platform error each come back as the SDK would shape them', async () => {
+    let next: 'html' | 'limited' | 'refused' = 'html';
+    const api = await serve((_req, _body, res) => {
+      if (next === 'html') res.writeHead(200, { 'content-type': 'text/html' }).end('<html>gateway</html>');
+      else if (next === 'limited') res.writeHead(429, { 'retry-after': '7' }).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: 'channel_not_found' }));
+    });
+    await expect(api.apiCall('chat.postMessage', {})).rejects.toMatchObject({ code: 'slack_webapi_request_error', message: expect.stringContaining('not JSON') });
+    next = 'limited';
+    await expect(api.apiCall('chat.postMessage', {})).rejects.toMatchObject({ code: 'slack_webapi_rate_limited_error', retryAfter: 7 });
+    next = 'refused';
+    await expect(api.apiCall('chat.postMessage', {})).rejects.toMatchObject({ code: 'slack_webapi_platform_error', data: { error: 'channel_not_found' } });
+  });
+});
