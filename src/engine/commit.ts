@@ -91,6 +91,7 @@ export class Committer {
         const before: Conversation = { ...c, history: c.history.slice(), messages: c.messages.slice() };
         const timerBefore = Rules.nextTimer(c);
         const sink: ChangeSink = { effects: [], indexes: [] };
+        const announce: string[] = [];
         const result = change(c, sink);
         c.updatedAt = this.now().toISOString();
         const nextTimer = Rules.nextTimer(c);
@@ -99,10 +100,11 @@ export class Committer {
           conversation: c,
           expectedVersion: before.version,
           appended: c.messages.slice(before.messages.length),
-          work: this.route(c, sink.effects),
+          work: this.route(c, sink.effects, announce),
           indexes: [...sink.indexes, ...this.stateIndexes(before, c), ...dayIndexes(observations, c.id, c.updatedAt)],
           ...(options.inbound ? { inbound: sink.inboundMessage ? { ...options.inbound, message: sink.inboundMessage } : options.inbound } : {}),
           ...(options.cursor ? { cursor: options.cursor } : {}),
+          ...(announce.length ? { announce } : {}),
           // The timers' schedule follows the conversation's earliest timer (always rewritten when timers fired).
           ...(options.reschedule || nextTimer !== timerBefore ? { schedule: { destination: TIMERS, at: nextTimer } } : {}),
         };
@@ -144,8 +146,8 @@ export class Committer {
     return { destinations: wanted, leaseMs, ...(begins.length ? { begin: begins } : {}) };
   }
 
-  /** Effects → work items, addressed to the destinations that should do them. */
-  private route(c: Conversation, effects: Effect[]): NonNullable<Commit['work']> {
+  /** Effects → work items, addressed to the destinations that should do them; `announce` gets those told without work. */
+  private route(c: Conversation, effects: Effect[], announce: string[]): NonNullable<Commit['work']> {
     const workspaces = this.routing.workspaces();
     const hooks = this.routing.webhooks?.() ? [WEBHOOKS] : [];
     const work: NonNullable<Commit['work']> = [];
@@ -166,8 +168,11 @@ export class Committer {
           break;
         case 'deliver':
           // Internal text never reaches a customer, whatever asked for it. A live channel (web chat)
-          // needs no work: every instance catches its own sockets up from the change feed.
-          if (effect.message.visibility === 'public' && !this.routing.live?.(c.origin)) add([CUSTOMER], { kind: 'deliver', messageId: effect.message.id });
+          // needs no work: every instance catches its own sockets up from the change feed. The
+          // notice still names `customer`, which instances of earlier versions wait for.
+          if (effect.message.visibility !== 'public') break;
+          if (!this.routing.live?.(c.origin)) add([CUSTOMER], { kind: 'deliver', messageId: effect.message.id });
+          else if (!announce.includes(CUSTOMER)) announce.push(CUSTOMER);
           break;
         case 'ownership':
           // An agent-to-agent hop changes no owner: workspaces show its activity line; webhooks get handoff.agent.

@@ -204,7 +204,7 @@ end
 
 /**
  * ARGV[1]: JSON { p, id, expected, messages: count, work: [to...], indexes, inbound?: { key, ttl },
- * cursor?: { dest, token, seq }, claim?: { dests, ms, items, token }, noticeTo }; ARGV[2]: header
+ * cursor?: { dest, token, seq }, claim?: { dests, ms, items, token }, noticeTo, announce? }; ARGV[2]: header
  * JSON; ARGV[3]: notice JSON; then each message JSON, then each work item's body JSON. The JSON
  * strings travel as arguments of their own: nested in ARGV[1], decoding them cost Redis more than
  * the script's commands.
@@ -337,11 +337,12 @@ if a.claim then
     end
   end
 end
--- Other instances need not look for what this one leased.
+-- Other instances need not look for what this one leased, nor for an announced destination's (none).
 local leased = {}
 for _, d in ipairs(a.noticeTo) do
   if claimed[d] then leased[#leased + 1] = cjson.encode(d) end
 end
+for _, d in ipairs(a.announce or {}) do leased[#leased + 1] = cjson.encode(d) end
 if #leased > 0 then
   redis.call('PUBLISH', p .. 'changes', ARGV[3]:sub(1, -2) .. ',"leased":[' .. table.concat(leased, ',') .. ']}')
 else
@@ -599,6 +600,8 @@ export class RedisStore implements Store {
     const { messages: _messages, version: _version, ...header } = conversation;
     const work = commit.work ?? [];
     const destinations = [...new Set([...work.flatMap((w) => w.to), ...(commit.schedule ? [commit.schedule.destination] : [])])];
+    const announced = commit.announce?.filter((d) => !destinations.includes(d)) ?? [];
+    destinations.push(...announced);
     const notice: ChangeNotice & { from: string } = { conversationId: id, version: expectedVersion + 1, ownershipVersion: conversation.ownershipVersion, destinations, from: this.instance };
     const messages = commit.appended.map((m) => JSON.stringify(m));
     const bodies = work.map((w) => JSON.stringify({ to: w.to, payload: w.payload }));
@@ -613,6 +616,7 @@ export class RedisStore implements Store {
       ...(commit.cursor ? { cursor: { dest: commit.cursor.lease.destination, token: commit.cursor.lease.token, seq: commit.cursor.seq, ...(commit.cursor.release ? { release: true } : {}) } } : {}),
       ...(commit.schedule ? { schedule: { dest: commit.schedule.destination, at: commit.schedule.at === null ? null : Math.round(commit.schedule.at) } } : {}),
       noticeTo: destinations,
+      ...(announced.length ? { announce: announced } : {}),
       ...(commit.claim?.destinations.length
         ? {
             claim: {
@@ -636,7 +640,7 @@ export class RedisStore implements Store {
         const claimed: Lease[] = [];
         for (let i = 2; i + 2 < reply.length; i += 3) claimed.push({ destination: String(reply[i]), conversationId: id, token: String(reply[i + 1]), pending: parsePending(reply[i + 2] as PendingReply) });
         // This instance hears its own commits at once; the others through the channel.
-        if (claimed.length) notice.leased = claimed.map((l) => l.destination);
+        if (claimed.length || announced.length) notice.leased = [...claimed.map((l) => l.destination), ...announced];
         this.notify(notice);
         return outcome === 'released' ? { version: Number(detail), claimed, released: true } : { version: Number(detail), claimed };
       }

@@ -727,8 +727,10 @@ export class SqliteStore implements Store {
       return { destinations, claimed: commit.claim ? this.work.claim(c.id, commit.claim, now, written) : [], released };
     });
     const notice: ChangeNotice = { conversationId: c.id, version, ownershipVersion: c.ownershipVersion, destinations };
-    // Nobody else need look for what this commit leased.
-    if (claimed.length) notice.leased = claimed.map((l) => l.destination);
+    // Nobody else need look for what this commit leased, nor for an announced destination's (none).
+    const announced = commit.announce?.filter((d) => !destinations.includes(d)) ?? [];
+    if (announced.length) destinations.push(...announced);
+    if (claimed.length || announced.length) notice.leased = [...claimed.map((l) => l.destination), ...announced];
     this.changes.emit('change', notice);
     return released ? { version, claimed, released } : { version, claimed };
   }

@@ -96,6 +96,12 @@ export interface Commit {
    * holds a live lease on it; it is then left out of the change notice.
    */
   claim?: { destinations: string[]; leaseMs: number; items?: number; begin?: string[] };
+  /**
+   * Destinations named in the change notice although this commit gives them no work (listed in its
+   * `leased` too, so no worker looks): a live view that catches up from the feed. Web chat is one,
+   * and instances of versions before it look for `customer` in a notice to catch their sockets up.
+   */
+  announce?: string[];
 }
 
 /** A worker's exclusive, expiring right to run one conversation's work for one destination. */
@@ -128,7 +134,7 @@ export interface ChangeNotice {
   ownershipVersion: number;
   /** Destinations that got new work. */
   destinations: string[];
-  /** Those of them whose new work the committing instance leased in the same commit: nobody else need look. */
+  /** Those of them nobody else need look for: leased by the committing instance in the same commit, or announced with no work. */
   leased?: string[];
 }
 

@@ -767,6 +767,30 @@ describe.each(backends)('store on $name', (backend) => {
       expect(seen.some((n) => n.version === 3)).toBe(false);
     });
 
+    it('name an announced destination (a live view) with no work for it, listed as nobody need look', async () => {
+      const place = backend.place();
+      const [a, b] = backend.sharedAcrossInstances ? await Promise.all([backend.open(place), backend.open(place)]) : [store, store];
+      const stops: Array<() => void> = [];
+      try {
+        const here: ChangeNotice[] = [];
+        const there: ChangeNotice[] = [];
+        stops.push(a.onChange((n) => here.push(n)), b.onChange((n) => there.push(n)));
+        await open(a, 'n_live');
+        await change(a, 'n_live', { work: [{ to: ['slack-live'], payload: mirror('x') }], announce: ['customer-live'] });
+        for (const [seen, where] of [[here, 'here'], [there, 'on the other instance']] as const) {
+          const notice = await waitFor(() => seen.find((n) => n.conversationId === 'n_live' && n.version === 2), `the notice ${where}`);
+          expect([...notice.destinations].sort()).toEqual(['customer-live', 'slack-live']);
+          expect(notice.leased).toEqual(['customer-live']);
+        }
+        expect(await a.work.lease('customer-live', { limit: 10, leaseMs: 1000 })).toEqual([]);
+        expect((await a.work.pending('customer-live', 'n_live')).items).toEqual([]);
+        expect((await a.work.lease('slack-live', { limit: 10, leaseMs: 1000 })).map((l) => l.conversationId)).toEqual(['n_live']);
+      } finally {
+        for (const stop of stops) stop();
+        if (a !== store) await Promise.all([a.close(), b.close()]);
+      }
+    });
+
     it.runIf(backend.sharedAcrossInstances)('reach another instance sharing the store', async () => {
       const place = backend.place();
       const [a, b] = await Promise.all([backend.open(place), backend.open(place)]);

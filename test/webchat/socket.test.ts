@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signSessionToken } from '../../adapters/webchat/token.ts';
+import type { ChangeNotice } from '../../src/store/store.ts';
 import { DANA, ScriptedAgent, waitFor } from '../support/harness.ts';
 import { isError, isMessage, SESSION_SECRET, startWebChat, VisitorSocket, type WebChatRig } from './support.ts';
 
@@ -139,8 +140,14 @@ describe('web chat socket', () => {
 
   it('web chat messages make no delivery work: every socket shows the transcript live from the change feed', async () => {
     rig = await startWebChat();
+    const notices: ChangeNotice[] = [];
+    rig.bridge.store.onChange((n) => notices.push(n));
     const { socket, conversationId } = await rig.started('Where is my order?');
     await socket.message((f) => f.role === 'agent', 'assistant answer');
+    // The notice still names the customer (earlier versions catch their sockets up on it), as nobody's to look for.
+    const answered = notices.find((n) => n.conversationId === conversationId && n.version === 2)!;
+    expect(answered.destinations).toContain('customer');
+    expect(answered.leased).toContain('customer');
     const other = await rig.connect(socket.token()!);
     await other.ready();
     await rig.bridge.claim({ conversationId, operator: DANA });
