@@ -131,7 +131,11 @@ export class Bridge implements BridgePort {
       {
         workspaces: () => this.workspaces.map((w) => w.name),
         webhooks: () => this.webhooks !== undefined,
-        live: (origin) => this.channels.some((channel) => channel.origin === origin && channel.live === true),
+        // With no channel for them, API conversations are read over the API: nothing to deliver either.
+        live: (origin) => {
+          const channel = this.channels.find((ch) => ch.origin === origin);
+          return channel ? channel.live === true : origin === 'api';
+        },
         claimable: () => {
           const free = [...this.workers.values()].filter((w) => w.canAdopt);
           return { destinations: free.map((w) => w.name), leaseMs: this.delivery.leaseMs ?? 30_000, begin: free.filter((w) => w.beginsOnLease).map((w) => w.name) };

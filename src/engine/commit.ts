@@ -56,7 +56,7 @@ export interface Routing {
   workspaces(): string[];
   /** Whether signed webhooks run (`WEBHOOK_URL`): ownership changes and transcript messages are also work for them. */
   webhooks?(): boolean;
-  /** Whether the customer's channel of this origin is a live view of the transcript (`CustomerChannel.live`): no delivery work. */
+  /** Whether the customer's side of this origin needs no delivery work: a live view (`CustomerChannel.live`), or API conversations read over the API. */
   live?(origin: Origin): boolean;
   /** Told what each successful commit meant (metrics). */
   observed?(observations: Observation[]): void;

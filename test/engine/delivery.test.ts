@@ -7,7 +7,7 @@ import { PermanentDeliveryError, RetryLaterError } from '../../src/delivery/outc
 import type { Conversation, HistoryEntry, Message, Operator } from '../../src/model.ts';
 import type { DeliveryAttempt, Workspace } from '../../src/ports.ts';
 import { MemoryChannel, MemoryWorkspace } from '../support/memory-ports.ts';
-import { createTestBridge, waitFor } from '../support/harness.ts';
+import { createTestBridge, waitFor, workLog } from '../support/harness.ts';
 
 /** A workspace whose behaviour the test sets per call. */
 class FlakyWorkspace implements Workspace {
@@ -47,6 +47,18 @@ it('the customer gets the agent reply while the workspace is down, and the threa
   const first = workspace.attempts.filter((a) => a.key === workspace.attempts[0]!.key);
   expect(first.map((a) => a.count)).toEqual(first.map((_, i) => i + 1));
   expect(first.length).toBeGreaterThan(1);
+  await t.close();
+});
+
+it('an API conversation with no channel to push to makes no customer work: it is read over the API', async () => {
+  const workspace = new MemoryWorkspace('slack');
+  const t = await createTestBridge({ workspaces: [workspace] });
+  const { conversation } = await t.bridge.customerMessage({ origin: 'api', customer: { id: 'c' }, text: 'What are your opening hours?' });
+  await t.bridge.idle();
+  const c = (await t.bridge.getConversation(conversation.id))!;
+  expect(c.messages.map((m) => m.author.role)).toEqual(['customer', 'agent']);
+  expect(workLog(t.dir, conversation.id).filter((item) => item.to.includes('customer'))).toEqual([]);
+  expect(workspace.mirrored.map((m) => m.message.text)).toEqual(c.messages.map((m) => m.text));
   await t.close();
 });
 

@@ -3,6 +3,7 @@
  * and whatever channels and workspaces the test brings.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent, AgentTurnInput, AgentTurnResult } from '../../src/agent/agent.ts';
@@ -77,6 +78,16 @@ export async function createTestBridge(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Every work item ever written for a conversation in the harness's SQLite file (done or not), by who it was for. */
+export function workLog(dir: string, conversationId: string): Array<{ seq: number; to: string[] }> {
+  const db = new Database(join(dir, 'bridge.sqlite'), { readonly: true });
+  try {
+    return (db.prepare('SELECT body FROM work_log WHERE conversation_id = ? ORDER BY seq').all(conversationId) as Array<{ body: string }>).map((row) => JSON.parse(row.body) as { seq: number; to: string[] });
+  } finally {
+    db.close();
+  }
 }
 
 /** Polls `check` until it returns truthy or the deadline passes. */

@@ -1,9 +1,7 @@
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signSessionToken } from '../../adapters/webchat/token.ts';
 import type { ChangeNotice } from '../../src/store/store.ts';
-import { DANA, ScriptedAgent, waitFor } from '../support/harness.ts';
+import { DANA, ScriptedAgent, waitFor, workLog } from '../support/harness.ts';
 import { isError, isMessage, SESSION_SECRET, startWebChat, VisitorSocket, type WebChatRig } from './support.ts';
 
 let rig: WebChatRig;
@@ -154,14 +152,9 @@ describe('web chat socket', () => {
     await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: 'Dana here: it ships today.' });
     for (const s of [socket, other]) await s.message((f) => f.text === 'Dana here: it ships today.', 'the operator reply on each socket');
     await rig.bridge.idle();
-    const work = new Database(join(rig.dir, 'bridge.sqlite'), { readonly: true });
-    try {
-      const items = (work.prepare('SELECT body FROM work_log WHERE conversation_id = ?').all(conversationId) as Array<{ body: string }>).map((row) => JSON.parse(row.body) as { to: string[] });
-      expect(items.length).toBeGreaterThan(0); // the mirrors and the agent's turn
-      expect(items.filter((item) => item.to.includes('customer'))).toEqual([]);
-    } finally {
-      work.close();
-    }
+    const items = workLog(rig.dir, conversationId);
+    expect(items.length).toBeGreaterThan(0); // the mirrors and the agent's turn
+    expect(items.filter((item) => item.to.includes('customer'))).toEqual([]);
   });
 
   it("a reload rebuilds the whole window, including the visitor's own messages", async () => {
