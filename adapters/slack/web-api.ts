@@ -36,6 +36,8 @@ export function encodeForm(args: Record<string, unknown>): string {
 
 export class SlackWebApiClient implements SlackCaller {
   private readonly base: URL;
+  /** Where every call goes; an IPv6 literal's host without its brackets, as node:http wants it. */
+  private readonly target: { protocol: string; hostname: string; port: string };
   private readonly agent: HttpAgent;
   private readonly request: typeof httpRequest;
   /** Each method's URL path, worked out once (a URL parse per call showed in the profile). */
@@ -43,6 +45,7 @@ export class SlackWebApiClient implements SlackCaller {
 
   constructor(private readonly options: { token: string; apiUrl: string; timeoutMs?: number }) {
     this.base = new URL(options.apiUrl.endsWith('/') ? options.apiUrl : `${options.apiUrl}/`);
+    this.target = { protocol: this.base.protocol, hostname: this.base.hostname.replace(/^\[|\]$/g, ''), port: this.base.port };
     const https = this.base.protocol === 'https:';
     this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
     this.request = https ? (httpsRequest as unknown as typeof httpRequest) : httpRequest;
@@ -58,9 +61,7 @@ export class SlackWebApiClient implements SlackCaller {
     return new Promise((resolve, reject) => {
       const req = this.request(
         {
-          protocol: this.base.protocol,
-          hostname: this.base.hostname.replace(/^\[|\]$/g, ''), // an IPv6 literal without its brackets
-          port: this.base.port,
+          ...this.target,
           path,
           method: 'POST',
           agent: this.agent,

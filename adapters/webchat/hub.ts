@@ -167,6 +167,11 @@ export class ConversationHub {
     if (room.connections.length === 0) this.byConversation.delete(id);
   }
 
+  /** Whether this instance has a socket on the conversation (asked per commit: no copy of the list). */
+  watches(conversationId: string): boolean {
+    return this.byConversation.has(conversationId);
+  }
+
   connections(conversationId: string): Connection[] {
     return [...(this.byConversation.get(conversationId)?.connections ?? [])];
   }

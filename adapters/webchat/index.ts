@@ -132,7 +132,7 @@ class WebChatChannel implements WebChat {
     // instance has sockets for (its own commits, and other instances' through the change feed), it
     // sends them the public messages they have not shown. No work item delivers web chat messages.
     this.unsubscribe = this.bridge.store.onChange((notice) => {
-      if (this.hub.connections(notice.conversationId).length === 0) return;
+      if (!this.hub.watches(notice.conversationId)) return;
       this.catchUpAfterHold(notice.conversationId, notice.version);
     });
   }

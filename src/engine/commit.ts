@@ -91,20 +91,20 @@ export class Committer {
         const before: Conversation = { ...c, history: c.history.slice(), messages: c.messages.slice() };
         const timerBefore = Rules.nextTimer(c);
         const sink: ChangeSink = { effects: [], indexes: [] };
-        const announce: string[] = [];
         const result = change(c, sink);
         c.updatedAt = this.now().toISOString();
         const nextTimer = Rules.nextTimer(c);
         const observations = observe(before, c);
+        const { work, announce } = this.route(c, sink.effects);
         const commit: Commit = {
           conversation: c,
           expectedVersion: before.version,
           appended: c.messages.slice(before.messages.length),
-          work: this.route(c, sink.effects, announce),
+          work,
           indexes: [...sink.indexes, ...this.stateIndexes(before, c), ...dayIndexes(observations, c.id, c.updatedAt)],
           ...(options.inbound ? { inbound: sink.inboundMessage ? { ...options.inbound, message: sink.inboundMessage } : options.inbound } : {}),
           ...(options.cursor ? { cursor: options.cursor } : {}),
-          ...(announce.length ? { announce } : {}),
+          ...(announce ? { announce } : {}),
           // The timers' schedule follows the conversation's earliest timer (always rewritten when timers fired).
           ...(options.reschedule || nextTimer !== timerBefore ? { schedule: { destination: TIMERS, at: nextTimer } } : {}),
         };
@@ -146,11 +146,12 @@ export class Committer {
     return { destinations: wanted, leaseMs, ...(begins.length ? { begin: begins } : {}) };
   }
 
-  /** Effects → work items, addressed to the destinations that should do them; `announce` gets those told without work. */
-  private route(c: Conversation, effects: Effect[], announce: string[]): NonNullable<Commit['work']> {
+  /** Effects → work items, addressed to the destinations that should do them, and those to tell with no work (`Commit.announce`). */
+  private route(c: Conversation, effects: Effect[]): { work: NonNullable<Commit['work']>; announce?: string[] } {
     const workspaces = this.routing.workspaces();
     const hooks = this.routing.webhooks?.() ? [WEBHOOKS] : [];
     const work: NonNullable<Commit['work']> = [];
+    let announce: string[] | undefined;
     const add = (to: string[], payload: WorkPayload) => {
       if (to.length > 0) work.push({ to, payload });
     };
@@ -172,7 +173,7 @@ export class Committer {
           // notice still names `customer`, which instances of earlier versions wait for.
           if (effect.message.visibility !== 'public') break;
           if (!this.routing.live?.(c.origin)) add([CUSTOMER], { kind: 'deliver', messageId: effect.message.id });
-          else if (!announce.includes(CUSTOMER)) announce.push(CUSTOMER);
+          else announce = [CUSTOMER];
           break;
         case 'ownership':
           // An agent-to-agent hop changes no owner: workspaces show its activity line; webhooks get handoff.agent.
@@ -195,7 +196,7 @@ export class Committer {
     // Remember which workspaces have this conversation's thread, so one added later can catch up.
     const reached = new Set(work.flatMap((w) => w.to).filter((d) => workspaces.includes(d)));
     if ([...reached].some((w) => !c.workspaces?.includes(w))) c.workspaces = [...new Set([...(c.workspaces ?? []), ...reached])];
-    return work;
+    return announce ? { work, announce } : { work };
   }
 
   /** Index entries that follow the conversation's state: who is waiting, which escalations are pending. */

@@ -74,11 +74,14 @@ describe('web chat hub', () => {
     const a = new Connection(socket);
     const release = hub.hold('c1');
     hub.deliver('c1', frame('r1'));
+    expect(hub.watches('c1')).toBe(false);
     hub.add(a, 'c1');
+    expect(hub.watches('c1')).toBe(true);
     expect(sent()).toEqual([]);
     release();
     expect(sent().map((f) => f.id)).toEqual(['r1']);
     hub.remove(a);
+    expect(hub.watches('c1')).toBe(false);
     expect(hub.conversationIds()).toEqual([]);
   });
 
