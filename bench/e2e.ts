@@ -460,6 +460,17 @@ async function redisCommandCounts(port: number): Promise<Record<string, number>>
   return counts;
 }
 
+/** The SQLite bridge's group-commit counters from its /metrics: transactions (fsynced or not) and the writes they carried. */
+async function sqliteWriteCounts(url: string): Promise<{ synced: number; unsynced: number; writes: number }> {
+  const text = (await httpCall(`${url}/metrics`, 'GET')).text;
+  const read = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
+  return {
+    synced: read(/^handoff_store_transactions_total\{fsync="yes"\} (\d+)$/m),
+    unsynced: read(/^handoff_store_transactions_total\{fsync="no"\} (\d+)$/m),
+    writes: read(/^handoff_store_writes_total (\d+)$/m),
+  };
+}
+
 function redisInfo(port: number, section: string): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
@@ -793,6 +804,8 @@ interface CellResult {
   redisCpuPerMessage?: number;
   /** Redis commands per message answered in the window, by command. */
   redisCommands?: Record<string, number>;
+  /** SQLite transactions (fsynced and not) and writes per message answered in the window. */
+  sqliteWrites?: { synced: number; unsynced: number; writes: number };
   healthzP99: number;
   healthzMax: number;
   loadElu: number;
@@ -898,6 +911,7 @@ async function runCell(
   const machine0 = machineCpu();
   const emulatorsCpu0 = cpuOf(emulators.pid);
   const commands0 = redis ? await redisCommandCounts(redis.port) : undefined;
+  const writes0 = server.kind === 'sqlite' ? await sqliteWriteCounts(server.url) : undefined;
   const elu0 = performance.eventLoopUtilization();
   const own0 = process.cpuUsage();
   await emulators.command('mark');
@@ -913,6 +927,7 @@ async function runCell(
   const machine1 = machineCpu();
   const emulatorsCpu = cpuTotal(cpuDelta(emulatorsCpu0, cpuOf(emulators.pid)));
   const commands1 = redis ? await redisCommandCounts(redis.port) : undefined;
+  const writes1 = writes0 ? await sqliteWriteCounts(server.url) : undefined;
   const loadElu = performance.eventLoopUtilization(elu0).utilization;
   const ownCpu = process.cpuUsage(own0);
   const emulatorWindow = await emulators.command('stats');
@@ -975,6 +990,15 @@ async function runCell(
               .map(([name, calls]) => [name, (calls - (commands0[name] ?? 0)) / Math.max(1, answered)] as const)
               .filter(([name, perMessage]) => perMessage > 0 && name !== 'info'),
           ),
+        }
+      : {}),
+    ...(writes0 && writes1
+      ? {
+          sqliteWrites: {
+            synced: (writes1.synced - writes0.synced) / Math.max(1, answered),
+            unsynced: (writes1.unsynced - writes0.unsynced) / Math.max(1, answered),
+            writes: (writes1.writes - writes0.writes) / Math.max(1, answered),
+          },
         }
       : {}),
     healthzP99: percentile(healthTimes, 99),
@@ -1453,6 +1477,20 @@ async function main(): Promise<void> {
       'Redis work per message answered (INFO over the window; commands include those the Lua scripts make)',
       ['channel', 'C', 'socket reads (round trips; batched under load)', 'script calls', 'commands', 'by command'],
       redisRows,
+    );
+  }
+
+  const sqliteRows = results
+    .filter((r) => r.sqliteWrites)
+    .map((r) => {
+      const { synced, unsynced, writes } = r.sqliteWrites!;
+      return [label(r), r.channel, String(r.concurrency), (synced + unsynced).toFixed(2), synced.toFixed(2), writes.toFixed(1), (writes / Math.max(1e-9, synced + unsynced)).toFixed(1)];
+    });
+  if (sqliteRows.length) {
+    both(
+      'SQLite work per message answered (the bridge\'s /metrics over the window: its group commit)',
+      ['server', 'channel', 'C', 'transactions', 'fsynced', 'writes', 'writes per transaction'],
+      sqliteRows,
     );
   }
 

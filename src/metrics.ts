@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Observation } from './engine/stats.ts';
-import type { Store } from './store/store.ts';
+import type { Store, StoreWriteStats } from './store/store.ts';
 
 const WAIT_BUCKETS = [5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
 
@@ -24,7 +24,7 @@ export class BridgeMetrics {
     const pending = new Gauge({ name: 'handoff_work_pending', help: 'Conversations with work due now, by destination.', labelNames: ['destination'], registers: [this.registry] });
     const lag = new Gauge({ name: 'handoff_delivery_lag_seconds', help: 'How long the oldest due work has waited, by destination (0 when none).', labelNames: ['destination'], registers: [this.registry] });
     // Read the backlog when scraped: one query per destination.
-    const collect = async () => {
+    const backlog = async () => {
       for (const destination of destinations()) {
         const backlog = await store.work.backlog(destination).catch(() => undefined);
         if (!backlog) continue;
@@ -32,10 +32,32 @@ export class BridgeMetrics {
         lag.set({ destination }, backlog.oldest === undefined ? 0 : Math.max(0, (Date.now() - backlog.oldest) / 1000));
       }
     };
-    this.collect = collect;
+    const writes = store.stats ? this.writeCounters(store) : undefined;
+    this.collect = async () => {
+      await backlog();
+      writes?.();
+    };
   }
 
-  /** Refreshes the gauges that read the store. */
+  /**
+   * SQLite's group commit, read when scraped: transactions by whether they were fsynced, and the
+   * writes they carried (writes / transactions is how many writes share a transaction).
+   */
+  private writeCounters(store: Store): () => void {
+    const transactions = new Counter({ name: 'handoff_store_transactions_total', help: 'Store transactions committed (SQLite), by whether the commit was fsynced.', labelNames: ['fsync'], registers: [this.registry] });
+    const writes = new Counter({ name: 'handoff_store_writes_total', help: 'Writes the store transactions carried (SQLite group commit).', registers: [this.registry] });
+    const seen: StoreWriteStats = { transactions: 0, writes: 0, unsynced: 0 };
+    return () => {
+      const now = store.stats;
+      if (!now) return;
+      transactions.inc({ fsync: 'yes' }, now.transactions - now.unsynced - (seen.transactions - seen.unsynced));
+      transactions.inc({ fsync: 'no' }, now.unsynced - seen.unsynced);
+      writes.inc(now.writes - seen.writes);
+      Object.assign(seen, now);
+    };
+  }
+
+  /** Refreshes the gauges and counters that read the store. */
   readonly collect: () => Promise<void>;
 
   /** Records what one successful commit meant. */

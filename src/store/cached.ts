@@ -19,7 +19,7 @@
 import { deepFreeze } from '../deep-freeze.ts';
 import { RecentMap } from '../recent-map.ts';
 import type { Conversation, Message } from '../model.ts';
-import type { ChangeNotice, Commit, CommitResult, KeyValue, ReadOptions, Store, WorkQueue } from './store.ts';
+import type { ChangeNotice, Commit, CommitResult, KeyValue, ReadOptions, Store, StoreWriteStats, WorkQueue } from './store.ts';
 
 /** Conversations kept per instance (least recently used are dropped first). */
 export const DEFAULT_CACHE_SIZE = 1_000;
@@ -59,6 +59,10 @@ export class CachedStore implements Store {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  get stats(): StoreWriteStats | undefined {
+    return this.inner.stats;
   }
 
   async getConversation(id: string, options?: ReadOptions): Promise<Conversation | undefined> {

@@ -59,7 +59,7 @@ import { createLogger, type Logger } from '../log.ts';
 import type { Conversation, Message } from '../model.ts';
 import { InProcessLocks } from './locks.ts';
 import { beginAttempts } from './attempts.ts';
-import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
+import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Store, StoreWriteStats, WorkItem, WorkQueue } from './store.ts';
 
 /**
  * The on-disk format. Files written by earlier versions open as they are: the one column added
@@ -224,7 +224,7 @@ interface WriteJob {
  */
 class GroupWriter {
   /** Transactions committed, and the writes they carried (for tests and the bench). */
-  readonly stats = { transactions: 0, writes: 0, unsynced: 0 };
+  readonly stats: StoreWriteStats = { transactions: 0, writes: 0, unsynced: 0 };
   private queue: WriteJob[] = [];
   private scheduled = false;
   private closed = false;
@@ -752,7 +752,7 @@ export class SqliteStore implements Store {
   }
 
   /** Transactions committed since the store opened, and the writes they carried: writes / transactions is the group-commit factor. */
-  get stats(): { transactions: number; writes: number; unsynced: number } {
+  get stats(): StoreWriteStats {
     return { ...this.writer.stats };
   }
 

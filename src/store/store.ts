@@ -192,9 +192,18 @@ export interface ReadOptions {
   readOnly?: boolean;
 }
 
+/** What a store's writes cost since it opened: transactions, the writes they carried, and those committed without an fsync. */
+export interface StoreWriteStats {
+  transactions: number;
+  writes: number;
+  unsynced: number;
+}
+
 export interface Store {
   /** `sqlite` or `redis`. */
   readonly backend: string;
+  /** SQLite's group writer counts its transactions (writes / transactions is the group-commit factor); Redis leaves it out. */
+  readonly stats?: StoreWriteStats;
   /**
    * The conversation with its full transcript, or undefined. `atLeast`: the caller needs no newer
    * version than this (a work item's, or any for a compare-and-set commit that retries on
