@@ -52,6 +52,8 @@ export class CustomerDestination implements Destination {
 /** One operator workspace (Slack, Teams): mirroring, briefings, card refreshes, private notices. */
 export class WorkspaceDestination implements Destination {
   readonly name: string;
+  /** Threads and cards are not on the customer's path: their attempt records share other writes' fsync. */
+  readonly patient = true;
 
   constructor(
     private readonly workspace: Workspace,

@@ -18,6 +18,8 @@ export interface LeaseLoopOptions {
   pollMs?: number;
   /** Record an attempt on each lease's first item in the lease's own write (destinations that record every attempt). */
   begin?: boolean;
+  /** That record may wait a few ms to share another write's fsync (`Patience`). */
+  patient?: boolean;
   /** Works on one leased conversation; the lease is renewed meanwhile and `controller` aborts if it is lost. */
   work(lease: Lease, controller: AbortController): Promise<void>;
 }
@@ -130,7 +132,7 @@ export class LeaseLoop {
       const free = this.concurrency - this.active.size;
       try {
         if (free > 0) {
-          const leases = await this.options.store.work.lease(this.options.destination, { limit: free, leaseMs: this.options.leaseMs, ...(this.options.begin ? { begin: true } : {}) });
+          const leases = await this.options.store.work.lease(this.options.destination, { limit: free, leaseMs: this.options.leaseMs, ...(this.options.begin ? { begin: true } : {}), ...(this.options.patient ? { patient: true } : {}) });
           leased = leases.length;
           this.saturated = leased > 0 && leased === free;
           for (const lease of leases) this.begin(lease);

@@ -137,6 +137,8 @@ const MIN_RETRY_AFTER_MS = 1000;
 
 export class WebhookDestination implements Destination {
   readonly name = WEBHOOKS;
+  /** Off the customer's path: attempt records share other writes' fsync (`Destination.patient`). */
+  readonly patient = true;
   private readonly config: WebhookConfig;
   private readonly redactor: Redactor;
   private readonly kv: KeyValue | undefined;

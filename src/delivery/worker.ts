@@ -14,7 +14,7 @@ import { LeaseLostError } from '../errors.ts';
 import { conversationLogger, type Logger } from '../log.ts';
 import type { Conversation } from '../model.ts';
 import { afterFailure, attemptOn, covers } from '../store/attempts.ts';
-import type { Cursor, Lease, Store, WorkItem } from '../store/store.ts';
+import type { Cursor, Lease, Patience, Store, WorkItem } from '../store/store.ts';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
 import { LeaseLoop } from './lease-loop.ts';
 import { PermanentDeliveryError, RetryLaterError } from './outcome.ts';
@@ -48,6 +48,11 @@ export interface Destination {
    * commits its own cursor) says no, and saves two writes per item.
    */
   recordsAttempts?(item: WorkItem, conversation: Conversation): boolean;
+  /**
+   * Off the customer's path (a workspace): its attempt records may wait a few ms to share the fsync
+   * of another write (`Patience`), so they do not block the event loop on their own.
+   */
+  readonly patient?: boolean;
   /** Called once when an item has failed `stuckAfter` times in a row (tell people; keep retrying), and when it was refused for good. */
   stuck?(item: WorkItem, context: WorkContext, error: unknown): Promise<void>;
 }
@@ -97,6 +102,7 @@ export class DeliveryWorker {
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
       begin: options.destination.recordsAttempts === undefined,
+      ...(options.destination.patient ? { patient: true } : {}),
       work: (lease, controller) => this.drain(lease, controller),
     });
   }
@@ -122,6 +128,11 @@ export class DeliveryWorker {
 
   get leaseDurationMs(): number {
     return this.leaseMs;
+  }
+
+  /** How this destination's attempt records are written (`Destination.patient`). */
+  private get patience(): Patience {
+    return this.destination.patient ? { patient: true } : {};
   }
 
   /** A destination that records every attempt has its first one recorded by the lease itself. */
@@ -182,7 +193,7 @@ export class DeliveryWorker {
           } else {
             if (!recorded || !covers(recorded, item.seq)) {
               // Recorded for the rest of the batch; the item before is marked done in the same write.
-              recorded = (await this.store.work.begin(lease, item.seq, unwritten, items.at(-1)!.seq)).attempt!;
+              recorded = (await this.store.work.begin(lease, item.seq, unwritten, items.at(-1)!.seq, this.patience)).attempt!;
               unwritten = undefined;
             }
             attempt = attemptOn(recorded, item.seq);
@@ -227,7 +238,7 @@ export class DeliveryWorker {
       await this.store.work.finish(lease, done, Date.now());
       return undefined;
     }
-    return this.store.work.next(lease, done, { items: BATCH_ITEMS, begin: this.beginsOnLease });
+    return this.store.work.next(lease, done, { items: BATCH_ITEMS, begin: this.beginsOnLease, ...this.patience });
   }
 
   /** One attempt at one item: `done`, `committed`, `finished`, `lost`, or when to retry. */

@@ -138,6 +138,16 @@ export interface ChangeNotice {
   leased?: string[];
 }
 
+/**
+ * `patient`: the attempt record this write makes is for a destination off the customer's path (a
+ * workspace), so a store that batches writes may hold it a few ms to share another write's
+ * transaction and fsync (SQLite's group commit). It is still durable before the call resolves.
+ * Stores that write at once (Redis) ignore it.
+ */
+export interface Patience {
+  patient?: boolean;
+}
+
 export interface WorkQueue {
   /**
    * Leases up to `limit` conversations whose work for `destination` is due now. A leased
@@ -146,7 +156,7 @@ export interface WorkQueue {
    * (and `Commit.claim.begin`): also record an attempt on the first item, as `begin` would, in the
    * same write (`pending.begun`), for a destination that records every attempt.
    */
-  lease(destination: string, options: { limit: number; leaseMs: number; items?: number; begin?: boolean }): Promise<Lease[]>;
+  lease(destination: string, options: { limit: number; leaseMs: number; items?: number; begin?: boolean } & Patience): Promise<Lease[]>;
   /** Extends a lease; false if it was lost (expired and taken by another worker). */
   renew(lease: Lease, leaseMs: number): Promise<boolean>;
   /** The destination's cursor and the items after it that are addressed to it, oldest first. */
@@ -156,7 +166,7 @@ export interface WorkQueue {
    * effects (`src/store/attempts.ts`). `done`: first marks every item up to it done, in the same
    * write (the item before, finished just now). Throws `LeaseLostError`.
    */
-  begin(lease: Lease, seq: number, done?: number, upTo?: number): Promise<Cursor>;
+  begin(lease: Lease, seq: number, done?: number, upTo?: number, options?: Patience): Promise<Cursor>;
   /** Marks every item up to `seq` done. Throws `LeaseLostError`. */
   advance(lease: Lease, seq: number): Promise<void>;
   /**
@@ -178,7 +188,7 @@ export interface WorkQueue {
    * the next batch (up to `items` items), with an attempt recorded on its first item when `begin`,
    * as a lease's. One script on Redis where `finish`, `pending` and `begin` were three.
    */
-  next(lease: Lease, done: number | undefined, options: { items: number; begin: boolean }): Promise<NonNullable<Lease['pending']> | undefined>;
+  next(lease: Lease, done: number | undefined, options: { items: number; begin: boolean } & Patience): Promise<NonNullable<Lease['pending']> | undefined>;
   /** How many conversations have work due now for `destination`, and since when the oldest waits (epoch ms). */
   backlog(destination: string): Promise<{ due: number; oldest?: number }>;
   /** Epoch ms of the earliest due conversation for `destination` (leased ones count at expiry). */

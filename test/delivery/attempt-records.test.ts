@@ -119,3 +119,41 @@ it('a failure makes the retry look up only the item that failed, not the ones af
     { item: 'm3', count: 1 },
   ]);
 });
+
+it("a patient destination (a workspace) asks the store to let its attempt records share other writes' fsync; others do not", async () => {
+  /** The store, noting the patience each lease, begin and next asked for. */
+  const asked: Array<{ call: string; destination: string; patient: boolean }> = [];
+  const noting = (real: Store): Store => {
+    const work = new Proxy(real.work, {
+      get: (target, key) => {
+        const value = Reflect.get(target, key) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          const call = String(key);
+          const options = call === 'lease' ? args[1] : call === 'begin' ? args[4] : call === 'next' ? args[2] : undefined;
+          const destination = call === 'lease' ? (args[0] as string) : (args[0] as { destination: string }).destination;
+          if (call === 'lease' || call === 'begin' || call === 'next') asked.push({ call, destination, patient: (options as { patient?: boolean } | undefined)?.patient === true });
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    return new Proxy(real, { get: (target, key) => (key === 'work' ? work : Reflect.get(target, key)) });
+  };
+  await conversationWithItems('c_patient', 2);
+  await store.commit({ conversation: { ...conversationFixture({ id: 'c_urgent' }), messages: [], version: 0 }, expectedVersion: 0, appended: [], work: [{ to: ['urgent'], payload: { kind: 'mirror', messageId: 'u1' } }] });
+  const patient = recording();
+  worker({ ...patient.destination, patient: true }, noting(store));
+  const urgent: string[] = [];
+  worker({ name: 'urgent', handle: async (item) => void urgent.push((item.payload as { messageId: string }).messageId) }, noting(store));
+  await waitFor(() => patient.seen.length === 2 && urgent.length === 1, { what: 'both destinations to do their items' });
+  await waitFor(async () => (await store.work.pending('ws', 'c_patient')).items.length === 0, { what: 'the ws cursor to move' });
+  expect(patient.seen).toEqual([
+    { item: 'm1', count: 1 },
+    { item: 'm2', count: 1 },
+  ]);
+  const of = (destination: string) => asked.filter((a) => a.destination === destination);
+  expect(of('ws').length).toBeGreaterThan(0);
+  expect(of('ws').every((a) => a.patient)).toBe(true);
+  expect(of('urgent').length).toBeGreaterThan(0);
+  expect(of('urgent').some((a) => a.patient)).toBe(false);
+});

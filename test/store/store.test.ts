@@ -964,6 +964,41 @@ describe('the sqlite store', () => {
     }
   });
 
+  it('a patient attempt record waits for the next write and shares its fsync; alone, it goes within a few ms; either way it is durable when it resolves', async () => {
+    const place = join(dir, `${unique('p')}.sqlite`);
+    const store = await openSqliteStore(place);
+    try {
+      await open(store, 'p_conv', ['p']);
+      const [lease] = await store.work.lease('p', { limit: 1, leaseMs: 1000 });
+      let before = store.stats;
+      // Beside a commit asked for a moment later: one transaction, one fsync.
+      const begun = store.work.begin(lease!, 1, undefined, undefined, { patient: true });
+      await new Promise((r) => setImmediate(r));
+      expect(store.stats.transactions).toBe(before.transactions); // still waiting
+      await Promise.all([begun, open(store, 'p_other')]);
+      expect(store.stats).toEqual({ transactions: before.transactions + 1, writes: before.writes + 2, unsynced: before.unsynced });
+      expect((await begun).attempt).toMatchObject({ seq: 1, count: 1 });
+      // Alone: it goes by itself, synced.
+      before = store.stats;
+      const next = await Promise.race([store.work.next(lease!, 1, { items: 10, begin: true, patient: true }), sleep(1000).then(() => 'timed out' as const)]);
+      expect(next).toBeUndefined(); // nothing left: the lease went back (a light write, not patient)
+      await store.commit({ conversation: { ...conversation('p_conv'), version: 1 }, expectedVersion: 1, appended: [], work: [{ to: ['p'], payload: mirror('p2') }] });
+      const [lease2] = await store.work.lease('p', { limit: 1, leaseMs: 1000 });
+      before = store.stats;
+      const alone = await Promise.race([store.work.begin(lease2!, 2, undefined, undefined, { patient: true }), sleep(1000).then(() => 'timed out' as const)]);
+      expect(alone).not.toBe('timed out');
+      expect(store.stats).toEqual({ transactions: before.transactions + 1, writes: before.writes + 1, unsynced: before.unsynced });
+    } finally {
+      await store.close();
+    }
+    const reopened = await openSqliteStore(place);
+    try {
+      expect((await reopened.work.pending('p', 'p_conv')).cursor.attempt).toMatchObject({ seq: 2, count: 1 });
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('close writes what is queued first, and refuses writes after', async () => {
     const place = join(dir, `${unique('q')}.sqlite`);
     const store = await openSqliteStore(place);
