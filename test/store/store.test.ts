@@ -964,7 +964,7 @@ describe('the sqlite store', () => {
     }
   });
 
-  it('a patient attempt record waits for the next write and shares its fsync; alone, it goes within a few ms; either way it is durable when it resolves', async () => {
+  it('a patient attempt record waits for the next write while writes come, and shares its fsync; else it goes alone; either way it is durable when it resolves', async () => {
     const place = join(dir, `${unique('p')}.sqlite`);
     const store = await openSqliteStore(place);
     try {
@@ -988,12 +988,20 @@ describe('the sqlite store', () => {
       const alone = await Promise.race([store.work.begin(lease2!, 2, undefined, undefined, { patient: true }), sleep(1000).then(() => 'timed out' as const)]);
       expect(alone).not.toBe('timed out');
       expect(store.stats).toEqual({ transactions: before.transactions + 1, writes: before.writes + 1, unsynced: before.unsynced });
+      // Nothing else written lately: nothing to wait for, so it goes in the next turn.
+      await sleep(30);
+      before = store.stats;
+      const idle = store.work.begin(lease2!, 2, undefined, undefined, { patient: true });
+      await new Promise((r) => setImmediate(r));
+      expect(store.stats.transactions).toBe(before.transactions + 1);
+      await idle;
     } finally {
       await store.close();
     }
     const reopened = await openSqliteStore(place);
     try {
-      expect((await reopened.work.pending('p', 'p_conv')).cursor.attempt).toMatchObject({ seq: 2, count: 1 });
+      // Begun twice above: the second counts on.
+      expect((await reopened.work.pending('p', 'p_conv')).cursor.attempt).toMatchObject({ seq: 2, count: 2 });
     } finally {
       await reopened.close();
     }
