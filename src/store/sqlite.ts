@@ -217,8 +217,9 @@ const DURABLE: WriteOptions = { durable: true };
 /**
  * A durable write that may wait for the next batch, at most PATIENCE_MS (`Patience`): a workspace's
  * attempt record then shares the fsync of a commit on the customer's path instead of blocking the
- * event loop with one of its own (one customer at a time: 3.2–3.6 fsyncs per message became 2.2). It
- * waits only while other writes come (one in the last PATIENCE_MS): with none, it goes at once.
+ * event loop with one of its own (one customer at a time: 3.2–3.6 fsyncs per message became
+ * 2.2). It waits only while other writes come (one in the last PATIENCE_MS): with none, it goes
+ * at once.
  */
 const PATIENT: WriteOptions = { durable: true, patient: true };
 const PATIENCE_MS = 5;
