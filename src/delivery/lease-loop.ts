@@ -132,7 +132,7 @@ export class LeaseLoop {
       const free = this.concurrency - this.active.size;
       try {
         if (free > 0) {
-          const leases = await this.options.store.work.lease(this.options.destination, { limit: free, leaseMs: this.options.leaseMs, ...(this.options.begin ? { begin: true } : {}), ...(this.options.patient ? { patient: true } : {}) });
+          const leases = await this.options.store.work.lease(this.options.destination, { limit: free, leaseMs: this.options.leaseMs, ...(this.options.begin ? { begin: true } : {}), patient: this.options.patient === true });
           leased = leases.length;
           this.saturated = leased > 0 && leased === free;
           for (const lease of leases) this.begin(lease);

@@ -84,6 +84,8 @@ export class DeliveryWorker {
   private readonly backoff: BackoffPolicy;
   private readonly stuckAfter: number;
   private readonly loop: LeaseLoop;
+  /** How this destination's attempt records are written (`Destination.patient`). */
+  private readonly patience: Patience;
 
   constructor(options: WorkerOptions) {
     this.store = options.store;
@@ -93,6 +95,7 @@ export class DeliveryWorker {
     this.leaseMs = options.leaseMs ?? 30_000;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.stuckAfter = options.stuckAfter ?? 5;
+    this.patience = options.destination.patient ? { patient: true } : {};
     this.loop = new LeaseLoop({
       store: this.store,
       destination: this.name,
@@ -102,7 +105,7 @@ export class DeliveryWorker {
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
       begin: options.destination.recordsAttempts === undefined,
-      ...(options.destination.patient ? { patient: true } : {}),
+      ...this.patience,
       work: (lease, controller) => this.drain(lease, controller),
     });
   }
@@ -128,11 +131,6 @@ export class DeliveryWorker {
 
   get leaseDurationMs(): number {
     return this.leaseMs;
-  }
-
-  /** How this destination's attempt records are written (`Destination.patient`). */
-  private get patience(): Patience {
-    return this.destination.patient ? { patient: true } : {};
   }
 
   /** A destination that records every attempt has its first one recorded by the lease itself. */

@@ -19,6 +19,15 @@ async function takeOver(socket: VisitorSocket): Promise<string> {
   return conversationId;
 }
 
+/** A web chat with one visitor connected, whose conversation Dana has taken over. */
+async function takenOver(): Promise<{ socket: VisitorSocket; conversationId: string }> {
+  rig = await startWebChat();
+  const { token } = await rig.session();
+  const socket = await rig.connect(token);
+  await socket.ready();
+  return { socket, conversationId: await takeOver(socket) };
+}
+
 describe('web chat socket', () => {
   it('a visitor says hello, writes, and gets the assistant answer in the same conversation', async () => {
     rig = await startWebChat();
@@ -57,11 +66,7 @@ describe('web chat socket', () => {
   });
 
   it('the customer sees who speaks and each step of the handoff, with the ticket reference', async () => {
-    rig = await startWebChat();
-    const { token } = await rig.session();
-    const socket = await rig.connect(token);
-    await socket.ready();
-    const conversationId = await takeOver(socket);
+    const { socket, conversationId } = await takenOver();
     const ticket = (await rig.bridge.getConversation(conversationId))!.ticket;
     await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: 'Hi, Dana here. Let me check that.' });
     await rig.bridge.operatorMessage({ conversationId, operator: DANA, text: '// customer sounds upset, be gentle' });
@@ -79,11 +84,7 @@ describe('web chat socket', () => {
   });
 
   it('a reconnect resumes the same conversation and replays only what was missed', async () => {
-    rig = await startWebChat();
-    const { token } = await rig.session();
-    const first = await rig.connect(token);
-    await first.ready();
-    const conversationId = await takeOver(first);
+    const { socket: first, conversationId } = await takenOver();
     const lastSeen = first.messages().at(-1)!;
     first.close();
     await first.closedWith();
@@ -101,11 +102,7 @@ describe('web chat socket', () => {
   });
 
   it('a reply committed while a reconnecting socket reads its replay is shown right after the replay', async () => {
-    rig = await startWebChat();
-    const { token } = await rig.session();
-    const first = await rig.connect(token);
-    await first.ready();
-    const conversationId = await takeOver(first);
+    const { socket: first, conversationId } = await takenOver();
     first.close();
     await waitFor(() => rig.webchat.connectionCount() === 0, { what: 'server to notice the close' });
 
@@ -224,11 +221,7 @@ describe('web chat socket', () => {
   });
 
   it('HTML and script in text travel as plain text, both ways', async () => {
-    rig = await startWebChat();
-    const { token } = await rig.session();
-    const socket = await rig.connect(token);
-    await socket.ready();
-    const conversationId = await takeOver(socket);
+    const { socket, conversationId } = await takenOver();
     const html = '<img src=x onerror="alert(1)"><script>alert(2)</script>';
     const clientId = socket.say(html);
     expect(await socket.message((f) => f.clientId === clientId, 'confirmation')).toMatchObject({ text: html });
