@@ -216,9 +216,6 @@ class WebChatChannel implements WebChat {
     if (this.catchingUp) return;
     this.catchingUp = true;
     try {
-      // A commit of this instance tells the change feed just before its conversation cache takes
-      // it: one turn later the read below is answered from the cache instead of the store.
-      await new Promise((resolve) => setImmediate(resolve));
       while (this.stale.size > 0) {
         const [conversationId, version] = this.stale.entries().next().value!;
         this.stale.delete(conversationId);

@@ -15,6 +15,9 @@
  * Cached messages are frozen: they are shared by every copy handed out (each caller gets its own
  * header), so code that tried to change a message in place would fail loudly, not corrupt others.
  * A read-only reader (a delivery worker) gets the entry's one frozen view, header included: no copy.
+ *
+ * The change feed of a conversation this cache is committing is held until the cache has taken the
+ * commit, so a listener that reads at once (the web chat's catch-up) is answered from the cache.
  */
 import { deepFreeze } from '../deep-freeze.ts';
 import { RecentMap } from '../recent-map.ts';
@@ -40,6 +43,10 @@ export class CachedStore implements Store {
   private readonly entries: RecentMap<string, Entry>;
   /** Read-only views by conversation (at most VIEWS). */
   private readonly views = new RecentMap<string, Conversation>(VIEWS);
+  private readonly listeners = new Set<(notice: ChangeNotice) => void>();
+  private unsubscribeInner?: () => void;
+  /** Conversations with a commit in flight here, and the notices heard for them meanwhile. */
+  private readonly committing = new Map<string, { commits: number; held: ChangeNotice[] }>();
   readonly backend: string;
   readonly work: WorkQueue;
 
@@ -90,8 +97,24 @@ export class CachedStore implements Store {
   }
 
   async commitClaiming(commit: Commit): Promise<CommitResult> {
-    const result = await this.inner.commitClaiming(commit);
-    const { version } = result;
+    const id = commit.conversation.id;
+    const inFlight = this.committing.get(id) ?? { commits: 0, held: [] };
+    inFlight.commits += 1;
+    this.committing.set(id, inFlight);
+    try {
+      const result = await this.inner.commitClaiming(commit);
+      this.take(commit, result.version);
+      return result;
+    } finally {
+      if (--inFlight.commits === 0) {
+        this.committing.delete(id);
+        for (const notice of inFlight.held) this.tell(notice);
+      }
+    }
+  }
+
+  /** The entry follows a commit made here. */
+  private take(commit: Commit, version: number): void {
     const id = commit.conversation.id;
     const held = this.entries.peek(id);
     // The entry follows the commit only when it was the version this commit replaced.
@@ -101,7 +124,6 @@ export class CachedStore implements Store {
     } else {
       this.entries.delete(id);
     }
-    return result;
   }
 
   getConversationSince(id: string, version: number, messageCount: number): Promise<Conversation | 'unchanged' | undefined> {
@@ -125,7 +147,21 @@ export class CachedStore implements Store {
   }
 
   onChange(listener: (notice: ChangeNotice) => void): () => void {
-    return this.inner.onChange(listener);
+    // Wrapped: the same function added twice is two subscriptions, each removed by its own unsubscribe.
+    const entry = (notice: ChangeNotice) => listener(notice);
+    this.listeners.add(entry);
+    this.unsubscribeInner ??= this.inner.onChange((notice) => this.heard(notice));
+    return () => void this.listeners.delete(entry);
+  }
+
+  private heard(notice: ChangeNotice): void {
+    const inFlight = this.committing.get(notice.conversationId);
+    if (inFlight) inFlight.held.push(notice);
+    else this.tell(notice);
+  }
+
+  private tell(notice: ChangeNotice): void {
+    for (const listener of this.listeners) listener(notice);
   }
 
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -149,6 +185,8 @@ export class CachedStore implements Store {
   }
 
   close(): Promise<void> {
+    this.unsubscribeInner?.();
+    this.unsubscribeInner = undefined;
     this.entries.clear();
     this.views.clear();
     return this.inner.close();

@@ -12,6 +12,7 @@ import { CachedStore } from '../../src/store/cached.ts';
 import { openRedisStore, type RedisStore } from '../../src/store/redis.ts';
 import type { Store } from '../../src/store/store.ts';
 import { conversationFixture } from '../support/conversations.ts';
+import { waitFor } from '../support/harness.ts';
 
 const REDIS_URL = process.env.REDIS_URL!;
 let n = 0;
@@ -102,6 +103,32 @@ describe('conversation cache', () => {
     });
     expect(conversation.version).toBe(4);
     expect((await there.getConversation('c3'))!.messages.map((m) => m.text)).toEqual(['Hello', 'elsewhere', 'elsewhere again', 'here']);
+  });
+
+  it("tells the change feed of its own commit only once it holds that commit: a listener that reads at once is answered from the cache; another instance's commits are told as before", async () => {
+    const { cache, calls, there } = await twoInstances();
+    await create(cache, 'c7');
+    const heard: Array<{ version: number; read: Promise<Conversation | undefined> }> = [];
+    const unsubscribe = cache.onChange((notice) => {
+      if (notice.conversationId === 'c7') heard.push({ version: notice.version, read: cache.getConversation('c7', { atLeast: notice.version, readOnly: true }) });
+    });
+    const before = { ...calls };
+    await say(cache, 'c7', message('c7_m2', 'here'));
+    expect(heard.map((h) => h.version)).toEqual([2]);
+    expect((await heard[0]!.read)!.messages.map((m) => m.text)).toEqual(['Hello', 'here']);
+    expect(calls.since - before.since).toBe(1); // say()'s own read; the listener's came from the cache
+    expect(calls.full).toBe(before.full);
+
+    await say(there, 'c7', message('c7_m3', 'elsewhere'));
+    await waitFor(() => heard.length === 2, { what: "the other instance's commit to be heard" });
+    expect((await heard[1]!.read)!.messages.map((m) => m.text)).toEqual(['Hello', 'here', 'elsewhere']);
+
+    // A commit that fails still lets through what was heard meanwhile, and an unsubscribed listener hears nothing more.
+    const stale = (await cache.getConversation('c7'))!;
+    await expect(cache.commit({ conversation: stale, expectedVersion: 1, appended: [] })).rejects.toThrow();
+    unsubscribe();
+    await say(cache, 'c7', message('c7_m4', 'unheard'));
+    expect(heard).toHaveLength(2);
   });
 
   it('hands out copies: a caller may change its header, but not a cached message', async () => {
