@@ -49,8 +49,9 @@ export interface Destination {
    */
   recordsAttempts?(item: WorkItem, conversation: Conversation): boolean;
   /**
-   * Off the customer's path (a workspace): its attempt records may wait a few ms to share the fsync
-   * of another write (`Patience`), so they do not block the event loop on their own.
+   * Off the customer's path (a workspace): each batch starts a turn of the event loop later, and its
+   * attempt records may wait a few ms to share the fsync of another write (`Patience`), so they do
+   * not block the event loop on their own.
    */
   readonly patient?: boolean;
   /** Called once when an item has failed `stuckAfter` times in a row (tell people; keep retrying), and when it was refused for good. */
@@ -158,6 +159,9 @@ export class DeliveryWorker {
       // The lease came with its first batch; later batches are read after each one is done.
       let prefetched = lease.pending;
       for (;;) {
+        // Off the customer's path: start a turn of the event loop later, so what the same commit
+        // brought for the customer (the agent's turn, the web chat frames) goes out first.
+        if (this.destination.patient) await nextTurn();
         if (controller.signal.aborted) return;
         const batch: NonNullable<Lease['pending']> = prefetched ?? (await this.store.work.pending(this.name, lease.conversationId, BATCH_ITEMS));
         const { cursor, items, begun } = batch;
@@ -265,6 +269,10 @@ export class DeliveryWorker {
       return { retryAt: Date.now() + retryInMs };
     }
   }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** The version a batch needs: its newest item's (unknown for items written before items carried one). */

@@ -157,3 +157,23 @@ it("a patient destination (a workspace) asks the store to let its attempt record
   expect(of('urgent').length).toBeGreaterThan(0);
   expect(of('urgent').some((a) => a.patient)).toBe(false);
 });
+
+it("a patient destination starts its batch a turn of the event loop later: work the same commit brought for the customer's side goes first", async () => {
+  const order: string[] = [];
+  const note = (name: string): Destination['handle'] => async () => void order.push(name);
+  // The patient worker is started first, so without the turn it would be first to its work.
+  worker({ name: 'ws', patient: true, handle: note('ws') });
+  worker({ name: 'urgent', handle: note('urgent') });
+  await new Promise((r) => setTimeout(r, 100)); // both loops idle, waiting for the change feed
+  await store.commit({
+    conversation: { ...conversationFixture({ id: 'c_both' }), messages: [], version: 0 },
+    expectedVersion: 0,
+    appended: [],
+    work: [
+      { to: ['ws'], payload: { kind: 'mirror', messageId: 'm1' } },
+      { to: ['urgent'], payload: { kind: 'mirror', messageId: 'm1' } },
+    ],
+  });
+  await waitFor(() => order.length === 2, { what: 'both destinations to do their item' });
+  expect(order).toEqual(['urgent', 'ws']);
+});
