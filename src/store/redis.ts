@@ -39,7 +39,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionConflictError } from '../errors.ts';
 import type { Conversation, Message } from '../model.ts';
 import { connectRedis, redisAdapterData, type AdapterData } from './keyv-store.ts';
-import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Store, WorkItem, WorkQueue } from './store.ts';
+import { PATIENCE_MS, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type WorkItem, type WorkQueue } from './store.ts';
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -544,10 +544,52 @@ function leaseTokenBase(): string {
   return `${TOKEN_BASE}-${(tokenCount += 1).toString(36)}`;
 }
 
+/**
+ * Patient writes (`Patience`: a workspace's attempt records and cursor moves) wait while other
+ * writes are coming, and go right behind the next one. The client sends every command asked for
+ * in one turn in one socket write, so Redis runs both in one turn of its event loop, under one AOF
+ * fsync (appendfsync always). Sent on their own, a customer's commit that came just after one
+ * waited for its fsync first. With no other write in the last PATIENCE_MS, they go at once.
+ */
+class PatientWrites {
+  private held: Array<() => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private lastImpatientAt = -Infinity;
+
+  /** Calls `send` on the next turn, or, while other writes are coming, right after the next one (PATIENCE_MS at most). */
+  hold(send: () => void): void {
+    if (performance.now() - this.lastImpatientAt >= PATIENCE_MS) {
+      setImmediate(send);
+      return;
+    }
+    this.held.push(send);
+    this.timer ??= setTimeout(this.release, PATIENCE_MS);
+  }
+
+  /** A write that does not wait was just sent: the held ones follow it in the same socket write. */
+  impatient(): void {
+    this.lastImpatientAt = performance.now();
+    if (this.held.length > 0) this.release();
+  }
+
+  private readonly release = (): void => {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const held = this.held;
+    this.held = [];
+    for (const send of held) send();
+  };
+
+  close(): void {
+    this.release();
+  }
+}
+
 export class RedisStore implements Store {
   readonly backend = 'redis';
   readonly work: WorkQueue;
   private readonly p: string;
+  private readonly patience = new PatientWrites();
   private readonly listeners = new Set<(notice: ChangeNotice) => void>();
   /** Tells this store's own notices apart on the shared channel. */
   private readonly instance = randomBytes(8).toString('hex');
@@ -559,7 +601,7 @@ export class RedisStore implements Store {
     namespace: string,
   ) {
     this.p = `${namespace}:`;
-    this.work = new RedisWorkQueue(client, this.p);
+    this.work = new RedisWorkQueue(client, this.p, this.patience);
   }
 
   /** The pub/sub channel carrying ChangeNotice JSON. */
@@ -632,7 +674,9 @@ export class RedisStore implements Store {
     };
     // The script adds `leased` (what it leased for this instance) to the notice.
     const args = [JSON.stringify(arg), JSON.stringify(header), JSON.stringify(notice), ...messages, ...bodies];
-    const reply = (await guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], args))) as unknown[];
+    const sent = guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], args));
+    this.patience.impatient();
+    const reply = (await sent) as unknown[];
     const [outcome, detail] = Array.isArray(reply) ? reply : [];
     switch (outcome) {
       case 'ok':
@@ -731,6 +775,7 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.listeners.clear();
+    this.patience.close();
     await this.data.close();
     await Promise.all([quit(this.subscriber), quit(this.client)]);
   }
@@ -740,7 +785,18 @@ class RedisWorkQueue implements WorkQueue {
   constructor(
     private readonly client: RedisClient,
     private readonly p: string,
+    private readonly patience: PatientWrites,
   ) {}
+
+  /** Sends a write now, or holds it while it is patient (PatientWrites). */
+  private write<T>(options: Patience | undefined, send: () => Promise<T>): Promise<T> {
+    if (!options?.patient) {
+      const sent = send();
+      this.patience.impatient();
+      return sent;
+    }
+    return new Promise<T>((resolve, reject) => this.patience.hold(() => send().then(resolve, reject)));
+  }
 
   private keys(destination: string) {
     const p = this.p;
@@ -752,11 +808,11 @@ class RedisWorkQueue implements WorkQueue {
     };
   }
 
-  async lease(destination: string, options: { limit: number; leaseMs: number; items?: number; begin?: boolean }): Promise<Lease[]> {
+  async lease(destination: string, options: { limit: number; leaseMs: number; items?: number; begin?: boolean } & Patience): Promise<Lease[]> {
     const k = this.keys(destination);
     const base = leaseTokenBase();
     const reply = (await guard(`lease ${destination} work`, () =>
-      SCRIPTS.lease.run(this.client, [k.due, k.lease, k.cursor, k.last], [
+      this.write(options, () => SCRIPTS.lease.run(this.client, [k.due, k.lease, k.cursor, k.last], [
         String(ttl(options.leaseMs)),
         String(Math.max(0, Math.floor(options.limit))),
         base,
@@ -764,7 +820,7 @@ class RedisWorkQueue implements WorkQueue {
         destination,
         String(Math.max(1, Math.floor(options.items ?? 50))),
         options.begin ? '1' : '0',
-      ]),
+      ])),
     )) as Array<string | PendingReply>;
     const leases: Lease[] = [];
     for (let i = 0; i + 2 < reply.length; i += 3) leases.push({ destination, conversationId: String(reply[i]), token: String(reply[i + 1]), pending: parsePending(reply[i + 2] as PendingReply) });
@@ -788,10 +844,10 @@ class RedisWorkQueue implements WorkQueue {
     return { cursor: parseCursor(cursor), items: items.map(parseItem) };
   }
 
-  async begin(lease: Lease, seq: number, done?: number, upTo?: number): Promise<Cursor> {
+  async begin(lease: Lease, seq: number, done?: number, upTo?: number, options?: Patience): Promise<Cursor> {
     const k = this.keys(lease.destination);
     const reply = await guard(`record an attempt on ${lease.destination} work of ${lease.conversationId}`, () =>
-      SCRIPTS.begin.run(this.client, [k.lease, k.cursor], [lease.conversationId, lease.token, String(seq), done === undefined ? '' : String(done), upTo === undefined ? '' : String(upTo)]),
+      this.write(options, () => SCRIPTS.begin.run(this.client, [k.lease, k.cursor], [lease.conversationId, lease.token, String(seq), done === undefined ? '' : String(done), upTo === undefined ? '' : String(upTo)])),
     );
     if (reply == null) throw new LeaseLostError(lease.destination, lease.conversationId);
     return parseCursor(String(reply));
@@ -818,33 +874,39 @@ class RedisWorkQueue implements WorkQueue {
     return reply === 1;
   }
 
-  async next(lease: Lease, done: number | undefined, options: { items: number; begin: boolean }): Promise<NonNullable<Lease['pending']> | undefined> {
+  async next(lease: Lease, done: number | undefined, options: { items: number; begin: boolean } & Patience): Promise<NonNullable<Lease['pending']> | undefined> {
     const items = String(Math.max(1, Math.floor(options.items)));
-    const reply = await this.queueFinish(`go on with ${lease.destination} work of ${lease.conversationId}`, lease, done, '', items, options.begin);
+    const reply = await this.queueFinish(`go on with ${lease.destination} work of ${lease.conversationId}`, lease, done, '', items, options.begin, undefined, options.patient);
     if (reply === 0) throw new LeaseLostError(lease.destination, lease.conversationId);
     return Array.isArray(reply) ? parsePending(reply) : undefined;
   }
 
-  private queueFinish(what: string, lease: Lease, done: number | undefined, retryAt: string, items: string, begin: boolean, failed?: NonNullable<Cursor['attempt']>): Promise<number | PendingReply> {
+  private queueFinish(what: string, lease: Lease, done: number | undefined, retryAt: string, items: string, begin: boolean, failed?: NonNullable<Cursor['attempt']>, patient = false): Promise<number | PendingReply> {
     const k = this.keys(lease.destination);
     const args = [k.lease, k.cursor, k.last, k.due, `${this.p}log:${lease.conversationId}`, lease.conversationId, lease.token, done === undefined ? '' : String(done), retryAt, items, begin ? '1' : '', lease.destination, failed ? JSON.stringify(failed) : ''];
+    const queue = patient ? this.patientFinishes : this.finishes;
     return guard(
       what,
       () =>
         new Promise<number | PendingReply>((resolve, reject) => {
-          this.finishes.push({ args, resolve, reject });
-          if (this.finishes.length === 1) setImmediate(this.sendFinishes);
+          queue.entries.push({ args, resolve, reject });
+          if (queue.entries.length > 1) return;
+          if (patient) this.patience.hold(() => this.sendFinishes(queue));
+          else setImmediate(() => this.sendFinishes(queue));
         }),
     );
   }
 
-  /** The finishes (and nexts) of one turn, waiting to go as one script call (every worker ends each batch with one). */
-  private finishes: Array<{ args: string[]; resolve(reply: number | PendingReply): void; reject(err: unknown): void }> = [];
+  /** The finishes (and nexts) of one turn, waiting to go as one script call (every worker ends each batch with one); patient ones apart. */
+  private readonly finishes: FinishQueue = { entries: [] };
+  private readonly patientFinishes: FinishQueue = { entries: [] };
 
-  private readonly sendFinishes = (): void => {
-    const batch = this.finishes;
-    this.finishes = [];
-    SCRIPTS.finish.run(this.client, [], batch.flatMap((f) => f.args)).then(
+  private sendFinishes(queue: FinishQueue): void {
+    const batch = queue.entries;
+    queue.entries = [];
+    const sent = SCRIPTS.finish.run(this.client, [], batch.flatMap((f) => f.args));
+    if (queue === this.finishes) this.patience.impatient();
+    sent.then(
       (reply) => {
         const results = reply as Array<number | PendingReply>;
         batch.forEach((f, i) => {
@@ -856,7 +918,7 @@ class RedisWorkQueue implements WorkQueue {
         for (const f of batch) f.reject(err);
       },
     );
-  };
+  }
 
   async backlog(destination: string): Promise<{ due: number; oldest?: number }> {
     const due = this.keys(destination).due;
@@ -915,6 +977,10 @@ async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw new StoreUnavailableError(`Store (redis) unavailable: could not ${what}: ${(err as Error)?.message ?? String(err)}`, err);
   }
+}
+
+interface FinishQueue {
+  entries: Array<{ args: string[]; resolve(reply: number | PendingReply): void; reject(err: unknown): void }>;
 }
 
 /** A lease's first batch as the scripts return it: cursor JSON, item JSONs, and 1 when an attempt was recorded on the first. */

@@ -61,7 +61,7 @@ import { createLogger, type Logger } from '../log.ts';
 import type { Conversation, Message } from '../model.ts';
 import { InProcessLocks } from './locks.ts';
 import { beginAttempts } from './attempts.ts';
-import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Patience, Store, StoreWriteStats, WorkItem, WorkQueue } from './store.ts';
+import { PATIENCE_MS, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type StoreWriteStats, type WorkItem, type WorkQueue } from './store.ts';
 
 /**
  * The on-disk format. Files written by earlier versions open as they are: the one column added
@@ -222,7 +222,6 @@ const DURABLE: WriteOptions = { durable: true };
  * at once.
  */
 const PATIENT: WriteOptions = { durable: true, patient: true };
-const PATIENCE_MS = 5;
 const durableWrite = (options?: Patience) => (options?.patient ? PATIENT : DURABLE);
 
 /** One write waiting for the next batch. */

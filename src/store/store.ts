@@ -139,14 +139,18 @@ export interface ChangeNotice {
 }
 
 /**
- * `patient`: the attempt record this write makes is for a destination off the customer's path (a
- * workspace), so a store that batches writes may hold it a few ms to share another write's
- * transaction and fsync (SQLite's group commit). It is still durable before the call resolves.
- * Stores that write at once (Redis) ignore it.
+ * `patient`: the write is for a destination off the customer's path (a workspace), so the store may
+ * hold it up to PATIENCE_MS, while other writes are coming, to share the fsync of the next one:
+ * SQLite's group commit takes it into that write's transaction; Redis sends it right behind that
+ * write, so both run in one turn of Redis's event loop, under one AOF fsync. It is still durable
+ * before the call resolves.
  */
 export interface Patience {
   patient?: boolean;
 }
+
+/** The longest a patient write waits for another write to share its fsync. */
+export const PATIENCE_MS = 5;
 
 export interface WorkQueue {
   /**
