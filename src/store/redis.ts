@@ -39,7 +39,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionConflictError } from '../errors.ts';
 import type { Conversation, Message } from '../model.ts';
 import { connectRedis, redisAdapterData, type AdapterData } from './keyv-store.ts';
-import { PATIENCE_MS, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type WorkItem, type WorkQueue } from './store.ts';
+import { PatientWrites } from './patience.ts';
+import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Patience, Store, WorkItem, WorkQueue } from './store.ts';
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -544,51 +545,16 @@ function leaseTokenBase(): string {
   return `${TOKEN_BASE}-${(tokenCount += 1).toString(36)}`;
 }
 
-/**
- * Patient writes (`Patience`: a workspace's attempt records and cursor moves) wait while other
- * writes are coming, and go right behind the next one. The client sends every command asked for
- * in one turn in one socket write, so Redis runs both in one turn of its event loop, under one AOF
- * fsync (appendfsync always). Sent on their own, a customer's commit that came just after one
- * waited for its fsync first. With no other write in the last PATIENCE_MS, they go at once.
- */
-class PatientWrites {
-  private held: Array<() => void> = [];
-  private timer: NodeJS.Timeout | undefined;
-  private lastImpatientAt = -Infinity;
-
-  /** Calls `send` on the next turn, or, while other writes are coming, right after the next one (PATIENCE_MS at most). */
-  hold(send: () => void): void {
-    if (performance.now() - this.lastImpatientAt >= PATIENCE_MS) {
-      setImmediate(send);
-      return;
-    }
-    this.held.push(send);
-    this.timer ??= setTimeout(this.release, PATIENCE_MS);
-  }
-
-  /** A write that does not wait was just sent: the held ones follow it in the same socket write. */
-  impatient(): void {
-    this.lastImpatientAt = performance.now();
-    if (this.held.length > 0) this.release();
-  }
-
-  private readonly release = (): void => {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const held = this.held;
-    this.held = [];
-    for (const send of held) send();
-  };
-
-  close(): void {
-    this.release();
-  }
-}
-
 export class RedisStore implements Store {
   readonly backend = 'redis';
   readonly work: WorkQueue;
   private readonly p: string;
+  /**
+   * Patient writes go right behind the next write: the client sends every command asked for in one
+   * turn in one socket write, so Redis runs both in one turn of its event loop, under one AOF fsync
+   * (appendfsync always). Sent on their own, a customer's commit that came just after one waited
+   * for its fsync first.
+   */
   private readonly patience = new PatientWrites();
   private readonly listeners = new Set<(notice: ChangeNotice) => void>();
   /** Tells this store's own notices apart on the shared channel. */
@@ -775,7 +741,7 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.listeners.clear();
-    this.patience.close();
+    this.patience.release();
     await this.data.close();
     await Promise.all([quit(this.subscriber), quit(this.client)]);
   }
@@ -795,7 +761,10 @@ class RedisWorkQueue implements WorkQueue {
       this.patience.impatient();
       return sent;
     }
-    return new Promise<T>((resolve, reject) => this.patience.hold(() => send().then(resolve, reject)));
+    return new Promise<T>((resolve, reject) => {
+      const go = () => void send().then(resolve, reject);
+      if (!this.patience.wait(go)) go();
+    });
   }
 
   private keys(destination: string) {
@@ -891,8 +860,8 @@ class RedisWorkQueue implements WorkQueue {
         new Promise<number | PendingReply>((resolve, reject) => {
           queue.entries.push({ args, resolve, reject });
           if (queue.entries.length > 1) return;
-          if (patient) this.patience.hold(() => this.sendFinishes(queue));
-          else setImmediate(() => this.sendFinishes(queue));
+          const send = () => this.sendFinishes(queue);
+          if (!patient || !this.patience.wait(send)) setImmediate(send);
         }),
     );
   }

@@ -61,7 +61,8 @@ import { createLogger, type Logger } from '../log.ts';
 import type { Conversation, Message } from '../model.ts';
 import { InProcessLocks } from './locks.ts';
 import { beginAttempts } from './attempts.ts';
-import { PATIENCE_MS, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type StoreWriteStats, type WorkItem, type WorkQueue } from './store.ts';
+import { PatientWrites } from './patience.ts';
+import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Patience, Store, StoreWriteStats, WorkItem, WorkQueue } from './store.ts';
 
 /**
  * The on-disk format. Files written by earlier versions open as they are: the one column added
@@ -247,10 +248,8 @@ class GroupWriter {
 
   /** Statements that switch the fsync off for a batch of light writes only, and back on. */
   private readonly light?: { off: Database.Statement; on: Database.Statement };
-  /** Flushes patient writes that no other write took along. */
-  private patienceTimer?: NodeJS.Timeout;
-  /** When the last write that would not wait was asked for (performance.now()). */
-  private lastImpatientAt = -Infinity;
+  /** Patient writes wait here (not scheduled) for the next write that does not wait. */
+  private readonly patience = new PatientWrites();
 
   constructor(
     private readonly db: Database.Database,
@@ -267,22 +266,15 @@ class GroupWriter {
     if (this.closed) return Promise.reject(unavailable(what, new Error('the store is closed')));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ what, durable: options.durable, run, resolve: resolve as (value: unknown) => void, reject });
-      const now = performance.now();
-      if (!options.patient) this.lastImpatientAt = now;
-      if (this.scheduled) return;
-      if (options.patient && now - this.lastImpatientAt < PATIENCE_MS) {
-        this.patienceTimer ??= setTimeout(this.flushPatient, PATIENCE_MS);
-      } else {
-        this.scheduled = true;
-        setImmediate(this.flush);
-      }
+      if (!options.patient) this.patience.impatient();
+      else if (this.scheduled || this.patience.wait(this.schedule)) return;
+      this.schedule();
     });
   }
 
-  /** No other write came within PATIENCE_MS: the patient ones go alone. */
-  private readonly flushPatient = (): void => {
-    this.patienceTimer = undefined;
-    if (this.scheduled || this.queue.length === 0) return;
+  /** The queue runs on the next turn. */
+  private readonly schedule = (): void => {
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(this.flush);
   };
@@ -290,15 +282,14 @@ class GroupWriter {
   /** Runs everything queued now (the store is closing), then takes no more. */
   close(): void {
     while (this.queue.length > 0) this.flush();
-    clearTimeout(this.patienceTimer);
+    this.patience.forget();
     this.closed = true;
   }
 
   private readonly flush = (): void => {
     this.scheduled = false;
     // Whatever is queued goes now, patient writes included.
-    clearTimeout(this.patienceTimer);
-    this.patienceTimer = undefined;
+    this.patience.forget();
     if (this.queue.length === 0) return;
     const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
     this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
