@@ -7,8 +7,7 @@
  * bookkeeping, response warnings); on every mirrored message that cost more CPU than the bridge's
  * own work. Bolt still uses the WebClient for its listeners.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { isIdleTimeout, OutboundHttp, type OutboundAnswer } from '../../src/outbound-http.ts';
 
 /** The one call SlackApi makes. */
 export interface SlackCaller {
@@ -35,97 +34,54 @@ export function encodeForm(args: Record<string, unknown>): string {
 }
 
 export class SlackWebApiClient implements SlackCaller {
-  private readonly base: URL;
-  /** Where every call goes; an IPv6 literal's host without its brackets, as node:http wants it. */
-  private readonly target: { protocol: string; hostname: string; port: string };
-  private readonly agent: HttpAgent;
-  private readonly request: typeof httpRequest;
+  private readonly origin: string;
+  private readonly basePath: URL;
+  private readonly http = new OutboundHttp({ connectionsPerOrigin: 64, maxAnswerBytes: MAX_RESPONSE_BYTES });
+  private readonly headers: Record<string, string>;
   /** Each method's URL path, worked out once (a URL parse per call showed in the profile). */
   private readonly paths = new Map<string, string>();
 
   constructor(private readonly options: { token: string; apiUrl: string; timeoutMs?: number }) {
-    this.base = new URL(options.apiUrl.endsWith('/') ? options.apiUrl : `${options.apiUrl}/`);
-    this.target = { protocol: this.base.protocol, hostname: this.base.hostname.replace(/^\[|\]$/g, ''), port: this.base.port };
-    const https = this.base.protocol === 'https:';
-    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
-    this.request = https ? (httpsRequest as unknown as typeof httpRequest) : httpRequest;
+    this.basePath = new URL(options.apiUrl.endsWith('/') ? options.apiUrl : `${options.apiUrl}/`);
+    this.origin = this.basePath.origin;
+    this.headers = { authorization: `Bearer ${options.token}`, 'content-type': 'application/x-www-form-urlencoded' };
   }
 
-  apiCall(method: string, args: Record<string, unknown>): Promise<unknown> {
-    const body = encodeForm(args);
+  async apiCall(method: string, args: Record<string, unknown>): Promise<unknown> {
     let path = this.paths.get(method);
     if (path === undefined) {
-      const url = new URL(method, this.base);
+      const url = new URL(method, this.basePath);
       this.paths.set(method, (path = url.pathname + url.search));
     }
-    return new Promise((resolve, reject) => {
-      const req = this.request(
-        {
-          ...this.target,
-          path,
-          method: 'POST',
-          agent: this.agent,
-          timeout: this.options.timeoutMs ?? 15_000,
-          headers: {
-            authorization: `Bearer ${this.options.token}`,
-            'content-type': 'application/x-www-form-urlencoded',
-            'content-length': Buffer.byteLength(body),
-          },
-        },
-        (res) => this.answer(method, res).then(resolve, reject),
-      );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.options.timeoutMs ?? 15_000} ms`)));
-      req.on('error', (err) => reject(sdkError('slack_webapi_request_error', `A request error occurred: ${err.message}`)));
-      req.end(body);
-    });
-  }
-
-  close(): void {
-    this.agent.destroy();
-  }
-
-  private async answer(method: string, res: IncomingMessage): Promise<unknown> {
-    let chunks: Buffer[];
+    const timeoutMs = this.options.timeoutMs ?? 15_000;
+    let answer: OutboundAnswer;
     try {
-      chunks = await readBody(res);
+      answer = await this.http.send(this.origin, path, { method: 'POST', headers: this.headers, body: encodeForm(args), idleTimeoutMs: timeoutMs });
     } catch (err) {
-      throw sdkError('slack_webapi_request_error', `A request error occurred: ${(err as Error).message}`);
+      const reason = isIdleTimeout(err) ? `no answer within ${timeoutMs} ms` : (err as Error).message;
+      throw sdkError('slack_webapi_request_error', `A request error occurred: ${reason}`);
     }
-    const status = res.statusCode ?? 0;
+    return this.read(method, answer);
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+
+  private read(method: string, answer: OutboundAnswer): unknown {
+    const { status } = answer;
     if (status === 429) {
-      const seconds = Number(res.headers['retry-after']);
+      const seconds = Number(answer.headers['retry-after']);
       throw sdkError('slack_webapi_rate_limited_error', `A rate-limit has been reached for ${method}`, { retryAfter: Number.isFinite(seconds) ? seconds : 1 });
     }
     if (status !== 200) throw sdkError('slack_webapi_http_error', `An HTTP protocol error occurred: statusCode = ${status}`, { statusCode: status });
     let data: { ok?: boolean; error?: string };
     try {
-      data = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { ok?: boolean; error?: string };
+      data = JSON.parse(answer.body.toString('utf8')) as { ok?: boolean; error?: string };
     } catch {
       throw sdkError('slack_webapi_request_error', `${method} answered with something that is not JSON`);
     }
     if (!data || data.ok !== true) throw sdkError('slack_webapi_platform_error', `An API error occurred: ${data?.error ?? 'unknown_error'}`, { data: { error: data?.error ?? 'unknown_error' } });
     return data;
   }
-}
-
-/** The answer's chunks, up to MAX_RESPONSE_BYTES (events, not an async iterator: a promise per chunk showed in the profile). */
-function readBody(res: IncomingMessage): Promise<Buffer[]> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_RESPONSE_BYTES) {
-        res.destroy();
-        reject(new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    res.once('end', () => resolve(chunks));
-    res.once('error', reject);
-    res.once('close', () => {
-      if (!res.complete) reject(new Error('the answer was cut off'));
-    });
-  });
 }

@@ -196,7 +196,7 @@ export class SlackWorkspace implements Workspace, Service {
     await this.liveHome?.stop();
     if (this.started) await this.app.stop().catch((err: unknown) => this.logger.warn({ err }, 'slack receiver did not stop cleanly'));
     this.started = false;
-    this.caller.close();
+    await this.caller.close();
   }
 
   /** Resolves when no Slack request is being handled (HTTP mode). */

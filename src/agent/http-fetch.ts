@@ -1,11 +1,11 @@
 /**
- * A `fetch` for the OpenAI SDK on node:http with kept-alive connections. The SDK is unchanged (its
- * retries, errors, parsing); only the transport is smaller: the built-in fetch (undici) spends more
- * CPU per chat completion than the rest of an agent turn. Answers are read whole (no streaming is
+ * A `fetch` for the OpenAI SDK on `OutboundHttp` (undici's dispatcher, kept-alive connections). The
+ * SDK is unchanged (its retries, errors, parsing); only the transport is smaller: the built-in
+ * fetch spends more CPU per chat completion than the rest of an agent turn. Answers are read whole (no streaming is
  * used), then handed over: a success as a `BufferedAnswer`, anything else as a standard `Response`.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
+import { OutboundHttp } from '../outbound-http.ts';
 
 /** Largest answer read: a chat completion is far smaller. */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -13,61 +13,38 @@ const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 export type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
 export function keepAliveFetch(): Fetch {
-  const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: 256 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 256 }) };
-  return (input, init = {}) => {
+  const http = new OutboundHttp({ connectionsPerOrigin: 256, maxAnswerBytes: MAX_RESPONSE_BYTES });
+  return async (input, init = {}) => {
     // Anything this transport was not made for goes to the platform's fetch.
     if (input instanceof Request || (init.body != null && typeof init.body !== 'string')) return fetch(input, init);
     const url = new URL(String(input));
-    const https = url.protocol === 'https:';
     const headers: Record<string, string> = {};
     // The SDK hands over a Headers it built and checked: read it as it is.
     (init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((value, key) => {
       headers[key] = value;
     });
-    if (typeof init.body === 'string') headers['content-length'] = String(Buffer.byteLength(init.body));
     const signal = init.signal ?? undefined;
-    return new Promise<Response>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason ?? new DOMException('This operation was aborted', 'AbortError'));
-      const request = (https ? httpsRequest : httpRequest)(url, { method: init.method ?? 'GET', headers, agent: https ? agents.https : agents.http }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_RESPONSE_BYTES) request.destroy(new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`));
-          else chunks.push(chunk);
-        });
-        res.on('error', fail);
-        res.on('end', () => {
-          signal?.removeEventListener('abort', onAbort);
-          const status = res.statusCode ?? 502;
-          const statusText = res.statusMessage ?? '';
-          // A success is read as the SDK reads it (status, headers, json); anything else, which the
-          // SDK retries or turns into an error, is a standard Response.
-          if (status >= 200 && status < 300 && status !== 204) {
-            resolve(new BufferedAnswer(status, statusText, new AnswerHeaders(res.headers) as unknown as Headers, url.href, Buffer.concat(chunks)) as unknown as Response);
-            return;
-          }
-          const responseHeaders = new Headers();
-          for (const [key, value] of Object.entries(res.headers)) {
-            if (Array.isArray(value)) for (const v of value) responseHeaders.append(key, v);
-            else if (value !== undefined) responseHeaders.set(key, value);
-          }
-          // A Response may not carry a body with these statuses.
-          resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, statusText, headers: responseHeaders }));
-        });
-      });
-      function fail(err: Error): void {
-        signal?.removeEventListener('abort', onAbort);
-        // fetch's shape for a failed request: the SDK turns it into a connection error.
-        reject(signal?.aborted ? (signal.reason ?? err) : Object.assign(new TypeError('fetch failed'), { cause: err }));
-      }
-      function onAbort(): void {
-        request.destroy(signal?.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError'));
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      request.on('error', fail);
-      request.end(typeof init.body === 'string' ? init.body : undefined);
-    });
+    if (signal?.aborted) throw signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
+    let answer;
+    try {
+      answer = await http.send(url.origin, url.pathname + url.search, { method: init.method ?? 'GET', headers, body: init.body as string | undefined, signal });
+    } catch (err) {
+      // fetch's shape for a failed request: the SDK turns it into a connection error.
+      throw signal?.aborted ? (signal.reason ?? err) : Object.assign(new TypeError('fetch failed'), { cause: err });
+    }
+    const { status, body } = answer;
+    // A success is read as the SDK reads it (status, headers, json); anything else, which the SDK
+    // retries or turns into an error, is a standard Response.
+    if (status >= 200 && status < 300 && status !== 204) {
+      return new BufferedAnswer(status, '', new AnswerHeaders(answer.headers) as unknown as Headers, url.href, body) as unknown as Response;
+    }
+    const responseHeaders = new Headers();
+    for (const [key, value] of Object.entries(answer.headers)) {
+      if (Array.isArray(value)) for (const v of value) responseHeaders.append(key, v);
+      else if (value !== undefined) responseHeaders.set(key, value);
+    }
+    // A Response may not carry a body with these statuses.
+    return new Response(status === 204 || status === 304 ? null : (body as unknown as BodyInit), { status, headers: responseHeaders });
   };
 }
 

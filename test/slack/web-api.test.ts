@@ -10,12 +10,12 @@ import { SlackWebApiClient } from '../../adapters/slack/web-api.ts';
 let server: Server | undefined;
 let client: SlackWebApiClient | undefined;
 afterEach(async () => {
-  client?.close();
+  await client?.close();
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   server = undefined;
 });
 
-async function serve(handler: (req: IncomingMessage, body: string, res: ServerResponse) => void): Promise<SlackWebApiClient> {
+async function serve(handler: (req: IncomingMessage, body: string, res: ServerResponse) => void, timeoutMs = 2000): Promise<SlackWebApiClient> {
   server = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
@@ -23,7 +23,7 @@ async function serve(handler: (req: IncomingMessage, body: string, res: ServerRe
   });
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
-  client = new SlackWebApiClient({ token: 'xoxb-test', apiUrl: `http://127.0.0.1:${port}/api`, timeoutMs: 2000 });
+  client = new SlackWebApiClient({ token: 'xoxb-test', apiUrl: `http://127.0.0.1:${port}/api`, timeoutMs });
   return client;
 }
 
@@ -60,5 +60,28 @@ describe('Slack Web API client', () => {
     await expect(api.apiCall('chat.postMessage', {})).rejects.toMatchObject({ code: 'slack_webapi_rate_limited_error', retryAfter: 7 });
     next = 'refused';
     await expect(api.apiCall('chat.postMessage', {})).rejects.toMatchObject({ code: 'slack_webapi_platform_error', data: { error: 'channel_not_found' } });
+  });
+
+  it('a Slack that stops answering, or answers more than 8 MB, fails the call with a request error, and the next call works', async () => {
+    const api = await serve((req, _body, res) => {
+      if (req.url === '/api/silent') return res.writeHead(200, { 'content-type': 'application/json' }).write('{"ok":');
+      if (req.url === '/api/huge') return res.writeHead(200, { 'content-type': 'application/json' }).end(`{"ok":true,"x":"${'a'.repeat(9 * 1024 * 1024)}"}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    }, 150);
+    await expect(api.apiCall('silent', {})).rejects.toMatchObject({ code: 'slack_webapi_request_error', message: expect.stringContaining('no answer within 150 ms') });
+    await expect(api.apiCall('huge', {})).rejects.toMatchObject({ code: 'slack_webapi_request_error' });
+    expect(await api.apiCall('chat.postMessage', {})).toEqual({ ok: true });
+  });
+
+  it('keeps its connections: many calls, few sockets', async () => {
+    const sockets = new Set<unknown>();
+    const api = await serve((req, _body, res) => {
+      sockets.add(req.socket);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    for (let i = 0; i < 20; i++) await api.apiCall('chat.postMessage', { channel: 'C1' });
+    await Promise.all(Array.from({ length: 10 }, () => api.apiCall('chat.postMessage', { channel: 'C1' })));
+    // 30 calls: one connection for the calls in turn, at most ten for the ten at once.
+    expect(sockets.size).toBeLessThanOrEqual(11);
   });
 });
