@@ -40,15 +40,14 @@ function readWhole(body: Readable): Promise<Buffer> {
 }
 
 export class OutboundHttp {
-  private readonly dispatcher: Agent;
+  private dispatcher?: Agent;
 
-  constructor(options: { connectionsPerOrigin: number; maxAnswerBytes: number }) {
-    this.dispatcher = new Agent({ connections: options.connectionsPerOrigin, maxResponseSize: options.maxAnswerBytes });
-  }
+  constructor(private readonly options: { connectionsPerOrigin: number; maxAnswerBytes: number }) {}
 
   /** One request to `origin` + `path`; rejects on a connection failure, a timeout, an abort or an answer over the limit. */
   async send(origin: string, path: string, request: OutboundRequest): Promise<OutboundAnswer> {
     const timeouts = request.idleTimeoutMs === undefined ? {} : { headersTimeout: request.idleTimeoutMs, bodyTimeout: request.idleTimeoutMs };
+    this.dispatcher ??= new Agent({ connections: this.options.connectionsPerOrigin, maxResponseSize: this.options.maxAnswerBytes });
     const answer = await this.dispatcher.request({
       origin,
       path,
@@ -61,8 +60,14 @@ export class OutboundHttp {
     return { status: answer.statusCode, headers: answer.headers, body: await readWhole(answer.body) };
   }
 
-  /** Ends every connection now; requests still waiting for an answer fail (the delivery worker retries them). */
-  close(): Promise<void> {
-    return this.dispatcher.destroy();
+  /**
+   * Ends every connection now; requests still waiting for an answer fail (the delivery worker
+   * retries them). A later request opens new connections: a workspace that stops leaves its
+   * outbound work to the bridge's workers, which may still be sending.
+   */
+  async close(): Promise<void> {
+    const dispatcher = this.dispatcher;
+    this.dispatcher = undefined;
+    await dispatcher?.destroy();
   }
 }

@@ -84,4 +84,11 @@ describe('Slack Web API client', () => {
     // 30 calls: one connection for the calls in turn, at most ten for the ten at once.
     expect(sockets.size).toBeLessThanOrEqual(11);
   });
+
+  it('after close, a call still goes out on a new connection: a stopped workspace leaves its posts to the bridge\'s workers', async () => {
+    const api = await serve((_req, _body, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+    expect(await api.apiCall('chat.postMessage', {})).toEqual({ ok: true });
+    await api.close();
+    expect(await api.apiCall('chat.postMessage', {})).toEqual({ ok: true });
+  });
 });
