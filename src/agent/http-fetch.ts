@@ -1,11 +1,11 @@
 /**
  * A `fetch` for the OpenAI SDK on `OutboundHttp` (undici's dispatcher, kept-alive connections). The
  * SDK is unchanged (its retries, errors, parsing); only the transport is smaller: the built-in
- * fetch spends more CPU per chat completion than the rest of an agent turn. Answers are read whole (no streaming is
- * used), then handed over: a success as a `BufferedAnswer`, anything else as a standard `Response`.
+ * fetch spends more CPU per chat completion than the rest of an agent turn. Answers are read whole
+ * (no streaming is used), then handed over: a success as a `BufferedAnswer`, anything else as a
+ * standard `Response`.
  */
-import type { IncomingHttpHeaders } from 'node:http';
-import { OutboundHttp } from '../outbound-http.ts';
+import { OutboundHttp, type OutboundAnswer } from '../outbound-http.ts';
 
 /** Largest answer read: a chat completion is far smaller. */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -24,12 +24,12 @@ export function keepAliveFetch(): Fetch {
       headers[key] = value;
     });
     const signal = init.signal ?? undefined;
-    if (signal?.aborted) throw signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
     let answer;
     try {
       answer = await http.send(url.origin, url.pathname + url.search, { method: init.method ?? 'GET', headers, body: init.body as string | undefined, signal });
     } catch (err) {
-      // fetch's shape for a failed request: the SDK turns it into a connection error.
+      // fetch's shape for a failed request (an abort, also one before it started, rejects with the
+      // signal's reason): the SDK turns it into a connection error.
       throw signal?.aborted ? (signal.reason ?? err) : Object.assign(new TypeError('fetch failed'), { cause: err });
     }
     const { status, body } = answer;
@@ -98,9 +98,9 @@ class BufferedAnswer {
   }
 }
 
-/** The reading side of `Headers` over the headers node:http parsed (names already lower case). */
+/** The reading side of `Headers` over the headers undici parsed (names already lower case). */
 class AnswerHeaders {
-  constructor(private readonly raw: IncomingHttpHeaders) {}
+  constructor(private readonly raw: OutboundAnswer['headers']) {}
 
   get(name: string): string | null {
     const value = this.raw[name.toLowerCase()];

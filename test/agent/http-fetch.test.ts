@@ -75,6 +75,9 @@ describe('the agent transport', () => {
     const pending = fetch(`${base}/v1/slow`, { method: 'POST', body: '{}', signal: controller.signal });
     setTimeout(() => controller.abort(new DOMException('stop', 'AbortError')), 20);
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    const before = new AbortController();
+    before.abort(new DOMException('stopped first', 'AbortError'));
+    await expect(fetch(`${base}/v1/x`, { method: 'POST', body: '{}', signal: before.signal })).rejects.toMatchObject({ name: 'AbortError', message: 'stopped first' });
 
     const closed = `http://127.0.0.1:${(server.address() as AddressInfo).port + 1}`;
     await expect(fetch(`${closed}/v1/x`, { method: 'POST', body: '{}' })).rejects.toThrow(/fetch failed/);
