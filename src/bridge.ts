@@ -141,6 +141,7 @@ export class Bridge implements BridgePort {
           return { destinations: free.map((w) => w.name), leaseMs: this.delivery.leaseMs ?? 30_000, begin: free.filter((w) => w.beginsOnLease).map((w) => w.name) };
         },
         claimed: (leases) => this.adopt(leases),
+        turnAhead: (c, version) => this.agentTurns.speculate(c, version),
         ...(metrics ? { observed: (o: Observation[]) => metrics.record(o) } : {}),
       },
       this.now,

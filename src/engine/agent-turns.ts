@@ -7,8 +7,13 @@
  * the turn started (compare-and-set makes that check race-free across instances); a change
  * committed anywhere aborts the generation here (the store's change feed); and every tool call
  * asks `authorize` first, which refuses once the conversation has left the agent.
+ *
+ * A turn may start early: while the customer's commit is on its way to disk, the model is asked
+ * already (`speculate`). Asking has no effect; nothing the answer implies happens before the worker
+ * takes the turn: its tool calls wait to be authorized by it, and only the version the commit wrote
+ * can adopt it. Any other outcome (a failed commit, no lease here, a newer state) discards it.
  */
-import type { Agent, AgentTurnResult } from '../agent/agent.ts';
+import type { Agent, AgentTurnInput, AgentTurnResult } from '../agent/agent.ts';
 import { markChange, recordAgentHandoffs } from '../agent/handoff-history.ts';
 import type { Destination, WorkContext } from '../delivery/worker.ts';
 import { BridgeError, LeaseLostError, StoreUnavailableError } from '../errors.ts';
@@ -17,7 +22,7 @@ import type { Conversation } from '../model.ts';
 import type { agentMaySpeak } from '../ownership.ts';
 import type { Policy } from '../policy.ts';
 import { RecentMap } from '../recent-map.ts';
-import type { Store, WorkItem } from '../store/store.ts';
+import type { Lease, Store, WorkItem } from '../store/store.ts';
 import { AGENT, type Committer } from './commit.ts';
 import type { Rules } from './rules.ts';
 
@@ -37,6 +42,24 @@ interface RunningTurn {
   controller: AbortController;
   startedAt: number;
 }
+
+/** A turn started while its customer message was being committed, waiting for the worker to take it. */
+interface EarlyTurn {
+  /** The version the commit writes; the worker's copy must be this one to adopt the turn. */
+  version: number;
+  /** Set once the commit is stored and leased the turn to this instance. */
+  committed: boolean;
+  controller: AbortController;
+  result: Promise<AgentTurnResult>;
+  /** Resolved with the worker's `authorize` when it adopts the turn; rejected when it is discarded. */
+  adopt(authorize: AgentTurnInput['authorize']): void;
+  discard(reason: Error): void;
+  /** A turn nobody adopts is discarded after this (a worker stopping, a lease lost on the way). */
+  expiry: NodeJS.Timeout;
+}
+
+/** How long an early turn waits for its worker. */
+const EARLY_TURN_WAIT_MS = 10_000;
 
 const ownershipChanged = () => new BridgeError('ownership_changed', 'The conversation changed hands; this agent turn is void.');
 
@@ -58,6 +81,68 @@ export class AgentTurns implements Destination {
 
   close(): void {
     this.unsubscribe();
+    for (const early of this.early.values()) early.discard(new BridgeError('stopping', 'The bridge is stopping.'));
+  }
+
+  /** Early turns by conversation (at most one each: a newer one replaces the older). */
+  private readonly early = new Map<string, EarlyTurn>();
+
+  /**
+   * Starts the agent's turn for a commit on its way to the store, which will write `version` and
+   * lease the turn to this instance. Returns what to call when the commit settles: with the leases
+   * it took, or with nothing when it failed.
+   */
+  speculate(pending: Conversation, version: number): ((settled: { claimed: Lease[] } | undefined) => void) | undefined {
+    if (!this.options.mayAgentSpeak(pending, pending.ownershipVersion)) return undefined;
+    // A turn running here holds the lease: this commit cannot take it, so the turn would be wasted.
+    if (this.running.has(pending.id)) return undefined;
+    const conversation: Conversation = { ...pending, version, messages: pending.messages.slice(), history: pending.history.slice() };
+    const controller = new AbortController();
+    let adopt!: (authorize: AgentTurnInput['authorize']) => void;
+    let refuse!: (reason: Error) => void;
+    const adopted = new Promise<AgentTurnInput['authorize']>((resolve, reject) => {
+      adopt = resolve;
+      refuse = reject;
+    });
+    adopted.catch(() => {});
+    const early: EarlyTurn = {
+      version,
+      committed: false,
+      controller,
+      // A tool call waits for the worker's authorize: nothing with an effect runs before the turn is taken.
+      result: Promise.resolve().then(() =>
+        this.options.agent.respond({ conversation, policy: this.options.policy, signal: controller.signal, authorize: async (call) => (await adopted)(call) }),
+      ),
+      adopt: (authorize) => {
+        clearTimeout(early.expiry);
+        adopt(authorize);
+      },
+      discard: (reason) => {
+        clearTimeout(early.expiry);
+        if (this.early.get(conversation.id) === early) this.early.delete(conversation.id);
+        refuse(reason);
+        controller.abort(reason);
+      },
+      expiry: setTimeout(() => early.discard(new BridgeError('superseded', 'Nobody took this early agent turn.')), EARLY_TURN_WAIT_MS).unref(),
+    };
+    early.result.catch(() => {});
+    this.early.get(conversation.id)?.discard(new BridgeError('superseded', 'A newer customer message supersedes this turn.'));
+    this.early.set(conversation.id, early);
+    return (settled) => {
+      const leased = settled?.claimed.some((l) => l.destination === AGENT && l.conversationId === conversation.id);
+      if (leased) early.committed = true;
+      else early.discard(new BridgeError('superseded', settled ? 'The turn was not leased to this instance.' : 'The commit failed.'));
+    };
+  }
+
+  /** The early turn started for exactly this version, if any; an older one is discarded. */
+  private takeEarly(snapshot: Conversation): EarlyTurn | undefined {
+    const early = this.early.get(snapshot.id);
+    if (!early || early.version > snapshot.version) return undefined; // for a later item of this batch
+    this.early.delete(snapshot.id);
+    if (early.committed && early.version === snapshot.version) return early;
+    early.discard(new BridgeError('superseded', 'The conversation moved on before the turn was taken.'));
+    return undefined;
   }
 
   /** The latest ownership version heard per conversation (bounded: only recent changes matter). */
@@ -80,7 +165,11 @@ export class AgentTurns implements Destination {
     const { mayAgentSpeak } = this.options;
     // The batch's copy is at least as new as this item.
     const snapshot = context.conversation;
-    if (!mayAgentSpeak(snapshot, snapshot.ownershipVersion)) return; // nobody may answer as the agent now
+    const early = this.takeEarly(snapshot);
+    if (!mayAgentSpeak(snapshot, snapshot.ownershipVersion)) {
+      early?.discard(ownershipChanged());
+      return; // nobody may answer as the agent now
+    }
     const startedAt = snapshot.ownershipVersion;
     const log = conversationLogger(this.options.logger, snapshot);
 
@@ -92,14 +181,18 @@ export class AgentTurns implements Destination {
     // An ownership change heard since the batch was read (before the turn was listening) stops it now.
     if ((this.ownershipSeen.peek(snapshot.id) ?? startedAt) > startedAt) controller.abort(ownershipChanged());
     const timeout = setTimeout(() => controller.abort(new BridgeError('agent_timeout', `The agent took longer than ${this.options.timeoutMs} ms.`)), this.options.timeoutMs);
+    const authorize: AgentTurnInput['authorize'] = (call) => this.authorize(snapshot.id, startedAt, controller, call);
     let result: AgentTurnResult;
     try {
-      result = await this.options.agent.respond({
-        conversation: snapshot,
-        policy: this.options.policy,
-        signal: controller.signal,
-        authorize: (call) => this.authorize(snapshot.id, startedAt, controller, call),
-      });
+      if (early) {
+        // The same state, asked already: from now on this turn's aborts and authorize are its own.
+        if (controller.signal.aborted) early.discard(controller.signal.reason as Error);
+        else controller.signal.addEventListener('abort', () => early.discard(controller.signal.reason as Error), { once: true });
+        early.adopt(authorize);
+        result = await early.result;
+      } else {
+        result = await this.options.agent.respond({ conversation: snapshot, policy: this.options.policy, signal: controller.signal, authorize });
+      }
       controller.signal.throwIfAborted();
     } catch (err) {
       const reason = controller.signal.reason as Error | undefined;

@@ -64,6 +64,11 @@ export interface Routing {
   claimable?(): { destinations: string[]; leaseMs: number; begin: string[] };
   /** The leases a commit took for this instance's workers. */
   claimed?(leases: Lease[]): void;
+  /**
+   * A commit that leases an agent turn here is about to be written as `version`: the turn may start
+   * now (`AgentTurns.speculate`). The answer is told how the commit settled.
+   */
+  turnAhead?(conversation: Conversation, version: number): ((settled: { claimed: Lease[] } | undefined) => void) | undefined;
 }
 
 export class Committer {
@@ -110,8 +115,10 @@ export class Committer {
         };
         const claim = this.claimFor(commit.work ?? []);
         if (claim) commit.claim = claim;
+        const settled = claim?.destinations.includes(AGENT) ? this.routing.turnAhead?.(c, before.version + 1) : undefined;
         try {
           const { version, claimed, released } = await this.store.commitClaiming(commit);
+          settled?.(version === before.version + 1 ? { claimed } : undefined);
           c.version = version;
           if (claimed.length) this.routing.claimed?.(claimed);
           this.routing.observed?.(observations);
@@ -122,6 +129,7 @@ export class Committer {
           }
           return released ? { conversation: c, result, released } : { conversation: c, result };
         } catch (err) {
+          settled?.(undefined);
           // Lost a race: run the change again on what the winner committed.
           if (err instanceof VersionConflictError && attempt < this.maxAttempts) continue;
           throw err;
