@@ -8,7 +8,7 @@
  *   committed state, never a half-done transaction, because a write transaction never stays open
  *   across a turn of the event loop.
  * - Writes are group-committed. Every write asked for during one turn of the event loop (every
- *   `commit`, lease, cursor move, adapter write) is queued, and on `setImmediate` the queue runs as
+ *   `commit`, lease, cursor move, adapter write) is queued, and a turn later the queue runs as
  *   ONE transaction (BEGIN IMMEDIATE ... COMMIT), so one fsync serves every conversation in the
  *   batch. One failing write does not undo its neighbours: each write checks before it changes
  *   anything, so a refusal (conflict, duplicate, lost lease) leaves nothing behind; any other
@@ -237,7 +237,7 @@ interface WriteJob {
 
 /**
  * Group commit: writes asked for in one turn of the event loop run together in one transaction,
- * each in its own savepoint, on `setImmediate`. Each settles after the COMMIT, so once it is durable.
+ * each in its own savepoint, a turn later (two `setImmediate`s). Each settles after the COMMIT, so once it is durable.
  */
 class GroupWriter {
   /** Transactions committed, and the writes they carried (for tests and the bench). */
@@ -276,6 +276,15 @@ class GroupWriter {
   private readonly schedule = (): void => {
     if (this.scheduled) return;
     this.scheduled = true;
+    setImmediate(this.yieldThenFlush);
+  };
+
+  /**
+   * The batch waits one more turn: a commit blocks the event loop through its fsync, so the
+   * requests this turn started go on the wire first (undici writes a request on a kept-alive
+   * socket from its own `setImmediate`), and their answers are on the way meanwhile.
+   */
+  private readonly yieldThenFlush = (): void => {
     setImmediate(this.flush);
   };
 
