@@ -49,16 +49,18 @@ interface EarlyTurn {
   version: number;
   /** Set once the commit is stored and leased the turn to this instance. */
   committed: boolean;
+  /** When it started (for the sweep). */
+  at: number;
+  /** The turn's own controller: the worker's turn takes it over. */
   controller: AbortController;
   result: Promise<AgentTurnResult>;
-  /** Resolved with the worker's `authorize` when it adopts the turn; rejected when it is discarded. */
+  /** Hands the worker's `authorize` to the tool calls waiting for it. */
   adopt(authorize: AgentTurnInput['authorize']): void;
+  /** Aborts it; its waiting tool calls are refused. */
   discard(reason: Error): void;
-  /** A turn nobody adopts is discarded after this (a worker stopping, a lease lost on the way). */
-  expiry: NodeJS.Timeout;
 }
 
-/** How long an early turn waits for its worker. */
+/** An early turn nobody took within this (a worker stopping, a lease lost on the way) is discarded. */
 const EARLY_TURN_WAIT_MS = 10_000;
 
 const ownershipChanged = () => new BridgeError('ownership_changed', 'The conversation changed hands; this agent turn is void.');
@@ -81,11 +83,17 @@ export class AgentTurns implements Destination {
 
   close(): void {
     this.unsubscribe();
+    clearInterval(this.sweep);
     for (const early of this.early.values()) early.discard(new BridgeError('stopping', 'The bridge is stopping.'));
   }
 
   /** Early turns by conversation (at most one each: a newer one replaces the older). */
   private readonly early = new Map<string, EarlyTurn>();
+
+  private readonly sweep = setInterval(() => {
+    const before = Date.now() - EARLY_TURN_WAIT_MS;
+    for (const early of this.early.values()) if (early.at < before) early.discard(new BridgeError('superseded', 'Nobody took this early agent turn.'));
+  }, EARLY_TURN_WAIT_MS).unref();
 
   /**
    * Starts the agent's turn for a commit on its way to the store, which will write `version` and
@@ -108,22 +116,18 @@ export class AgentTurns implements Destination {
     const early: EarlyTurn = {
       version,
       committed: false,
+      at: Date.now(),
       controller,
       // A tool call waits for the worker's authorize: nothing with an effect runs before the turn is taken.
       result: Promise.resolve().then(() =>
         this.options.agent.respond({ conversation, policy: this.options.policy, signal: controller.signal, authorize: async (call) => (await adopted)(call) }),
       ),
-      adopt: (authorize) => {
-        clearTimeout(early.expiry);
-        adopt(authorize);
-      },
+      adopt,
       discard: (reason) => {
-        clearTimeout(early.expiry);
         if (this.early.get(conversation.id) === early) this.early.delete(conversation.id);
         refuse(reason);
         controller.abort(reason);
       },
-      expiry: setTimeout(() => early.discard(new BridgeError('superseded', 'Nobody took this early agent turn.')), EARLY_TURN_WAIT_MS).unref(),
     };
     early.result.catch(() => {});
     this.early.get(conversation.id)?.discard(new BridgeError('superseded', 'A newer customer message supersedes this turn.'));
@@ -173,7 +177,8 @@ export class AgentTurns implements Destination {
     const startedAt = snapshot.ownershipVersion;
     const log = conversationLogger(this.options.logger, snapshot);
 
-    const controller = new AbortController();
+    // An early turn for this very state is this turn, asked already: its controller is the turn's.
+    const controller = early?.controller ?? new AbortController();
     const onLeaseLost = () => controller.abort(context.signal.reason);
     context.signal.addEventListener('abort', onLeaseLost, { once: true });
     const turn: RunningTurn = { controller, startedAt };
@@ -185,9 +190,6 @@ export class AgentTurns implements Destination {
     let result: AgentTurnResult;
     try {
       if (early) {
-        // The same state, asked already: from now on this turn's aborts and authorize are its own.
-        if (controller.signal.aborted) early.discard(controller.signal.reason as Error);
-        else controller.signal.addEventListener('abort', () => early.discard(controller.signal.reason as Error), { once: true });
         early.adopt(authorize);
         result = await early.result;
       } else {
