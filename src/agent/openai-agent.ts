@@ -25,13 +25,16 @@ import type {
   ChatCompletion,
   ChatCompletionMessageFunctionToolCall,
   ChatCompletionMessageParam,
+  ChatCompletionCreateParamsNonStreaming,
   ChatCompletionTool,
 } from 'openai/resources/chat/completions';
 import { z } from 'zod';
 import type { ActionTaken, Agent, AgentTool, AgentTurnInput, AgentTurnResult } from './agent.ts';
 import { buildChatMessages, defaultSystemPrompt, type ChatContextOptions } from './context.ts';
 import { sharedKeepAliveFetch, WITHOUT_SDK_TELEMETRY } from './http-fetch.ts';
+import { encodeChatRequest } from './request-body.ts';
 import { demoTools, ESCALATE_TOOL_NAME, escalateToolDefinition, ToolRegistry, toolDefinition, toolIsEnabled } from './tools.ts';
+import { deepFreeze } from '../deep-freeze.ts';
 import { findApproval } from '../engine/approvals.ts';
 import { EscalateToolArgsSchema, OptionSchema, type BriefingOption, type EscalateToolArgs } from '../envelope.ts';
 import { ConfigError } from '../errors.ts';
@@ -104,8 +107,9 @@ export class OpenAIAgent implements Agent {
     const systemPrompt = config.systemPrompt ?? defaultSystemPrompt(config.brandName);
     // The default prompt (which several agents keep as their first part) says when to escalate.
     this.escalate = escalateToolDefinition(systemPrompt.startsWith(defaultSystemPrompt(config.brandName)));
-    this.allDefinitions = [...this.businessTools.map(toolDefinition), this.escalate];
-    this.escalateOnly = [this.escalate];
+    // Frozen: each list's JSON is kept and sent as it is (request-body.ts).
+    this.allDefinitions = deepFreeze([...this.businessTools.map(toolDefinition), this.escalate]);
+    this.escalateOnly = deepFreeze([this.escalate]);
     this.context = {
       systemPrompt,
       handbackRole: config.handbackRole,
@@ -263,18 +267,20 @@ export class OpenAIAgent implements Agent {
   }
 
   private complete(messages: ChatCompletionMessageParam[], tools: ChatCompletionTool[], signal: AbortSignal): Promise<ChatCompletion> {
-    return this.client.chat.completions.create(
-      {
-        model: this.model,
-        messages,
-        tools,
-        tool_choice: 'auto',
-        ...(this.config.temperature !== undefined ? { temperature: this.config.temperature } : {}),
-      },
-      { signal },
-    );
+    const request: ChatCompletionCreateParamsNonStreaming = {
+      model: this.model,
+      messages,
+      tools,
+      tool_choice: 'auto',
+      ...(this.config.temperature !== undefined ? { temperature: this.config.temperature } : {}),
+    };
+    // The body goes encoded from kept pieces; the SDK sends a string body with its content type as it is.
+    return this.client.chat.completions.create(request, { signal, body: encodeChatRequest(request), headers: JSON_BODY });
   }
 }
+
+/** The content type that makes the SDK send a string body as it is. */
+const JSON_BODY = { 'content-type': 'application/json' } as const;
 
 /**
  * The OpenAI agent configured from the environment, or undefined when `OPENAI_API_KEY` is not set
