@@ -237,7 +237,8 @@ interface WriteJob {
 
 /**
  * Group commit: writes asked for in one turn of the event loop run together in one transaction,
- * each in its own savepoint, a turn later (two `setImmediate`s). Each settles after the COMMIT, so once it is durable.
+ * each in its own savepoint, a turn later (two `setImmediate`s). Each settles after the COMMIT, so
+ * once it is durable.
  */
 class GroupWriter {
   /** Transactions committed, and the writes they carried (for tests and the bench). */
