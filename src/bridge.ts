@@ -157,6 +157,7 @@ export class Bridge implements BridgePort {
       timeoutMs: options.agentTimeoutMs ?? 120_000,
       mayAgentSpeak: options.mayAgentSpeak ?? agentMaySpeak,
       clip: (text) => this.clip(text),
+      ...(metrics ? { earlyTurn: (outcome: 'taken' | 'discarded') => metrics.earlyTurn(outcome) } : {}),
     });
     this.timers = new TimerWorker({
       store: this.store,

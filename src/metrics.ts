@@ -18,6 +18,7 @@ export class BridgeMetrics {
   private readonly timeToClaim = new Histogram({ name: 'handoff_time_to_claim_seconds', help: 'From escalation (or back to the queue) to claim.', buckets: WAIT_BUCKETS, registers: [this.registry] });
   private readonly firstReply = new Histogram({ name: 'handoff_time_to_first_human_reply_seconds', help: "From a person taking the conversation to their first reply to the customer.", buckets: WAIT_BUCKETS, registers: [this.registry] });
   private readonly handleTime = new Histogram({ name: 'handoff_handle_time_seconds', help: 'From a person taking the conversation to handing it back, deciding or closing.', labelNames: ['how'], buckets: WAIT_BUCKETS, registers: [this.registry] });
+  private readonly earlyTurns = new Counter({ name: 'handoff_agent_early_turns_total', help: "Agent turns started while the customer's message was being stored, by outcome: taken by the worker, or discarded (a model call wasted).", labelNames: ['outcome'], registers: [this.registry] });
 
   constructor(store: Store, destinations: () => string[]) {
     collectDefaultMetrics({ register: this.registry, prefix: 'handoff_process_' });
@@ -55,6 +56,11 @@ export class BridgeMetrics {
       writes.inc(now.writes - seen.writes);
       Object.assign(seen, now);
     };
+  }
+
+  /** An agent turn started early was taken, or discarded. */
+  earlyTurn(outcome: 'taken' | 'discarded'): void {
+    this.earlyTurns.inc({ outcome });
   }
 
   /** Refreshes the gauges and counters that read the store. */

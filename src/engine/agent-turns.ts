@@ -36,6 +36,8 @@ export interface AgentTurnsOptions {
   timeoutMs: number;
   mayAgentSpeak: typeof agentMaySpeak;
   clip(text: string): string;
+  /** Told what became of each early turn: taken by the worker, or discarded (its model call wasted). */
+  earlyTurn?(outcome: 'taken' | 'discarded'): void;
 }
 
 interface RunningTurn {
@@ -124,6 +126,8 @@ export class AgentTurns implements Destination {
       ),
       adopt,
       discard: (reason) => {
+        if (controller.signal.aborted) return;
+        this.options.earlyTurn?.('discarded');
         if (this.early.get(conversation.id) === early) this.early.delete(conversation.id);
         refuse(reason);
         controller.abort(reason);
@@ -190,6 +194,7 @@ export class AgentTurns implements Destination {
     let result: AgentTurnResult;
     try {
       if (early) {
+        this.options.earlyTurn?.('taken');
         early.adopt(authorize);
         result = await early.result;
       } else {

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentTurnInput } from '../../src/agent/agent.ts';
 import { OpenAIAgent } from '../../src/agent/openai-agent.ts';
 import { StoreUnavailableError, VersionConflictError } from '../../src/errors.ts';
+import { BridgeMetrics } from '../../src/metrics.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { Commit, Store } from '../../src/store/store.ts';
 import { chat, startChatEmulator, type ChatEmulator } from '../emulators/openai-chat.ts';
@@ -109,7 +110,8 @@ describe('an agent turn started while the customer message is committed', () => 
     const control = await customerCommitsControlled();
     const agent = new ScriptedAgent(({ conversation }) => ({ kind: 'reply', text: `Answer to: ${conversation.messages.at(-1)!.text}`, actionsTaken: [] }));
     const channel = new MemoryChannel('api');
-    t = await createTestBridge({ agent, store: control.store, channels: [channel] });
+    const metrics = new BridgeMetrics(control.store, () => []);
+    t = await createTestBridge({ agent, store: control.store, channels: [channel], bridgeOptions: { metrics } });
     const first = t.bridge.customerMessage({ origin: 'api', customer, text: 'Hello' });
     await waitFor(() => control.held.length === 1);
     control.held.shift()!();
@@ -130,6 +132,10 @@ describe('an agent turn started while the customer message is committed', () => 
     expect(calls[0]!.signal.aborted).toBe(true);
     expect(calls[1]!.signal.aborted).toBe(false);
     expect(channel.texts(conversation.id)).toEqual(['Answer to: Hello', 'Answer to: Are you there?']);
+    // /metrics counts the wasted model call.
+    const counted = await metrics.registry.getSingleMetricAsString('handoff_agent_early_turns_total');
+    expect(counted).toContain('handoff_agent_early_turns_total{outcome="taken"} 2');
+    expect(counted).toContain('handoff_agent_early_turns_total{outcome="discarded"} 1');
   });
 
   it('a commit that fails discards its early turn: no answer for a message that was never stored', async () => {
