@@ -471,6 +471,13 @@ async function sqliteWriteCounts(url: string): Promise<{ synced: number; unsynce
   };
 }
 
+/** A bridge's agent turns started early, from its /metrics: taken by the worker, or discarded (a model call wasted). */
+async function earlyTurnCounts(url: string): Promise<{ taken: number; discarded: number }> {
+  const text = (await httpCall(`${url}/metrics`, 'GET')).text;
+  const read = (outcome: string) => Number(new RegExp(`^handoff_agent_early_turns_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { taken: read('taken'), discarded: read('discarded') };
+}
+
 function redisInfo(port: number, section: string): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
@@ -806,6 +813,8 @@ interface CellResult {
   redisCommands?: Record<string, number>;
   /** SQLite transactions (fsynced and not) and writes per message answered in the window. */
   sqliteWrites?: { synced: number; unsynced: number; writes: number };
+  /** Agent turns started early per message answered in the window: taken, and discarded. */
+  earlyTurns?: { taken: number; discarded: number };
   healthzP99: number;
   healthzMax: number;
   loadElu: number;
@@ -912,6 +921,7 @@ async function runCell(
   const emulatorsCpu0 = cpuOf(emulators.pid);
   const commands0 = redis ? await redisCommandCounts(redis.port) : undefined;
   const writes0 = server.kind === 'sqlite' ? await sqliteWriteCounts(server.url) : undefined;
+  const early0 = server.kind !== 'forwarder' ? await earlyTurnCounts(server.url) : undefined;
   const elu0 = performance.eventLoopUtilization();
   const own0 = process.cpuUsage();
   await emulators.command('mark');
@@ -928,6 +938,7 @@ async function runCell(
   const emulatorsCpu = cpuTotal(cpuDelta(emulatorsCpu0, cpuOf(emulators.pid)));
   const commands1 = redis ? await redisCommandCounts(redis.port) : undefined;
   const writes1 = writes0 ? await sqliteWriteCounts(server.url) : undefined;
+  const early1 = early0 ? await earlyTurnCounts(server.url) : undefined;
   const loadElu = performance.eventLoopUtilization(elu0).utilization;
   const ownCpu = process.cpuUsage(own0);
   const emulatorWindow = await emulators.command('stats');
@@ -1000,6 +1011,9 @@ async function runCell(
             writes: (writes1.writes - writes0.writes) / Math.max(1, answered),
           },
         }
+      : {}),
+    ...(early0 && early1
+      ? { earlyTurns: { taken: (early1.taken - early0.taken) / Math.max(1, answered), discarded: (early1.discarded - early0.discarded) / Math.max(1, answered) } }
       : {}),
     healthzP99: percentile(healthTimes, 99),
     healthzMax: healthTimes.at(-1) ?? NaN,
@@ -1392,7 +1406,7 @@ async function main(): Promise<void> {
   // Where the time went, per cell: the server's CPU, its main thread's scheduling, the other processes.
   both(
     'Resources in each window (CPU from /proc; main thread: on a CPU / runnable but waiting for one / asleep, as shares of the window)',
-    ['server', 'channel', 'C', 'CPU ms/msg', 'main thread CPU (user+sys)', 'other threads CPU', 'main on CPU / waiting / asleep', 'main sleeps/msg', 'redis CPU ms/msg', 'healthz p99 ms', 'Slack mirrors/msg (caught up after)', 'model calls/msg', 'model request KB', 'emulators ELU', 'load gen ELU / CPU', 'machine CPU busy'],
+    ['server', 'channel', 'C', 'CPU ms/msg', 'main thread CPU (user+sys)', 'other threads CPU', 'main on CPU / waiting / asleep', 'main sleeps/msg', 'redis CPU ms/msg', 'healthz p99 ms', 'Slack mirrors/msg (caught up after)', 'model calls/msg', 'early turns/msg: taken / discarded', 'model request KB', 'emulators ELU', 'load gen ELU / CPU', 'machine CPU busy'],
     results.map((r) => {
       const w = r.windowMs;
       const answered = Math.max(1, (r.throughput * w) / 1000);
@@ -1410,6 +1424,7 @@ async function main(): Promise<void> {
         fmtMs(r.healthzP99),
         r.channel === 'webchat' ? `${r.mirrorsPerExchange.toFixed(2)} (${(r.mirrorDrainMs / 1000).toFixed(1)} s)` : '',
         r.chatCallsPerExchange.toFixed(2),
+        r.earlyTurns ? `${r.earlyTurns.taken.toFixed(2)} / ${r.earlyTurns.discarded.toFixed(2)}` : '',
         r.chatRequestKb.toFixed(1),
         pct(r.emulators.elu),
         `${pct(r.loadElu)} / ${pct(r.loadCpu)}`,
