@@ -27,6 +27,8 @@ export class Connection {
   private shown: readonly string[] | Set<string> = NONE_SHOWN;
   /** The last transcript message this socket sent, so a caller can tell whether a reply already went out. */
   lastShownId: string | undefined;
+  /** How many of the transcript's first messages this socket is done with (shown, or not public): a catch-up starts after them. */
+  caughtUp = 0;
   /** Live messages that arrived while the replay was being read; sent right after it. */
   private held: ServerMessageFrame[] | undefined;
   /** A close asked for while the replay was running: done right after it. */

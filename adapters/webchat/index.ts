@@ -225,11 +225,15 @@ class WebChatChannel implements WebChat {
           this.catchUpAfterHold(conversationId, version); // held since it was marked: look again once it is released
           continue;
         }
+        const { messages } = conversation;
         for (const connection of this.hub.connections(conversationId)) {
-          // A socket still replaying holds these and shows those its replay did not.
-          for (const message of conversation.messages) {
+          // Transcripts only grow, so what a socket is done with stays done: look only after it.
+          for (let i = connection.caughtUp <= messages.length ? connection.caughtUp : 0; i < messages.length; i++) {
+            const message = messages[i]!;
             if (message.visibility === 'public' && !connection.hasShown(message.id)) connection.show(messageFrame(message, this.names, undefined, conversation.ticket));
           }
+          // Each is shown now, or held by a socket still replaying, which shows it after the replay.
+          connection.caughtUp = messages.length;
         }
         if (conversation.state === 'closed') this.hub.end(conversationId, CloseCode.conversationClosed, 'conversation closed');
       }
