@@ -460,22 +460,22 @@ async function redisCommandCounts(port: number): Promise<Record<string, number>>
   return counts;
 }
 
-/** The SQLite bridge's group-commit counters from its /metrics: transactions (fsynced or not) and the writes they carried. */
-async function sqliteWriteCounts(url: string): Promise<{ synced: number; unsynced: number; writes: number }> {
+/**
+ * A bridge's counters, from one read of its /metrics: SQLite's group commit (transactions fsynced or
+ * not, and the writes they carried; NaN on Redis) and the agent turns started early, taken or discarded.
+ */
+async function bridgeCounters(url: string): Promise<{ writes: { synced: number; unsynced: number; writes: number }; early: { taken: number; discarded: number } }> {
   const text = (await httpCall(`${url}/metrics`, 'GET')).text;
-  const read = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
+  const read = (pattern: RegExp, absent = NaN) => Number(pattern.exec(text)?.[1] ?? absent);
   return {
-    synced: read(/^handoff_store_transactions_total\{fsync="yes"\} (\d+)$/m),
-    unsynced: read(/^handoff_store_transactions_total\{fsync="no"\} (\d+)$/m),
-    writes: read(/^handoff_store_writes_total (\d+)$/m),
+    writes: {
+      synced: read(/^handoff_store_transactions_total\{fsync="yes"\} (\d+)$/m),
+      unsynced: read(/^handoff_store_transactions_total\{fsync="no"\} (\d+)$/m),
+      writes: read(/^handoff_store_writes_total (\d+)$/m),
+    },
+    // A counter with labels shows no line before its first count.
+    early: { taken: read(/^handoff_agent_early_turns_total\{outcome="taken"\} (\d+)$/m, 0), discarded: read(/^handoff_agent_early_turns_total\{outcome="discarded"\} (\d+)$/m, 0) },
   };
-}
-
-/** A bridge's agent turns started early, from its /metrics: taken by the worker, or discarded (a model call wasted). */
-async function earlyTurnCounts(url: string): Promise<{ taken: number; discarded: number }> {
-  const text = (await httpCall(`${url}/metrics`, 'GET')).text;
-  const read = (outcome: string) => Number(new RegExp(`^handoff_agent_early_turns_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { taken: read('taken'), discarded: read('discarded') };
 }
 
 function redisInfo(port: number, section: string): Promise<string> {
@@ -920,8 +920,9 @@ async function runCell(
   const machine0 = machineCpu();
   const emulatorsCpu0 = cpuOf(emulators.pid);
   const commands0 = redis ? await redisCommandCounts(redis.port) : undefined;
-  const writes0 = server.kind === 'sqlite' ? await sqliteWriteCounts(server.url) : undefined;
-  const early0 = server.kind !== 'forwarder' ? await earlyTurnCounts(server.url) : undefined;
+  const counters0 = server.kind !== 'forwarder' ? await bridgeCounters(server.url) : undefined;
+  const writes0 = server.kind === 'sqlite' ? counters0?.writes : undefined;
+  const early0 = counters0?.early;
   const elu0 = performance.eventLoopUtilization();
   const own0 = process.cpuUsage();
   await emulators.command('mark');
@@ -937,8 +938,9 @@ async function runCell(
   const machine1 = machineCpu();
   const emulatorsCpu = cpuTotal(cpuDelta(emulatorsCpu0, cpuOf(emulators.pid)));
   const commands1 = redis ? await redisCommandCounts(redis.port) : undefined;
-  const writes1 = writes0 ? await sqliteWriteCounts(server.url) : undefined;
-  const early1 = early0 ? await earlyTurnCounts(server.url) : undefined;
+  const counters1 = counters0 ? await bridgeCounters(server.url) : undefined;
+  const writes1 = writes0 ? counters1?.writes : undefined;
+  const early1 = counters1?.early;
   const loadElu = performance.eventLoopUtilization(elu0).utilization;
   const ownCpu = process.cpuUsage(own0);
   const emulatorWindow = await emulators.command('stats');

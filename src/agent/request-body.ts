@@ -19,7 +19,7 @@ function pieceJson(value: object): string {
 export function encodeChatRequest(request: ChatCompletionCreateParamsNonStreaming): string {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(request)) {
-    if (value === undefined || typeof value === 'function') continue;
+    if (value === undefined) continue; // as JSON.stringify leaves it out
     const text = key === 'messages' ? `[${(value as object[]).map(pieceJson).join(',')}]` : key === 'tools' ? pieceJson(value as object) : JSON.stringify(value);
     parts.push(`${JSON.stringify(key)}:${text}`);
   }

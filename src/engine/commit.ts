@@ -118,7 +118,7 @@ export class Committer {
         const settled = claim?.destinations.includes(AGENT) ? this.routing.turnAhead?.(c, before.version + 1) : undefined;
         try {
           const { version, claimed, released } = await this.store.commitClaiming(commit);
-          settled?.(version === before.version + 1 ? { claimed } : undefined);
+          settled?.({ claimed }); // the early turn is taken only for the version written
           c.version = version;
           if (claimed.length) this.routing.claimed?.(claimed);
           this.routing.observed?.(observations);
