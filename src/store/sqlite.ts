@@ -34,7 +34,9 @@
  *   of CPU per message end to end, against ~3 ms now.
  *   We also tried keeping the fsync off the event loop (`synchronous=NORMAL` plus our own
  *   fdatasync of the WAL on the thread pool, each result held until it was durable): it cut the
- *   blocked time but gave no throughput in either bench, so the simpler FULL stays. A writer in a
+ *   blocked time but gave no throughput in either bench, and, tried again once the agent's turn
+ *   started with the customer's commit, no latency with one customer either (the main thread's
+ *   CPU, not the fsync, sets the pace), so the simpler FULL stays. A writer in a
  *   worker thread was tried too (docs/bench.md): on two busy cores it took CPU from the event
  *   loop and added two thread wake-ups per write, for less throughput, so writes stay here.
  * - If another process holds the file's write lock, BEGIN waits up to `busy_timeout` (5 s) with
