@@ -11,15 +11,15 @@
  * filter, and the target answers in the same turn. The hops are returned with the answer
  * (`MultiAgentTurnResult`) and committed with it by the engine (`recordAgentHandoffs`).
  */
-import OpenAI from 'openai';
-import type { ChatCompletionTool } from 'openai/resources/chat/completions';
+import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import type { Conversation, Message } from '../model.ts';
 import { conversationLogger, type Logger } from '../log.ts';
 import type { Agent, AgentTool, AgentTurnInput } from './agent.ts';
 import { buildChatMessages, defaultSystemPrompt } from './context.ts';
-import { sharedKeepAliveFetch, WITHOUT_SDK_TELEMETRY } from './http-fetch.ts';
+import { ChatCompletions } from './chat-completions.ts';
+import { encodeChatRequest } from './request-body.ts';
 import { currentAgent, lastHandoff, unansweredFrom, type AgentHandoff, type MultiAgentTurnResult } from './handoff-history.ts';
 import { DEFAULT_HANDOFF_INPUT, loadMultiAgentFile, transferToolName, validateMultiAgentConfig, type AgentDefinition, type InputFilter, type MultiAgentConfig } from './multi-agent-config.ts';
 import { OpenAIAgent } from './openai-agent.ts';
@@ -56,7 +56,7 @@ const MAX_SUMMARY_CHARS = 6000;
 export class MultiAgent implements Agent {
   readonly name = 'agents';
   private readonly byName = new Map<string, AgentDefinition>();
-  private readonly client: OpenAI;
+  private readonly completions: ChatCompletions;
   private readonly now: () => Date;
   /** `route_conversation`: its arguments' schema and the tool the router is sent, built once. */
   private routeArgs?: z.ZodObject<{ target: z.ZodEnum<Record<string, string>>; reason: z.ZodOptional<z.ZodString> }>;
@@ -69,7 +69,7 @@ export class MultiAgent implements Agent {
     validateMultiAgentConfig(config, options.tools ?? []);
     for (const agent of config.agents) this.byName.set(agent.name, agent);
     this.now = options.now ?? (() => new Date());
-    this.client = new OpenAI({ apiKey: options.apiKey, baseURL: options.baseURL, timeout: options.timeoutMs ?? 30_000, maxRetries: options.maxRetries ?? 2, logLevel: 'warn', fetch: sharedKeepAliveFetch(), defaultHeaders: WITHOUT_SDK_TELEMETRY });
+    this.completions = new ChatCompletions({ apiKey: options.apiKey, baseURL: options.baseURL, timeoutMs: options.timeoutMs ?? 30_000, maxRetries: options.maxRetries ?? 2 });
   }
 
   /** Agent names and the default one (for `routeConversation`). */
@@ -205,15 +205,13 @@ export class MultiAgent implements Agent {
       `Call ${ROUTE_TOOL_NAME} with the agent that should answer next (keep "${current}" unless another fits better).`,
     ].join('\n');
     try {
-      const completion = await this.client.chat.completions.create(
-        {
-          model: this.config.router?.model ?? this.options.model ?? 'gpt-4o-mini',
-          messages: buildChatMessages(conversation, { systemPrompt: instructions, maxTranscriptMessages: 40 }),
-          tools: [tool],
-          tool_choice: { type: 'function', function: { name: ROUTE_TOOL_NAME } },
-        },
-        { signal },
-      );
+      const request: ChatCompletionCreateParamsNonStreaming = {
+        model: this.config.router?.model ?? this.options.model ?? 'gpt-4o-mini',
+        messages: buildChatMessages(conversation, { systemPrompt: instructions, maxTranscriptMessages: 40 }),
+        tools: [tool],
+        tool_choice: { type: 'function', function: { name: ROUTE_TOOL_NAME } },
+      };
+      const completion = await this.completions.create(encodeChatRequest(request), signal);
       const call = completion.choices[0]?.message.tool_calls?.find((c) => c.type === 'function' && c.function.name === ROUTE_TOOL_NAME);
       const parsed = call && call.type === 'function' ? Args.safeParse(JSON.parse(call.function.arguments || '{}')) : undefined;
       if (!parsed?.success) {

@@ -31,7 +31,7 @@ import type {
 import { z } from 'zod';
 import type { ActionTaken, Agent, AgentTool, AgentTurnInput, AgentTurnResult } from './agent.ts';
 import { buildChatMessages, defaultSystemPrompt, type ChatContextOptions } from './context.ts';
-import { sharedKeepAliveFetch, WITHOUT_SDK_TELEMETRY } from './http-fetch.ts';
+import { ChatCompletions } from './chat-completions.ts';
 import { encodeChatRequest } from './request-body.ts';
 import { demoTools, ESCALATE_TOOL_NAME, escalateToolDefinition, ToolRegistry, toolDefinition, toolIsEnabled } from './tools.ts';
 import { deepFreeze } from '../deep-freeze.ts';
@@ -84,7 +84,7 @@ const MAX_TOOL_RESULT_CHARS = 16_000;
 export class OpenAIAgent implements Agent {
   readonly name = 'openai';
   readonly model: string;
-  private readonly client: OpenAI;
+  private readonly completions: ChatCompletions;
   private readonly registry: ToolRegistry;
   private readonly businessTools: AgentTool[];
   private readonly escalate: ChatCompletionTool;
@@ -115,15 +115,11 @@ export class OpenAIAgent implements Agent {
       handbackRole: config.handbackRole,
       maxTranscriptMessages: config.maxTranscriptMessages,
     };
-    this.client = new OpenAI({
+    this.completions = new ChatCompletions({
       apiKey: config.apiKey,
-      baseURL: config.baseURL,
-      timeout: config.timeoutMs ?? 30_000,
+      ...(config.baseURL ? { baseURL: config.baseURL } : {}),
+      timeoutMs: config.timeoutMs ?? 30_000,
       maxRetries: config.maxRetries ?? 2,
-      logLevel: 'warn',
-      fetch: sharedKeepAliveFetch(),
-      defaultHeaders: WITHOUT_SDK_TELEMETRY,
-      ...(config.logger ? { logger: sdkLogger(config.logger) } : {}),
     });
   }
 
@@ -144,7 +140,8 @@ export class OpenAIAgent implements Agent {
       const offered = round >= this.maxToolRounds ? [] : this.offeredTools(conversation, policy, approvals.approvals, log);
       let completion: ChatCompletion;
       try {
-        completion = await abortable(this.complete(messages, this.definitionsFor(offered), signal), signal);
+        // An abort stops the request, and a wait before a retry, at once (chat-completions.ts).
+        completion = await this.complete(messages, this.definitionsFor(offered), signal);
       } catch (err) {
         if (signal.aborted) throw abortReason(signal);
         if (!(err instanceof OpenAI.APIError)) throw err;
@@ -274,13 +271,10 @@ export class OpenAIAgent implements Agent {
       tool_choice: 'auto',
       ...(this.config.temperature !== undefined ? { temperature: this.config.temperature } : {}),
     };
-    // The body goes encoded from kept pieces; the SDK sends a string body with its content type as it is.
-    return this.client.chat.completions.create(request, { signal, body: encodeChatRequest(request), headers: JSON_BODY });
+    // The body goes encoded from kept pieces (request-body.ts).
+    return this.completions.create(encodeChatRequest(request), signal);
   }
 }
-
-/** The content type that makes the SDK send a string body as it is. */
-const JSON_BODY = { 'content-type': 'application/json' } as const;
 
 /**
  * The OpenAI agent configured from the environment, or undefined when `OPENAI_API_KEY` is not set
@@ -453,38 +447,4 @@ function describeApiError(err: InstanceType<typeof OpenAI.APIError>): string {
 
 function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new DOMException('The agent turn was aborted.', 'AbortError');
-}
-
-/**
- * Rejects as soon as the signal aborts. The SDK aborts the HTTP request itself, but it does not
- * interrupt a Retry-After wait; this makes a claim stop the turn at once either way.
- */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  promise.catch(() => undefined); // its rejection after an abort is expected and handled here
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
-
-/** Routes the SDK's own warnings (retries exhausted, bad config) into our structured log. */
-function sdkLogger(logger: Logger) {
-  const child = logger.child({ component: 'openai' });
-  return {
-    error: (msg: string, ...rest: unknown[]) => child.error({ detail: rest }, msg),
-    warn: (msg: string, ...rest: unknown[]) => child.warn({ detail: rest }, msg),
-    info: (msg: string, ...rest: unknown[]) => child.info({ detail: rest }, msg),
-    debug: (msg: string, ...rest: unknown[]) => child.debug({ detail: rest }, msg),
-  };
 }

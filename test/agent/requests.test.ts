@@ -176,13 +176,13 @@ describe('the size of a request', () => {
 });
 
 describe('the headers of a request', () => {
-  it('carry the key, the content type and the user agent; the SDK telemetry headers are left out', async () => {
+  it('carry the key, the content type and the bridge as user agent; no SDK telemetry headers', async () => {
     model.enqueue(chat.reply('ok'));
     await turn(agent(), conversationWith([customerSays('Hello?')]));
     const headers = model.requests.at(-1)!.headers;
     expect(headers.authorization).toBe('Bearer sk-test');
     expect(headers['content-type']).toBe('application/json');
-    expect(headers['user-agent']).toMatch(/^OpenAI\//);
+    expect(headers['user-agent']).toMatch(/^handoff-bridge /);
     expect(Object.keys(headers).filter((h) => h.startsWith('x-stainless'))).toEqual([]);
   });
 });
