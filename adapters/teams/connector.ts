@@ -12,7 +12,8 @@
 import type { ConfigurationServiceClientCredentialFactory } from 'botbuilder';
 import { RetryLaterError } from '../../src/delivery/outcome.ts';
 import type { Logger } from '../../src/log.ts';
-import { parseRetryAfter, ThreadPacer, throttledDelay } from './throttle.ts';
+import { parseRetryAfter } from '../../src/delivery/backoff.ts';
+import { ThreadPacer, throttledDelay } from './throttle.ts';
 
 /** Public-cloud constants botbuilder uses for bot-to-channel tokens. */
 const BOT_TO_CHANNEL_SCOPE = 'https://api.botframework.com';

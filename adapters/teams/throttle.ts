@@ -43,15 +43,6 @@ export function throttledDelay(retryAfterMs: number | undefined, minMs: number, 
   return Math.round(minMs + random() * 2 * minMs);
 }
 
-/** `Retry-After` as milliseconds: seconds or an HTTP date. Undefined when absent or unreadable. */
-export function parseRetryAfter(header: string | null | undefined, now = Date.now()): number | undefined {
-  if (!header) return undefined;
-  const trimmed = header.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const date = Date.parse(trimmed);
-  return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
-}
-
 /**
  * Per-thread request history in this process (the delivery worker's lease means one instance
  * sends for a conversation at a time). Windows are widened by `marginMs` because Teams counts

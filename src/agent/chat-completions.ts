@@ -20,6 +20,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
+import { parseRetryAfter } from '../delivery/backoff.ts';
 import { OutboundHttp, isIdleTimeout, type OutboundAnswer } from '../outbound-http.ts';
 
 export interface ChatCompletionsOptions {
@@ -120,16 +121,9 @@ export function shouldRetry(status: number, headers: Headers): boolean {
 
 /** How long to wait before retry `retries + 1`: the server's `retry-after-ms` or `Retry-After`, else the backoff. */
 export function retryDelayMs(headers: Headers, retries: number, now = Date.now()): number {
-  let wait: number | undefined;
   const ms = parseFloat(headers.get('retry-after-ms') ?? '');
-  if (!Number.isNaN(ms)) wait = ms;
-  const after = headers.get('retry-after');
-  if (wait === undefined && after) {
-    const seconds = parseFloat(after);
-    wait = Number.isNaN(seconds) ? Date.parse(after) - now : seconds * 1000;
-  }
-  if (wait === undefined || Number.isNaN(wait)) return backoffMs(retries);
-  return Math.min(Math.max(0, wait), MAX_SERVER_WAIT_MS);
+  const wait = Number.isNaN(ms) ? parseRetryAfter(headers.get('retry-after'), now) : ms;
+  return wait === undefined ? backoffMs(retries) : Math.min(Math.max(0, wait), MAX_SERVER_WAIT_MS);
 }
 
 /** 0.5 s doubling per retry up to 8 s, less up to 25% jitter (the SDK's default). */

@@ -18,7 +18,7 @@ import type { Conversation, Message } from '../model.ts';
 import { conversationLogger, type Logger } from '../log.ts';
 import type { Agent, AgentTool, AgentTurnInput } from './agent.ts';
 import { buildChatMessages, defaultSystemPrompt } from './context.ts';
-import { ChatCompletions } from './chat-completions.ts';
+import { ChatCompletions, DEFAULT_BASE_URL } from './chat-completions.ts';
 import { encodeChatRequest } from './request-body.ts';
 import { currentAgent, lastHandoff, unansweredFrom, type AgentHandoff, type MultiAgentTurnResult } from './handoff-history.ts';
 import { DEFAULT_HANDOFF_INPUT, loadMultiAgentFile, transferToolName, validateMultiAgentConfig, type AgentDefinition, type InputFilter, type MultiAgentConfig } from './multi-agent-config.ts';
@@ -263,7 +263,7 @@ export function multiAgentFromEnv(env: Record<string, string | undefined>, optio
   const transcriptWindow = whole('AGENT_TRANSCRIPT_WINDOW', 1);
   return new MultiAgent(config, {
     apiKey,
-    baseURL: env.OPENAI_BASE_URL?.trim() || 'https://api.openai.com/v1',
+    baseURL: env.OPENAI_BASE_URL?.trim() || DEFAULT_BASE_URL,
     ...(env.OPENAI_MODEL?.trim() ? { model: env.OPENAI_MODEL.trim() } : {}),
     tools: options.tools,
     ...(env.AGENT_BRAND_NAME?.trim() ? { brandName: env.AGENT_BRAND_NAME.trim() } : {}),

@@ -31,7 +31,7 @@ import type {
 import { z } from 'zod';
 import type { ActionTaken, Agent, AgentTool, AgentTurnInput, AgentTurnResult } from './agent.ts';
 import { buildChatMessages, defaultSystemPrompt, type ChatContextOptions } from './context.ts';
-import { ChatCompletions } from './chat-completions.ts';
+import { ChatCompletions, DEFAULT_BASE_URL } from './chat-completions.ts';
 import { encodeChatRequest } from './request-body.ts';
 import { demoTools, ESCALATE_TOOL_NAME, escalateToolDefinition, ToolRegistry, toolDefinition, toolIsEnabled } from './tools.ts';
 import { deepFreeze } from '../deep-freeze.ts';
@@ -303,7 +303,7 @@ export function openAIAgentFromEnv(
   return new OpenAIAgent({
     apiKey,
     // Explicit, so the client does not fall back to process.env when another env object was given.
-    baseURL: baseURL ?? 'https://api.openai.com/v1',
+    baseURL: baseURL ?? DEFAULT_BASE_URL,
     model: env.OPENAI_MODEL?.trim() || undefined,
     timeoutMs: intFromEnv(env, 'OPENAI_TIMEOUT_MS', 1),
     maxRetries: intFromEnv(env, 'OPENAI_MAX_RETRIES', 0),

@@ -15,3 +15,12 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BA
   const spread = base * policy.jitter * (random() * 2 - 1);
   return Math.max(1, Math.round(Math.min(policy.maxMs, base + spread)));
 }
+
+/** `Retry-After` as milliseconds: seconds or an HTTP date. Undefined when absent or unreadable. */
+export function parseRetryAfter(header: string | null | undefined, now = Date.now()): number | undefined {
+  if (!header) return undefined;
+  const trimmed = header.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const date = Date.parse(trimmed);
+  return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
+}

@@ -19,6 +19,7 @@ import type { Effect } from '../engine/commit.ts';
 import { Redactor } from '../engine/redact.ts';
 import { toWebhookEvent, WEBHOOK_EVENT_TYPES, type WebhookEvent, type WebhookEventType } from '../engine/webhook-events.ts';
 import type { KeyValue, WorkItem } from '../store/store.ts';
+import { parseRetryAfter } from './backoff.ts';
 import { PermanentDeliveryError, RetryLaterError } from './outcome.ts';
 import type { Destination, WorkContext } from './worker.ts';
 
@@ -230,8 +231,6 @@ export class WebhookDestination implements Destination {
 
 /** A 429's Retry-After (seconds or an HTTP date), capped. */
 function optionalRetryAfter(header: string | null, now: number): { retryAfterMs?: number } {
-  if (!header) return {};
-  const seconds = Number(header);
-  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - now;
-  return Number.isFinite(ms) ? { retryAfterMs: Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, ms)) } : {};
+  const ms = parseRetryAfter(header, now);
+  return ms === undefined ? {} : { retryAfterMs: Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, ms)) };
 }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { channelForQueue, teamsConfigFromEnv } from '../../adapters/teams/config.ts';
 import { attachmentsFromActivity, isFromBot, messageText, parseThreadCommand, type TeamsActivity } from '../../adapters/teams/inbound.ts';
 import { threadIdFor, threadKey } from '../../adapters/teams/state.ts';
-import { delayUntilAllowed, parseRetryAfter, TEAMS_THREAD_LIMITS, ThreadPacer, throttledDelay } from '../../adapters/teams/throttle.ts';
+import { parseRetryAfter } from '../../src/delivery/backoff.ts';
+import { delayUntilAllowed, TEAMS_THREAD_LIMITS, ThreadPacer, throttledDelay } from '../../adapters/teams/throttle.ts';
 import { RetryLaterError } from '../../src/delivery/outcome.ts';
 import { ConfigError } from '../../src/errors.ts';
 
