@@ -1,7 +1,9 @@
 /**
  * A small Slack Web API client for the delivery path: one HTTP POST per call on kept-alive
- * connections, encoded as Slack's own SDK encodes it (form fields; objects as JSON), with failures
- * shaped like the SDK's errors so `translateError` (api.ts) reads both the same way.
+ * connections, with failures shaped like the SDK's errors so `translateError` (api.ts) reads both
+ * the same way. The write methods that take messages and views get a JSON body, as Slack
+ * recommends for them (arguments such as `blocks` are awkward in a form, and a form's escaping
+ * makes the body larger); every other method gets form fields, as Slack's own SDK sends them.
  *
  * The SDK's WebClient does much more per call (request queue, retries we turn off, rate-limit
  * bookkeeping, response warnings); on every mirrored message that cost more CPU than the bridge's
@@ -23,6 +25,12 @@ function sdkError(code: string, message: string, fields: Partial<SdkLikeError> =
   return Object.assign(new Error(message), { code, ...fields }) as SdkLikeError;
 }
 
+/**
+ * Methods Slack documents as taking `application/json` bodies (the token then has to be in the
+ * Authorization header, where it always is here). Read methods take only forms.
+ */
+const JSON_METHODS = new Set(['chat.postMessage', 'chat.update', 'chat.postEphemeral', 'views.publish']);
+
 /** Slack's form encoding: strings as they are, everything else as JSON. */
 export function encodeForm(args: Record<string, unknown>): string {
   const form = new URLSearchParams();
@@ -37,14 +45,18 @@ export class SlackWebApiClient implements SlackCaller {
   private readonly origin: string;
   private readonly basePath: URL;
   private readonly http = new OutboundHttp({ connectionsPerOrigin: 64, maxAnswerBytes: MAX_RESPONSE_BYTES });
-  private readonly headers: Record<string, string>;
+  private readonly formHeaders: Record<string, string>;
+  private readonly jsonHeaders: Record<string, string>;
   /** Each method's URL path, worked out once (a URL parse per call showed in the profile). */
   private readonly paths = new Map<string, string>();
 
   constructor(private readonly options: { token: string; apiUrl: string; timeoutMs?: number }) {
     this.basePath = new URL(options.apiUrl.endsWith('/') ? options.apiUrl : `${options.apiUrl}/`);
     this.origin = this.basePath.origin;
-    this.headers = { authorization: `Bearer ${options.token}`, 'content-type': 'application/x-www-form-urlencoded' };
+    const authorization = `Bearer ${options.token}`;
+    this.formHeaders = { authorization, 'content-type': 'application/x-www-form-urlencoded' };
+    // Without the charset Slack answers with a `missing_charset` warning.
+    this.jsonHeaders = { authorization, 'content-type': 'application/json; charset=utf-8' };
   }
 
   async apiCall(method: string, args: Record<string, unknown>): Promise<unknown> {
@@ -56,7 +68,9 @@ export class SlackWebApiClient implements SlackCaller {
     const timeoutMs = this.options.timeoutMs ?? 15_000;
     let answer: OutboundAnswer;
     try {
-      answer = await this.http.send(this.origin, path, { method: 'POST', headers: this.headers, body: encodeForm(args), idleTimeoutMs: timeoutMs });
+      const json = JSON_METHODS.has(method);
+      const request = { method: 'POST', headers: json ? this.jsonHeaders : this.formHeaders, body: json ? JSON.stringify(args) : encodeForm(args), idleTimeoutMs: timeoutMs };
+      answer = await this.http.send(this.origin, path, request);
     } catch (err) {
       const reason = isIdleTimeout(err) ? `no answer within ${timeoutMs} ms` : (err as Error).message;
       throw sdkError('slack_webapi_request_error', `A request error occurred: ${reason}`);

@@ -28,15 +28,21 @@ async function serve(handler: (req: IncomingMessage, body: string, res: ServerRe
 }
 
 describe('Slack Web API client', () => {
-  it('posts the form to /api/<method> with the bot token, and hands back the answer', async () => {
-    const seen: Array<{ url?: string; auth?: string; body: string }> = [];
+  it('posts to /api/<method> with the bot token: JSON for the methods that take messages, a form for the rest', async () => {
+    const seen: Array<{ url?: string; auth?: string; type?: string; body: string }> = [];
     const api = await serve((req, body, res) => {
-      seen.push({ url: req.url, auth: req.headers.authorization, body });
+      seen.push({ url: req.url, auth: req.headers.authorization, type: req.headers['content-type'], body });
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, ts: '1.0001' }));
     });
-    for (let i = 0; i < 2; i++) expect(await api.apiCall('chat.postMessage', { channel: 'C1', text: 'a & b', metadata: { event_type: 'x' } })).toEqual({ ok: true, ts: '1.0001' });
-    expect(seen).toHaveLength(2);
-    expect(seen[1]).toEqual({ url: '/api/chat.postMessage', auth: 'Bearer xoxb-test', body: 'channel=C1&text=a+%26+b&metadata=%7B%22event_type%22%3A%22x%22%7D' });
+    const message = { channel: 'C1', text: 'a & b', blocks: [{ type: 'section', text: { type: 'mrkdwn', text: 'a & b' } }], metadata: { event_type: 'x' }, reply_broadcast: true, unset: undefined };
+    for (let i = 0; i < 2; i++) expect(await api.apiCall('chat.postMessage', message)).toEqual({ ok: true, ts: '1.0001' });
+    expect(await api.apiCall('users.info', { user: 'U1', include_locale: true })).toEqual({ ok: true, ts: '1.0001' });
+    expect(seen).toHaveLength(3);
+    const { unset: _unset, ...sent } = message;
+    expect(seen[1]).toMatchObject({ url: '/api/chat.postMessage', auth: 'Bearer xoxb-test', type: 'application/json; charset=utf-8' });
+    expect(JSON.parse(seen[1]!.body)).toEqual(sent);
+    // A read method takes only a form: strings as they are, everything else as JSON.
+    expect(seen[2]).toEqual({ url: '/api/users.info', auth: 'Bearer xoxb-test', type: 'application/x-www-form-urlencoded', body: 'user=U1&include_locale=true' });
   });
 
   it('an answer cut off halfway is a request error, not a hang or a half-read body', async () => {
