@@ -1049,24 +1049,27 @@ describe('the redis store', () => {
   it("a patient write waits while writes come and goes right behind the next one (one socket write, so one turn of Redis's event loop and one fsync); alone, it goes by itself", async () => {
     const store = await openRedisStore(REDIS_URL!, { namespace: unique('patience') });
     const commitNow = (id: string) => store.commit({ conversation: conversation(id), expectedVersion: 0, appended: [] });
-    /** Which of a write and a commit asked for a turn after it Redis ran first (replies come in order). */
-    const race = async (write: () => Promise<unknown>, id: string) => {
+    /**
+     * Which of a write and a commit asked for a turn after it Redis ran first (replies come in
+     * order). With `after`, a commit is sent just before the write, so writes are coming: that one
+     * is not awaited first, since its round trip can outlast PATIENCE_MS on a busy machine.
+     */
+    const race = async (write: () => Promise<unknown>, id: string, after?: string) => {
       const order: string[] = [];
+      const before = after === undefined ? undefined : commitNow(after);
       const written = write().then(() => order.push('write'));
       await new Promise((r) => setImmediate(r)); // sent by now, were it not held
-      await Promise.all([written, commitNow(id).then(() => order.push('commit'))]);
+      await Promise.all([written, before, commitNow(id).then(() => order.push('commit'))]);
       return order;
     };
     try {
       await open(store, 'w_conv', ['ws']);
       const [lease] = await store.work.lease('ws', { limit: 1, leaseMs: 5000 });
       // Writes are coming (a commit just now): an attempt record waits for the next one.
-      await commitNow('w_a');
-      expect(await race(() => store.work.begin(lease!, 1, undefined, undefined, { patient: true }), 'w_b')).toEqual(['commit', 'write']);
+      expect(await race(() => store.work.begin(lease!, 1, undefined, undefined, { patient: true }), 'w_b', 'w_a')).toEqual(['commit', 'write']);
       expect((await store.work.pending('ws', 'w_conv')).cursor.attempt).toMatchObject({ seq: 1, count: 1 });
       // So does a worker's end of batch.
-      await commitNow('w_c');
-      expect(await race(() => store.work.next(lease!, undefined, { items: 10, begin: true, patient: true }), 'w_d')).toEqual(['commit', 'write']);
+      expect(await race(() => store.work.next(lease!, undefined, { items: 10, begin: true, patient: true }), 'w_d', 'w_c')).toEqual(['commit', 'write']);
       // Nothing else comes: it goes by itself within PATIENCE_MS.
       await commitNow('w_e');
       const alone = await Promise.race([store.work.begin(lease!, 1, undefined, undefined, { patient: true }), sleep(1000).then(() => 'timed out' as const)]);
