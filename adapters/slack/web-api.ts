@@ -9,6 +9,7 @@
  * bookkeeping, response warnings); on every mirrored message that cost more CPU than the bridge's
  * own work. Bolt still uses the WebClient for its listeners.
  */
+import { parseRetryAfter } from '../../src/delivery/backoff.ts';
 import { isIdleTimeout, OutboundHttp, type OutboundAnswer } from '../../src/outbound-http.ts';
 
 /** The one call SlackApi makes. */
@@ -85,8 +86,10 @@ export class SlackWebApiClient implements SlackCaller {
   private read(method: string, answer: OutboundAnswer): unknown {
     const { status } = answer;
     if (status === 429) {
-      const seconds = Number(answer.headers['retry-after']);
-      throw sdkError('slack_webapi_rate_limited_error', `A rate-limit has been reached for ${method}`, { retryAfter: Number.isFinite(seconds) ? seconds : 1 });
+      const header = answer.headers['retry-after'];
+      const waitMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
+      // The SDK's field is in seconds; without a readable header, a second.
+      throw sdkError('slack_webapi_rate_limited_error', `A rate-limit has been reached for ${method}`, { retryAfter: waitMs === undefined ? 1 : waitMs / 1000 });
     }
     if (status !== 200) throw sdkError('slack_webapi_http_error', `An HTTP protocol error occurred: statusCode = ${status}`, { statusCode: status });
     let data: { ok?: boolean; error?: string };
