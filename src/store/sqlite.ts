@@ -135,9 +135,9 @@ function prepare(db: Database.Database) {
     version: one<[string], number>('SELECT version FROM conversations WHERE id = ?').pluck(),
     messages: one<[string], string>('SELECT body FROM messages WHERE conversation_id = ? ORDER BY seq').pluck(),
     messagesAfter: one<[string, number], string>('SELECT body FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq').pluck(),
-    putConversation: one<[{ id: string; version: number; header: string }], unknown>(
-      'INSERT INTO conversations (id, version, header) VALUES (@id, @version, @header) ON CONFLICT (id) DO UPDATE SET version = excluded.version, header = excluded.header',
-    ),
+    // Compare-and-set in the write itself: no row changed means another version is there.
+    createConversation: one<[string, string], unknown>('INSERT INTO conversations (id, version, header) VALUES (?, 1, ?) ON CONFLICT (id) DO NOTHING'),
+    updateConversation: one<[number, string, string, number], unknown>('UPDATE conversations SET version = ?, header = ? WHERE id = ? AND version = ?'),
     addMessage: one<[string, number, string], unknown>('INSERT INTO messages (conversation_id, seq, body) VALUES (?, ?, ?)'),
     // inbound marks
     inbound: one<[string, number], string>('SELECT conversation_id FROM inbound WHERE key = ? AND expires_at > ?').pluck(),
@@ -150,11 +150,13 @@ function prepare(db: Database.Database) {
     state: one<[string, string], WorkStateRow>('SELECT due_at, lease_token, last_seq, done, attempt FROM work_state WHERE destination = ? AND conversation_id = ?'),
     // A destination with nothing pending is done with everything before its first new item (the
     // items between were for others), so reading its work starts there and not at an old cursor.
-    workDue: one<[{ destination: string; id: string; now: number; first: number; last: number }], unknown>(
+    // Returns the row as written, so a claim in the same commit need not read it again.
+    workDue: one<[{ destination: string; id: string; now: number; first: number; last: number }], WorkStateRow>(
       `INSERT INTO work_state (destination, conversation_id, due_at, last_seq, done) VALUES (@destination, @id, @now, @last, @first - 1)
        ON CONFLICT (destination, conversation_id) DO UPDATE SET last_seq = @last, due_at = COALESCE(due_at, @now),
          done = CASE WHEN done >= last_seq THEN MAX(done, @first - 1) ELSE done END,
-         attempt = CASE WHEN done >= last_seq THEN NULL ELSE attempt END`,
+         attempt = CASE WHEN done >= last_seq THEN NULL ELSE attempt END
+       RETURNING due_at, lease_token, last_seq, done, attempt`,
     ),
     schedule: one<[{ destination: string; id: string; at: number | null }], unknown>(
       `INSERT INTO work_state (destination, conversation_id, due_at) VALUES (@destination, @id, @at)
@@ -172,6 +174,7 @@ function prepare(db: Database.Database) {
        WHERE destination = @destination AND conversation_id = @id`,
     ),
     unlease: one<[number | null, string, string], unknown>('UPDATE work_state SET due_at = ?, lease_token = NULL WHERE destination = ? AND conversation_id = ?'),
+    unleaseIfDone: one<[string, string], unknown>('UPDATE work_state SET due_at = NULL, lease_token = NULL WHERE destination = ? AND conversation_id = ? AND last_seq <= done'),
     wake: one<[number, string, string], unknown>('UPDATE work_state SET due_at = ? WHERE destination = ? AND conversation_id = ? AND last_seq > done AND lease_token IS NULL'),
     backlog: one<[string, number], { due: number; oldest: number | null }>(
       'SELECT COUNT(*) AS due, MIN(due_at) AS oldest FROM work_state WHERE destination = ? AND due_at IS NOT NULL AND due_at <= ?',
@@ -529,11 +532,12 @@ class SqliteWork implements WorkQueue {
   /**
    * Inside a commit's write: leases `claim.destinations` whose work for the conversation is due now
    * (not leased by a live worker, whose due time is its lease's expiry, nor waiting out a backoff).
+   * `rows`: the work rows the commit just wrote, as they are now (others are read).
    */
-  claim(conversationId: string, claim: NonNullable<Commit['claim']>, now: number, written: WorkItem[]): Lease[] {
+  claim(conversationId: string, claim: NonNullable<Commit['claim']>, now: number, written: WorkItem[], rows: ReadonlyMap<string, WorkStateRow>): Lease[] {
     const leases: Lease[] = [];
     for (const destination of claim.destinations) {
-      const state = this.s.state.get(destination, conversationId);
+      const state = rows.get(destination) ?? this.s.state.get(destination, conversationId);
       if (!state || state.due_at === null || state.due_at > now || state.last_seq <= state.done) continue;
       const token = `${this.tokenBase}.${(this.tokens += 1).toString(36)}`;
       this.s.setLease.run(now + claim.leaseMs, token, destination, conversationId);
@@ -693,9 +697,8 @@ export class SqliteStore implements Store {
     const { destinations, claimed, released } = await this.writer.write(`commit conversation ${c.id}`, () => {
       const { s } = this;
       const now = this.now();
-      // Every check first.
-      const actual = s.version.get(c.id);
-      if ((actual ?? 0) !== commit.expectedVersion) throw new VersionConflictError(c.id, commit.expectedVersion, actual);
+      // Every check first. The version's is the first write's own (compare-and-set): when it
+      // refuses, nothing was written.
       if (commit.inbound) {
         const seen = s.inbound.get(commit.inbound.key, now);
         if (seen !== undefined) throw new DuplicateInboundError(commit.inbound.key, seen);
@@ -704,18 +707,22 @@ export class SqliteStore implements Store {
         const { lease } = commit.cursor;
         if (s.state.get(lease.destination, lease.conversationId)?.lease_token !== lease.token) throw new LeaseLostError(lease.destination, lease.conversationId);
       }
-      // Then the writes.
+      const { messages, version: _version, ...header } = c;
+      const json = JSON.stringify(header);
+      const put = commit.expectedVersion === 0 ? s.createConversation.run(c.id, json) : s.updateConversation.run(version, json, c.id, commit.expectedVersion);
+      if (put.changes === 0) throw new VersionConflictError(c.id, commit.expectedVersion, s.version.get(c.id));
+      // Then the other writes.
       if (commit.inbound) s.putInbound.run(commit.inbound.key, c.id, now + commit.inbound.ttlMs, commit.inbound.message ?? null);
       if (commit.cursor) {
         const { lease, seq } = commit.cursor;
         s.advance.run({ seq, destination: lease.destination, id: lease.conversationId });
       }
-      const { messages, version: _version, ...header } = c;
-      s.putConversation.run({ id: c.id, version, header: JSON.stringify(header) });
       const first = messages.length - commit.appended.length;
       for (let i = 0; i < commit.appended.length; i++) s.addMessage.run(c.id, first + i + 1, JSON.stringify(commit.appended[i]));
       const destinations: string[] = [];
       const written: WorkItem[] = [];
+      /** The work rows this commit wrote, as written, for its claim. */
+      const rows = new Map<string, WorkStateRow>();
       if (commit.work?.length) {
         let seq = s.lastWork.get(c.id) ?? 0;
         const firstFor = new Map<string, number>();
@@ -730,12 +737,13 @@ export class SqliteStore implements Store {
             lastFor.set(destination, seq);
           }
         }
-        for (const [destination, last] of lastFor) s.workDue.run({ destination, id: c.id, now, first: firstFor.get(destination)!, last });
+        for (const [destination, last] of lastFor) rows.set(destination, s.workDue.get({ destination, id: c.id, now, first: firstFor.get(destination)!, last })!);
         destinations.push(...lastFor.keys());
       }
       if (commit.schedule) {
         const { destination, at } = commit.schedule;
         s.schedule.run({ destination, id: c.id, at });
+        rows.delete(destination);
         if (!destinations.includes(destination)) destinations.push(destination);
       }
       for (const write of commit.indexes ?? []) {
@@ -758,13 +766,10 @@ export class SqliteStore implements Store {
       let released = false;
       if (commit.cursor?.release) {
         const { lease } = commit.cursor;
-        const state = s.state.get(lease.destination, lease.conversationId)!;
-        if (state.last_seq <= state.done) {
-          s.unlease.run(null, lease.destination, lease.conversationId);
-          released = true;
-        }
+        released = s.unleaseIfDone.run(lease.destination, lease.conversationId).changes > 0;
+        if (released) rows.delete(lease.destination);
       }
-      return { destinations, claimed: commit.claim ? this.work.claim(c.id, commit.claim, now, written) : [], released };
+      return { destinations, claimed: commit.claim ? this.work.claim(c.id, commit.claim, now, written, rows) : [], released };
     });
     const notice: ChangeNotice = { conversationId: c.id, version, ownershipVersion: c.ownershipVersion, destinations };
     // Nobody else need look for what this commit leased, nor for an announced destination's (none).
