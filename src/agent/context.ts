@@ -20,10 +20,12 @@ export interface ChatContextOptions {
    */
   handbackRole?: 'system' | 'developer' | 'user';
   /**
-   * The transcript window: how many of the latest transcript messages are sent as they are
-   * (default `DEFAULT_TRANSCRIPT_WINDOW`). What is older goes in as a short summary in the system
-   * message (`earlierSummary`); the latest hand-back, approvals and case facts are sent whatever
-   * the window. A conversation that fits the window is sent whole, with no summary.
+   * The transcript window: at most how many of the latest transcript messages are sent as they
+   * are (default `DEFAULT_TRANSCRIPT_WINDOW`). What is older goes in as a short summary in the
+   * system message (`earlierSummary`); the latest hand-back, approvals and case facts are sent
+   * whatever the window. A conversation that fits the window is sent whole, with no summary. The
+   * window's start moves a quarter of the window at a time (`windowStart`), so between two moves
+   * every request begins as the previous one did.
    */
   maxTranscriptMessages?: number;
 }
@@ -241,8 +243,7 @@ export function buildChatMessages(conversation: Conversation, options: ChatConte
     const chat = chatMessagesOf(message, handbackRole);
     if (chat.length > 0) transcript.push({ message, chat });
   }
-  const window = Math.max(1, Math.floor(options.maxTranscriptMessages ?? DEFAULT_TRANSCRIPT_WINDOW));
-  const omitted = Math.max(0, transcript.length - window);
+  const omitted = windowStart(transcript.length, Math.max(1, Math.floor(options.maxTranscriptMessages ?? DEFAULT_TRANSCRIPT_WINDOW)));
   const facts = caseFacts(conversation);
   if (omitted === 0) return [{ role: 'system', content: `${system}\n\n${facts}` }, ...transcript.flatMap((t) => t.chat)];
 
@@ -251,8 +252,42 @@ export function buildChatMessages(conversation: Conversation, options: ChatConte
   // The latest hand-back still binds the agent when it scrolled out of the window: it goes in whole.
   const lastHandback = transcript.findLast((t) => t.message.handback !== undefined);
   const carried = lastHandback && older.includes(lastHandback) ? lastHandback : undefined;
-  const summary = earlierSummary(older.filter((t) => t !== carried).map((t) => t.message));
+  const summary = summaryOf(older.filter((t) => t !== carried).map((t) => t.message));
   return [{ role: 'system', content: `${system}\n\n${facts}\n\n${summary}` }, ...(carried?.chat ?? []), ...kept.flatMap((t) => t.chat)];
+}
+
+/**
+ * How many transcript messages go into the summary: none while they fit the window, then the
+ * excess rounded up to a quarter of the window. Between two moves of this start, each request
+ * begins with the same system message and messages as the one before and only grows at its end,
+ * so a model server that caches prompt prefixes (OpenAI does, past 1,024 tokens) reuses the
+ * previous request's, and the summary is worked out once per move (`summaryOf`). A window of 24
+ * sends the latest 19 to 24 messages whole.
+ */
+export function windowStart(messages: number, window: number): number {
+  const over = messages - window;
+  if (over <= 0) return 0;
+  const step = Math.max(1, Math.floor(window / 4));
+  return Math.ceil(over / step) * step;
+}
+
+/** Summaries by the last message they cover: the window's start stays put for several turns. */
+const summaries = new WeakMap<Message, { first: Message; count: number; summary: string }>();
+
+/**
+ * `earlierSummary(older)`, kept while `older` is the same run of frozen messages (the store cache's,
+ * shared by every turn): the same first and last message and the same count. Messages that are
+ * not frozen may still change, so their summary is worked out afresh.
+ */
+function summaryOf(older: Message[]): string {
+  const first = older[0];
+  const last = older.at(-1);
+  if (!first || !last || !Object.isFrozen(first) || !Object.isFrozen(last)) return earlierSummary(older);
+  const kept = summaries.get(last);
+  if (kept && kept.first === first && kept.count === older.length) return kept.summary;
+  const summary = earlierSummary(older);
+  summaries.set(last, { first, count: older.length, summary });
+  return summary;
 }
 
 /** The summary's size limits: it replaces messages, so it must stay much smaller than they were. */

@@ -63,8 +63,8 @@ export interface OpenAIAgentConfig {
   /** See `ChatContextOptions.handbackRole`. */
   handbackRole?: ChatContextOptions['handbackRole'];
   /**
-   * The transcript window: the latest messages sent as they are; older ones are summarised in the
-   * system message (see `ChatContextOptions.maxTranscriptMessages`). Default 24.
+   * The transcript window: at most this many latest messages sent as they are; older ones are
+   * summarised in the system message (see `ChatContextOptions.maxTranscriptMessages`). Default 24.
    */
   maxTranscriptMessages?: number;
   /** Sent only when set: some models reject it. */
@@ -279,8 +279,8 @@ export class OpenAIAgent implements Agent {
 /**
  * The OpenAI agent configured from the environment, or undefined when `OPENAI_API_KEY` is not set
  * (main.ts then runs the offline agent). Reads `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`,
- * `OPENAI_TIMEOUT_MS`, `OPENAI_MAX_RETRIES`, `AGENT_BRAND_NAME`, `AGENT_TRANSCRIPT_WINDOW` (messages
- * sent as they are; older ones are summarised). Tools default to the demo shop.
+ * `OPENAI_TIMEOUT_MS`, `OPENAI_MAX_RETRIES`, `AGENT_BRAND_NAME`, `AGENT_TRANSCRIPT_WINDOW` (at most
+ * this many messages sent as they are; older ones are summarised). Tools default to the demo shop.
  */
 export function openAIAgentFromEnv(
   env: Record<string, string | undefined> = process.env,

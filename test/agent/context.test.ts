@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildChatMessages, DEFAULT_TRANSCRIPT_WINDOW, defaultSystemPrompt, earlierSummary, formatHandback } from '../../src/agent/context.ts';
+import { buildChatMessages, DEFAULT_TRANSCRIPT_WINDOW, defaultSystemPrompt, earlierSummary, formatHandback, windowStart } from '../../src/agent/context.ts';
+import { deepFreeze } from '../../src/deep-freeze.ts';
 import type { HandbackContext, Message } from '../../src/model.ts';
 import { agentSays, conversationWith, customerSays, dana, handbackMessage, internalNote, notice, operatorSays } from './fixtures.ts';
 
@@ -167,20 +168,22 @@ describe('the transcript window and the summary of what is older', () => {
     expect(chat.slice(1).map((m) => m.content)).toEqual(messages.map((m) => m.text));
   });
 
-  it('a 100-message conversation: the system message with the summary, the latest hand-back, then the last 24 messages', () => {
+  it('a 100-message conversation: the system message with the summary, the latest hand-back, then the latest 19 to 24 messages', () => {
     const { messages, latest } = longConversation(100);
     const approval = { id: 'apr_1', tool: 'issue_refund', argsHash: 'x', args: { order_id: 'A1002', amount: 30 }, escalation: 1, by: dana, at: '2026-01-01T00:00:00.000Z' };
     const chat = buildChatMessages(conversationWith(messages, { approvals: [approval] }));
 
-    expect(chat).toHaveLength(1 + 1 + DEFAULT_TRANSCRIPT_WINDOW);
-    expect(chat.slice(2).map((m) => m.content)).toEqual(messages.slice(-DEFAULT_TRANSCRIPT_WINDOW).map((m) => m.text));
+    // 99 transcript messages (the internal note is not one): 75 over the window of 24, rounded up to
+    // the window's quarter (6) is 78 summarised, the latest hand-back among them carried whole.
+    expect(windowStart(99, DEFAULT_TRANSCRIPT_WINDOW)).toBe(78);
+    expect(chat).toHaveLength(1 + 1 + 21);
+    expect(chat.slice(2).map((m) => m.content)).toEqual(messages.slice(-21).map((m) => m.text));
     expect(chat[1]).toEqual({ role: 'system', content: formatHandback(latest) });
     const system = String(chat[0]!.content);
     // Case facts and approvals are there whatever the window.
     expect(system).toContain('Conversation HB-1042 with Ana Souza');
     expect(system).toContain('A person approved these calls for one use each, with exactly the arguments they were shown: issue_refund({"order_id":"A1002","amount":30}).');
-    // 99 transcript messages (the internal note is not one); 24 in the window, the latest hand-back carried whole.
-    expect(system).toContain('Summary of the 74 earlier messages not shown');
+    expect(system).toContain('Summary of the 77 earlier messages not shown');
     expect(system).toContain('- The customer first wrote: "My monitor arrived broken, order A1002. I paid $270. Reach me at ana.souza@example.com."');
     expect(system).toContain('- The customer mentioned: ids A1002; amounts $270; emails ana.souza@example.com.');
     expect(system).toContain('- Your tool calls: lookup_order({"order_id":"A1002"}) ok: {"status":"delivered","total":270}');
@@ -189,10 +192,35 @@ describe('the transcript window and the summary of what is older', () => {
     expect(system).toMatch(/- Your last reply then: "Answer \d+: about three days\."/);
     expect(system).toMatch(/- The customer's last messages then: "Question \d+: .*"; "Question \d+: .*"/);
     expect(system).not.toContain('VIP'); // internal notes stay between operators
-    // The summary stands for 74 messages in a small fraction of their size.
+    // The summary stands for 77 messages in a small fraction of their size.
     const summary = system.slice(system.indexOf('Summary of'));
-    const replaced = JSON.stringify(buildChatMessages(conversationWith(messages), { maxTranscriptMessages: 1000 }).slice(1, 75));
+    const replaced = JSON.stringify(buildChatMessages(conversationWith(messages), { maxTranscriptMessages: 1000 }).slice(1, 78));
     expect(summary.length).toBeLessThan(replaced.length / 3);
+  });
+
+  it('moves the window\'s start a quarter of the window at a time, so each request begins as the one before until it moves', () => {
+    const transcript: Message[] = [];
+    let before: ReturnType<typeof buildChatMessages> | undefined;
+    let moves = 0;
+    for (let turn = 0; turn < 40; turn += 1) {
+      transcript.push(deepFreeze(customerSays(`Question ${turn}: does shipping to Lisbon take long?`)));
+      const chat = buildChatMessages(conversationWith(transcript.slice()));
+      const whole = chat.length - 1; // after the system message
+      // Never more than the window, never less than its last three quarters plus one.
+      expect(whole).toBeLessThanOrEqual(DEFAULT_TRANSCRIPT_WINDOW);
+      if (transcript.length > DEFAULT_TRANSCRIPT_WINDOW) expect(whole).toBeGreaterThanOrEqual(DEFAULT_TRANSCRIPT_WINDOW - 6 + 1);
+      if (before) {
+        // The agent's answer and the next question came since.
+        if (JSON.stringify(chat.slice(0, before.length)) === JSON.stringify(before)) expect(chat).toHaveLength(before.length + 2);
+        else moves += 1;
+      }
+      before = chat;
+      transcript.push(deepFreeze(agentSays(`Answer ${turn}: about three days.`)));
+    }
+    // Requests at 1, 3, ..., 79 messages: the start moved at 25, 31, 37, ..., 79 (10 times); every other request extended the one before.
+    expect(moves).toBe(10);
+    expect([24, 25, 30, 31, 80].map((n) => windowStart(n, DEFAULT_TRANSCRIPT_WINDOW))).toEqual([0, 6, 6, 12, 60]);
+    expect([1, 2, 3].map((n) => windowStart(n, 1))).toEqual([0, 1, 2]);
   });
 
   it('never splits a tool call from its result at the edge of the window', () => {

@@ -46,7 +46,7 @@ function smallTalk(count: number): Message[] {
 }
 
 describe('the transcript window, on the wire', () => {
-  it('a 100-message conversation: the system message with a summary of the older part, the latest hand-back, the last 24 messages', async () => {
+  it('a 100-message conversation: the system message with a summary of the older part, the latest hand-back, the latest 19 to 24 messages', async () => {
     const note = 'Refund of 270 USD issued as goodwill. Do not offer anything else.';
     const messages = [
       customerSays('My monitor arrived broken, order A1002. Refund it!'),
@@ -62,13 +62,15 @@ describe('the transcript window, on the wire', () => {
     await turn(agent({ maxTranscriptMessages: 1000 }), conversationWith(messages));
     const whole = model.lastRequest();
 
-    expect(windowed.messages).toHaveLength(1 + 1 + DEFAULT_TRANSCRIPT_WINDOW);
-    expect(windowed.messages.slice(2)).toEqual(whole.messages.slice(-DEFAULT_TRANSCRIPT_WINDOW));
+    // 76 over the window of 24, rounded up to its quarter (6): 78 summarised (the hand-back among them is carried whole), 22 sent.
+    expect(DEFAULT_TRANSCRIPT_WINDOW).toBe(24);
+    expect(windowed.messages).toHaveLength(1 + 1 + 22);
+    expect(windowed.messages.slice(2)).toEqual(whole.messages.slice(-22));
     expect(windowed.messages.at(-1)).toEqual({ role: 'user', content: 'And when will I see the money?' });
     // The hand-back binds the agent: it is sent whole even though it is older than the window.
     expect(windowed.messages[1]).toMatchObject({ role: 'system', content: expect.stringContaining(`Operator's note: ${note}`) });
     const system = String(windowed.messages[0]!.content);
-    expect(system).toContain('Summary of the 75 earlier messages not shown');
+    expect(system).toContain('Summary of the 77 earlier messages not shown');
     expect(system).toContain('- The customer first wrote: "My monitor arrived broken, order A1002. Refund it!"');
     expect(system).toContain('- The support team told the customer: Dana: "Hi Ana, Dana here. I have refunded your 270 USD."');
     // Same tools, a fraction of the transcript.
@@ -81,7 +83,8 @@ describe('the transcript window, on the wire', () => {
     model.respondWith(() => chat.reply('ok'));
     const conversation = conversationWith(smallTalk(21));
     await turn(agent({ maxTranscriptMessages: 10 }), conversation);
-    expect(model.lastRequest().messages).toHaveLength(1 + 10);
+    // 11 over, rounded up to the window's quarter (2): 12 summarised, 9 sent.
+    expect(model.lastRequest().messages).toHaveLength(1 + 9);
     await turn(openAIAgentFromEnv({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: model.baseURL, AGENT_TRANSCRIPT_WINDOW: '6' })!, conversation);
     expect(model.lastRequest().messages).toHaveLength(1 + 6);
     expect(String(model.lastRequest().messages[0]!.content)).toContain('Summary of the 15 earlier messages not shown');
