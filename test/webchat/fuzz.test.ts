@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { normalizeCustomerText, parseClientFrame, type ServerFrame } from '../../adapters/webchat/frames.ts';
+import { ClientFrameSchema, normalizeCustomerText, parseClientFrame, wellFormedMessage, type ServerFrame } from '../../adapters/webchat/frames.ts';
 import { identityHash } from '../../adapters/webchat/index.ts';
 import { admit, type SessionRecord } from '../../adapters/webchat/sessions.ts';
 import { signSessionToken, verifySessionToken, type SessionClaims } from '../../adapters/webchat/token.ts';
@@ -35,7 +35,7 @@ afterAll(() => {
 // ---- generators -------------------------------------------------------------------------------
 
 const anyText = fc.oneof(fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ unit: 'grapheme', maxLength: 80 }), fc.string({ maxLength: 80 }));
-const clientId = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_.:-]{1,12}$/), fc.constantFrom('c1', 'c2', 'c3'), anyText);
+const clientId = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_.:-]{1,12}$/), fc.stringMatching(/^[A-Za-z0-9_.:-]{98,102}$/), fc.constantFrom('c1', 'c2', 'c3', ''), anyText);
 const controlText = fc.array(fc.constantFrom(' ', '\t', '\n', '\r', '\u0000', '\u0007', '\u001b', '\u007f', 'a', 'é', '👍', '\u200b'), { maxLength: 80 }).map((a) => a.join(''));
 /** Things shaped like frames, with every field sometimes wrong. */
 const frameLike = fc.record(
@@ -84,6 +84,28 @@ describe(`web chat parsing, fuzzed (${RUNS} inputs per property)`, () => {
         const frame = result.frame;
         if (frame.type === 'hello') expect(typeof frame.token === 'string' && frame.token.length > 0 && frame.token.length <= 2048).toBe(true);
         else expect(typeof frame.text === 'string' && /^[A-Za-z0-9_.:-]{1,100}$/.test(frame.clientId)).toBe(true);
+      }),
+      options,
+    );
+  });
+
+  it('the hand-checked message frame agrees with the schema: the same frames pass, with the same result', () => {
+    // Message frames with every field near its edge, besides every kind of raw frame.
+    const nearlyMessage = fc
+      .record({ type: fc.constantFrom('message', 'hello'), text: fc.oneof(anyText, fc.integer()), clientId, extra: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: ['type', 'text', 'clientId'] })
+      .map((f) => JSON.stringify(f));
+    fc.assert(
+      fc.property(fc.oneof(rawFrame, nearlyMessage), (raw) => {
+        let json: unknown;
+        try {
+          json = JSON.parse(raw);
+        } catch {
+          return;
+        }
+        const parsed = ClientFrameSchema.safeParse(json);
+        const quick = wellFormedMessage(json);
+        if (parsed.success && parsed.data.type === 'message') expect(quick).toEqual(parsed.data);
+        else expect(quick).toBeUndefined();
       }),
       options,
     );
