@@ -37,8 +37,10 @@
  *   blocked time but gave no throughput in either bench, and, tried again once the agent's turn
  *   started with the customer's commit, no latency with one customer either (the main thread's
  *   CPU, not the fsync, sets the pace), so the simpler FULL stays. A writer in a
- *   worker thread was tried too (docs/bench.md): on two busy cores it took CPU from the event
- *   loop and added two thread wake-ups per write, for less throughput, so writes stay here.
+ *   worker thread was tried too (docs/bench.md), twice: on two busy cores it took CPU from the
+ *   event loop and added thread wake-ups, for no more throughput and a slower single customer,
+ *   so writes stay here. Tried again with whole batches handed over and merged in the thread: at
+ *   20 customers the same throughput (+3%) for about 15% more CPU per message; with one, 8% less.
  * - If another process holds the file's write lock, BEGIN waits up to `busy_timeout` (5 s) with
  *   the event loop blocked. One instance serves a file, so this only happens when someone writes
  *   to it by hand; read-only connections (a backup, the tests) never block the writer in WAL mode.
