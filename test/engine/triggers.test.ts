@@ -3,10 +3,11 @@
  * that must not fire), compliance words as whole words, repetition, the turn cap, and which one
  * wins when several fire.
  */
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Conversation, Message } from '../../src/model.ts';
 import { DEFAULT_POLICY, PolicySchema } from '../../src/policy.ts';
-import { asksForPerson, complianceWords, evaluateCustomerTriggers, normalize, similarity } from '../../src/triggers.ts';
+import { asksForPerson, complianceWords, evaluateCustomerTriggers, normalize, normalizeUnicode, similarity } from '../../src/triggers.ts';
 import { createTestBridge, DANA, waitFor, type TestBridge } from '../support/harness.ts';
 import { conversationFixture } from '../support/conversations.ts';
 
@@ -43,6 +44,16 @@ describe('normalize', () => {
     expect(normalize('  Order A-1001,   $1,250.50 → jane@example.com  ')).toBe('order a-1001 $1 250.50 jane@example.com');
     expect(normalize('I’m sure')).toBe("i'm sure");
     expect(normalize('')).toBe('');
+  });
+
+  it('takes a shortcut for ASCII text with exactly the result of the full path', () => {
+    expect(normalize('  Order A-1001,   $1,250.50 : jane@example.com\t\n')).toBe('order a-1001 $1 250.50 jane@example.com');
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary-ascii', maxLength: 120 }), fc.string({ maxLength: 120 }), fc.string({ unit: 'binary', maxLength: 60 })), (text) => {
+        expect(normalize(text)).toBe(normalizeUnicode(text));
+      }),
+      { numRuns: 20_000 },
+    );
   });
 });
 
