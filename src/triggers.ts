@@ -93,15 +93,20 @@ function clauseAsksForPerson(clause: string): boolean {
  * Each clause (split at sentence punctuation and commas) is judged alone, so "No, I want a human"
  * asks and "I don't want to talk to a human" does not. Policy phrases match as whole words.
  */
-export function asksForPerson(text: string, extraPhrases: readonly string[] = [], normalized?: string): boolean {
-  const clauses = text.split(/[.,;:!?¿¡\n]+/).map(normalize).filter((c) => c.length > 0);
-  if (clauses.some(clauseAsksForPerson)) return true;
-  return extraPhrases.length > 0 && containsWords(normalized ?? normalize(text), extraPhrases).length > 0;
+export function asksForPerson(text: string, extraPhrases: readonly string[] = []): boolean {
+  return personAsked(text, extraPhrases.length > 0 ? normalize(text) : '', extraPhrases);
 }
 
-/** The compliance words present in the text (whole words, case- and accent-insensitive; "data-breach" is "data breach"). `normalized`: the text already normalized. */
-export function complianceWords(text: string, words: readonly string[], normalized = normalize(text)): string[] {
-  return containsWords(normalized, words);
+/** `asksForPerson` with the whole text already normalized. */
+function personAsked(text: string, normalized: string, extraPhrases: readonly string[]): boolean {
+  const clauses = text.split(/[.,;:!?¿¡\n]+/).map(normalize).filter((c) => c.length > 0);
+  if (clauses.some(clauseAsksForPerson)) return true;
+  return extraPhrases.length > 0 && containsWords(normalized, extraPhrases).length > 0;
+}
+
+/** The compliance words present in the text (whole words, case- and accent-insensitive; "data-breach" is "data breach"). */
+export function complianceWords(text: string, words: readonly string[]): string[] {
+  return containsWords(normalize(text), words);
 }
 
 /** The phrases that occur in normalized text as whole words; a phrase that normalizes to nothing never matches. */
@@ -212,11 +217,11 @@ export function evaluateCustomerTriggers(conversation: Conversation, policy: Pol
   const text = last.text;
   const normalized = normalize(text);
 
-  const compliance = complianceWords(text, policy.compliance.words, normalized);
+  const compliance = containsWords(normalized, policy.compliance.words);
   if (compliance.length > 0) {
     return { trigger: 'compliance', reason: `Compliance-sensitive words: ${compliance.join(', ')}`, priority: 'high' };
   }
-  if (asksForPerson(text, policy.explicitRequest.extraPhrases, normalized)) {
+  if (personAsked(text, normalized, policy.explicitRequest.extraPhrases)) {
     return { trigger: 'explicit_request', reason: 'The customer asked for a person', priority: 'normal' };
   }
   const earlier = customerMessagesSinceHandback(conversation.messages).slice(0, -1);
