@@ -66,7 +66,7 @@ import type { Conversation, Message } from '../model.ts';
 import { InProcessLocks } from './locks.ts';
 import { beginAttempts } from './attempts.ts';
 import { PatientWrites } from './patience.ts';
-import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Patience, Store, StoreWriteStats, WorkItem, WorkQueue } from './store.ts';
+import { headerJson, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type StoreWriteStats, type WorkItem, type WorkQueue } from './store.ts';
 
 /**
  * The on-disk format. Files written by earlier versions open as they are: the one column added
@@ -148,7 +148,9 @@ function prepare(db: Database.Database) {
     // work
     lastWork: one<[string], number | null>('SELECT MAX(seq) FROM work_log WHERE conversation_id = ?').pluck(),
     addWork: one<[string, number, string], unknown>('INSERT INTO work_log (conversation_id, seq, body) VALUES (?, ?, ?)'),
-    workItems: one<[string, number, number, number], string>('SELECT body FROM work_log WHERE conversation_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?').pluck(),
+    // No bound LIMIT anywhere: SQLite plans with a bound LIMIT's value, so it prepares such a
+    // statement again at every run (about 4 times the cost of this query).
+    workItems: one<[string, number, number], string>(`SELECT body FROM work_log WHERE conversation_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ${PENDING_CHUNK}`).pluck(),
     state: one<[string, string], WorkStateRow>('SELECT due_at, lease_token, last_seq, done, attempt FROM work_state WHERE destination = ? AND conversation_id = ?'),
     // A destination with nothing pending is done with everything before its first new item (the
     // items between were for others), so reading its work starts there and not at an old cursor.
@@ -164,9 +166,8 @@ function prepare(db: Database.Database) {
       `INSERT INTO work_state (destination, conversation_id, due_at) VALUES (@destination, @id, @at)
        ON CONFLICT (destination, conversation_id) DO UPDATE SET due_at = @at`,
     ),
-    dueNow: one<[string, number, number], string>(
-      'SELECT conversation_id FROM work_state WHERE destination = ? AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?',
-    ).pluck(),
+    // Read with `iterate` and left after the rows wanted (no bound LIMIT, see workItems).
+    dueNow: one<[string, number], string>('SELECT conversation_id FROM work_state WHERE destination = ? AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at').pluck(),
     setLease: one<[number, string, string, string], unknown>('UPDATE work_state SET due_at = ?, lease_token = ? WHERE destination = ? AND conversation_id = ?'),
     renew: one<[number, string, string, string], unknown>('UPDATE work_state SET due_at = ? WHERE destination = ? AND conversation_id = ? AND lease_token = ?'),
     setAttempt: one<[string, string, string], unknown>('UPDATE work_state SET attempt = ? WHERE destination = ? AND conversation_id = ?'),
@@ -405,6 +406,20 @@ function isRefusal(err: unknown): boolean {
   return err instanceof VersionConflictError || err instanceof DuplicateInboundError || err instanceof LeaseLostError;
 }
 
+/** Up to `limit` rows of a query, stopping it there (the connection is free again after). */
+function firstRows<T>(rows: IterableIterator<T>, limit: number): T[] {
+  const out: T[] = [];
+  if (limit <= 0) {
+    rows.return?.();
+    return out;
+  }
+  for (const row of rows) {
+    out.push(row);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
 /** Runs a read at once, synchronously, turning a driver failure into `StoreUnavailableError`. */
 function read<T>(what: string, run: () => T): Promise<T> {
   try {
@@ -440,7 +455,7 @@ class SqliteWork implements WorkQueue {
     return this.writer.write(`lease ${destination} work`, options.begin ? durableWrite(options) : LIGHT, () => {
       const now = this.now();
       const leases: Lease[] = [];
-      for (const conversationId of this.s.dueNow.all(destination, now, count(options.limit))) {
+      for (const conversationId of firstRows(this.s.dueNow.iterate(destination, now), count(options.limit))) {
         const token = `${this.tokenBase}.${(this.tokens += 1).toString(36)}`; // unique: random per store, counted per lease
         this.s.setLease.run(now + options.leaseMs, token, destination, conversationId);
         leases.push({ destination, conversationId, token, pending: this.pendingBegun(destination, conversationId, options.items ?? LEASE_ITEMS, options.begin === true, now) });
@@ -570,7 +585,7 @@ class SqliteWork implements WorkQueue {
     if (!state || limit <= 0) return { cursor, items };
     // The log in chunks, filtered here (cheaper than json_each in SQL); usually one chunk.
     for (let after = cursor.done; after < state.last_seq; ) {
-      const bodies = this.s.workItems.all(conversationId, after, state.last_seq, PENDING_CHUNK);
+      const bodies = this.s.workItems.all(conversationId, after, state.last_seq);
       for (const body of bodies) {
         const item = toItem(body);
         after = item.seq;
@@ -695,6 +710,7 @@ export class SqliteStore implements Store {
   async commitClaiming(commit: Commit): Promise<CommitResult> {
     const { conversation: c } = commit;
     const version = commit.expectedVersion + 1;
+    const json = commit.header ?? headerJson(c);
     // The write returns what it did, and changes nothing outside the store: a batch may run it twice.
     const { destinations, claimed, released } = await this.writer.write(`commit conversation ${c.id}`, () => {
       const { s } = this;
@@ -709,8 +725,7 @@ export class SqliteStore implements Store {
         const { lease } = commit.cursor;
         if (s.state.get(lease.destination, lease.conversationId)?.lease_token !== lease.token) throw new LeaseLostError(lease.destination, lease.conversationId);
       }
-      const { messages, version: _version, ...header } = c;
-      const json = JSON.stringify(header);
+      const { messages } = c;
       const put = commit.expectedVersion === 0 ? s.createConversation.run(c.id, json) : s.updateConversation.run(version, json, c.id, commit.expectedVersion);
       if (put.changes === 0) throw new VersionConflictError(c.id, commit.expectedVersion, s.version.get(c.id));
       // Then the other writes.

@@ -284,6 +284,21 @@ describe.each(backends)('store on $name', (backend) => {
   });
 
   describe('work', () => {
+    it('a lease takes at most its limit of conversations, the longest due first, and the rest stay due', async () => {
+      for (const id of ['lim_a', 'lim_b', 'lim_c']) {
+        await open(store, id, ['lim-slack']);
+        await sleep(2); // due one after the other
+      }
+      const first = await store.work.lease('lim-slack', { limit: 2, leaseMs: 60_000 });
+      expect(first.map((l) => l.conversationId)).toEqual(['lim_a', 'lim_b']);
+      expect(first.map((l) => l.pending?.items.map((i) => i.seq))).toEqual([[1], [1]]);
+      // The store goes on answering reads and writes, and the third is still there to lease.
+      await open(store, 'lim_d');
+      const rest = await store.work.lease('lim-slack', { limit: 5, leaseMs: 60_000 });
+      expect(rest.map((l) => l.conversationId)).toEqual(['lim_c']);
+      expect(await store.work.lease('lim-slack', { limit: 5, leaseMs: 60_000 })).toEqual([]);
+    });
+
     it('a commit may lease its own new work: only what is due now, with its first batch, and the notice says so', async () => {
       const seen: ChangeNotice[] = [];
       const stop = store.onChange((n) => seen.push(n));
