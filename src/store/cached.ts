@@ -22,16 +22,19 @@
 import { deepFreeze } from '../deep-freeze.ts';
 import { RecentMap } from '../recent-map.ts';
 import type { Conversation, Message } from '../model.ts';
-import type { ChangeNotice, Commit, CommitResult, KeyValue, ReadOptions, Store, StoreWriteStats, WorkQueue } from './store.ts';
+import { headerJson, type ChangeNotice, type Commit, type CommitResult, type KeyValue, type ReadOptions, type Store, type StoreWriteStats, type WorkQueue } from './store.ts';
 
 /** Conversations kept per instance (least recently used are dropped first). */
 export const DEFAULT_CACHE_SIZE = 1_000;
 
-type Header = Omit<Conversation, 'messages'>;
+type Header = Omit<Conversation, 'messages' | 'version'>;
 
 interface Entry {
   version: number;
-  /** The header as JSON: each copy handed out is parsed from it (cheaper than a structured clone). */
+  /**
+   * The header as JSON (`headerJson`): each copy handed out is parsed from it (cheaper than a
+   * structured clone). A commit made here hands the same string to the store, serialized once.
+   */
   header: string;
   messages: readonly Message[];
 }
@@ -78,7 +81,7 @@ export class CachedStore implements Store {
     if (held && options?.atLeast !== undefined && options.atLeast > 0 && held.version >= options.atLeast) return hand(held);
     if (!held) {
       const read = await this.inner.getConversation(id);
-      return read && hand(this.remember(id, read, [], read.messages));
+      return read && hand(this.remember(id, read.version, headerJson(read), [], read.messages));
     }
     const read = await this.inner.getConversationSince(id, held.version, held.messages.length);
     if (read === undefined) {
@@ -89,7 +92,7 @@ export class CachedStore implements Store {
       this.entries.set(id, held); // now the most recently used
       return hand(held);
     }
-    return hand(this.remember(id, read, held.messages, read.messages));
+    return hand(this.remember(id, read.version, headerJson(read), held.messages, read.messages));
   }
 
   async commit(commit: Commit): Promise<number> {
@@ -102,8 +105,9 @@ export class CachedStore implements Store {
     inFlight.commits += 1;
     this.committing.set(id, inFlight);
     try {
-      const result = await this.inner.commitClaiming(commit);
-      this.take(commit, result.version);
+      const header = commit.header ?? headerJson(commit.conversation);
+      const result = await this.inner.commitClaiming(commit.header === undefined ? { ...commit, header } : commit);
+      this.take(commit, result.version, header);
       return result;
     } finally {
       if (--inFlight.commits === 0) {
@@ -114,13 +118,13 @@ export class CachedStore implements Store {
   }
 
   /** The entry follows a commit made here. */
-  private take(commit: Commit, version: number): void {
+  private take(commit: Commit, version: number, header: string): void {
     const id = commit.conversation.id;
     const held = this.entries.peek(id);
     // The entry follows the commit only when it was the version this commit replaced.
     const base = held && held.version === commit.expectedVersion ? held.messages : commit.expectedVersion === 0 ? [] : undefined;
     if (base && base.length + commit.appended.length === commit.conversation.messages.length) {
-      this.remember(id, { ...commit.conversation, version }, base, commit.appended);
+      this.remember(id, version, header, base, commit.appended);
     } else {
       this.entries.delete(id);
     }
@@ -207,14 +211,13 @@ export class CachedStore implements Store {
   private view(id: string, entry: Entry): Conversation {
     const kept = this.views.get(id);
     if (kept && kept.version === entry.version) return kept;
-    const view = deepFreeze({ ...(JSON.parse(entry.header) as Header), messages: entry.messages as Message[] });
+    const view = deepFreeze({ ...(JSON.parse(entry.header) as Header), version: entry.version, messages: entry.messages as Message[] });
     this.views.set(id, view);
     return view;
   }
 
-  private remember(id: string, read: Conversation, held: readonly Message[], added: readonly Message[]): Entry {
-    const { messages: _messages, ...header } = read;
-    const entry: Entry = { version: read.version, header: JSON.stringify(header), messages: added.length === 0 ? held : Object.freeze([...held, ...added.map(deepFreeze)]) };
+  private remember(id: string, version: number, header: string, held: readonly Message[], added: readonly Message[]): Entry {
+    const entry: Entry = { version, header, messages: added.length === 0 ? held : Object.freeze([...held, ...added.map(deepFreeze)]) };
     this.entries.set(id, entry);
     return entry;
   }
@@ -223,5 +226,5 @@ export class CachedStore implements Store {
 
 /** The caller's own header and message list; the messages themselves are shared and frozen. */
 function copy(entry: Entry): Conversation {
-  return { ...(JSON.parse(entry.header) as Header), messages: entry.messages.slice() };
+  return { ...(JSON.parse(entry.header) as Header), version: entry.version, messages: entry.messages.slice() };
 }

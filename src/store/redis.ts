@@ -40,7 +40,7 @@ import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionCo
 import type { Conversation, Message } from '../model.ts';
 import { connectRedis, redisAdapterData, type AdapterData } from './keyv-store.ts';
 import { PatientWrites } from './patience.ts';
-import type { ChangeNotice, Commit, CommitResult, Cursor, KeyValue, Lease, Patience, Store, WorkItem, WorkQueue } from './store.ts';
+import { headerJson, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type WorkItem, type WorkQueue } from './store.ts';
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -559,6 +559,7 @@ export class RedisStore implements Store {
   private readonly listeners = new Set<(notice: ChangeNotice) => void>();
   /** Tells this store's own notices apart on the shared channel. */
   private readonly instance = randomBytes(8).toString('hex');
+  private readonly ownMark = `"from":"${this.instance}"`;
 
   constructor(
     private readonly client: RedisClient,
@@ -605,7 +606,6 @@ export class RedisStore implements Store {
     if (commit.cursor && commit.cursor.lease.conversationId !== id) {
       throw new TypeError(`The cursor's lease is for ${commit.cursor.lease.conversationId}, not ${id}`);
     }
-    const { messages: _messages, version: _version, ...header } = conversation;
     const work = commit.work ?? [];
     const destinations = [...new Set([...work.flatMap((w) => w.to), ...(commit.schedule ? [commit.schedule.destination] : [])])];
     const announced = commit.announce?.filter((d) => !destinations.includes(d)) ?? [];
@@ -639,7 +639,7 @@ export class RedisStore implements Store {
         : {}),
     };
     // The script adds `leased` (what it leased for this instance) to the notice.
-    const args = [JSON.stringify(arg), JSON.stringify(header), JSON.stringify(notice), ...messages, ...bodies];
+    const args = [JSON.stringify(arg), commit.header ?? headerJson(conversation), JSON.stringify(notice), ...messages, ...bodies];
     const sent = guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], args));
     this.patience.impatient();
     const reply = (await sent) as unknown[];
@@ -698,6 +698,9 @@ export class RedisStore implements Store {
 
   /** Called by the subscriber for every message on the change channel. */
   deliver(message: string): void {
+    // This instance's own commits were told when they returned: not parsed again. JSON escapes
+    // every quote inside a string, so the unescaped `"from":"<id>"` can only be the notice's own field.
+    if (message.includes(this.ownMark)) return;
     let notice: ChangeNotice & { from?: string };
     try {
       notice = JSON.parse(message) as ChangeNotice & { from?: string };

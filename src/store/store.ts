@@ -69,6 +69,11 @@ export interface Commit {
   expectedVersion: number;
   /** Messages this change appended (the tail of `conversation.messages`); earlier messages never change. */
   appended: Message[];
+  /**
+   * `conversation` without its messages and version, as JSON (`headerJson`), when the caller has
+   * made it already: the store writes it as is instead of serializing the conversation again.
+   */
+  header?: string;
   /** New work, in order; each destination named becomes due now (unless it already is, or is leased). */
   work?: Array<Omit<WorkItem, 'seq' | 'at' | 'version'>>;
   indexes?: IndexWrite[];
@@ -265,4 +270,10 @@ export interface Store {
   /** An adapter's own namespaced area. */
   kv(namespace: string): KeyValue;
   close(): Promise<void>;
+}
+
+/** A conversation's header (everything but its messages and version) as the stores write it. */
+export function headerJson(conversation: Conversation): string {
+  const { messages: _messages, version: _version, ...header } = conversation;
+  return JSON.stringify(header);
 }
