@@ -3,7 +3,7 @@
  * transcript lines, customer notices and work that go with them, escalations, hand-back context.
  * No I/O: `Committer` runs these inside a change and commits what they leave in the sink.
  */
-import { randomUUID } from 'node:crypto';
+import { newMessageId } from '../ids.ts';
 import type { EscalateToolArgs } from '../envelope.ts';
 import { UnknownOptionError } from '../errors.ts';
 import type { Actor, Conversation, Decision, HandbackContext, HistoryEntry, Message, NoticeKind, Operator, Timer, TimerName } from '../model.ts';
@@ -70,7 +70,7 @@ export class Rules {
     const last = c.messages.at(-1)?.at;
     let at = this.now().toISOString();
     if (last && at < last) at = last;
-    const message: Message = { id: `msg_${randomUUID().replace(/-/g, '').slice(0, 20)}`, at, ...fields };
+    const message: Message = { id: newMessageId(), at, ...fields };
     c.messages.push(message);
     return message;
   }

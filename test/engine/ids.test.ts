@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { newConversationId } from '../../src/ids.ts';
+import { newConversationId, newMessageId } from '../../src/ids.ts';
 
 describe('newConversationId', () => {
   it('is conv_, the creation second in 8 hex digits, then 80 random bits', () => {
@@ -24,5 +24,13 @@ describe('newConversationId', () => {
     const now = new Date();
     const ids = new Set(Array.from({ length: 10_000 }, () => newConversationId(now)));
     expect(ids.size).toBe(10_000);
+  });
+});
+
+describe('newMessageId', () => {
+  it('is msg_ and 20 hex digits: a random UUID\'s first 20, dashes left out', () => {
+    const ids = Array.from({ length: 10_000 }, () => newMessageId());
+    for (const id of ids) expect(id).toMatch(/^msg_[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{3}$/);
+    expect(new Set(ids).size).toBe(10_000);
   });
 });
