@@ -8,7 +8,7 @@ import { ConversationNotFoundError, VersionConflictError } from '../errors.ts';
 import type { Conversation, HistoryEntry, Message, Operator, Origin } from '../model.ts';
 import { conversationLogger, type Logger } from '../log.ts';
 import { InProcessLocks } from '../store/locks.ts';
-import type { Commit, IndexWrite, Lease, Store, WorkPayload } from '../store/store.ts';
+import { headerJson, type Commit, type IndexWrite, type Lease, type Store, type WorkPayload } from '../store/store.ts';
 import { WEBHOOKS } from '../delivery/webhooks.ts';
 import { Rules } from './rules.ts';
 import { dayIndexes, observe, type Observation } from './stats.ts';
@@ -105,6 +105,8 @@ export class Committer {
           conversation: c,
           expectedVersion: before.version,
           appended: c.messages.slice(before.messages.length),
+          // Serialized once here, for the cache and the store alike.
+          header: headerJson(c),
           work,
           indexes: [...sink.indexes, ...this.stateIndexes(before, c), ...dayIndexes(observations, c.id, c.updatedAt)],
           ...(options.inbound ? { inbound: sink.inboundMessage ? { ...options.inbound, message: sink.inboundMessage } : options.inbound } : {}),

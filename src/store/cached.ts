@@ -211,7 +211,7 @@ export class CachedStore implements Store {
   private view(id: string, entry: Entry): Conversation {
     const kept = this.views.get(id);
     if (kept && kept.version === entry.version) return kept;
-    const view = deepFreeze({ ...(JSON.parse(entry.header) as Header), version: entry.version, messages: entry.messages as Message[] });
+    const view = deepFreeze(withBody(JSON.parse(entry.header) as Header, entry.version, entry.messages as Message[]));
     this.views.set(id, view);
     return view;
   }
@@ -226,5 +226,13 @@ export class CachedStore implements Store {
 
 /** The caller's own header and message list; the messages themselves are shared and frozen. */
 function copy(entry: Entry): Conversation {
-  return { ...(JSON.parse(entry.header) as Header), version: entry.version, messages: entry.messages.slice() };
+  return withBody(JSON.parse(entry.header) as Header, entry.version, entry.messages.slice());
+}
+
+/** A freshly parsed header made whole in place (a spread into a new object cost more than the parse). */
+function withBody(header: Header, version: number, messages: Message[]): Conversation {
+  const conversation = header as Conversation;
+  conversation.version = version;
+  conversation.messages = messages;
+  return conversation;
 }
