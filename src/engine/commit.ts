@@ -162,13 +162,11 @@ export class Committer {
     const hooks = this.routing.webhooks?.() ? [WEBHOOKS] : [];
     const work: NonNullable<Commit['work']> = [];
     let announce: string[] | undefined;
-    const add = (to: string[], payload: WorkPayload) => {
-      if (to.length > 0) work.push({ to, payload });
-    };
     for (const effect of effects) {
       switch (effect.kind) {
         case 'mirror':
-          add(
+          addWork(
+            work,
             [
               ...workspaces.filter((w) => (effect.only ? effect.only.includes(w) : w !== effect.message.source?.workspace || effect.message.source.inThread === false)),
               // A workspace's catch-up copy (`only`) is not a new message for the webhooks.
@@ -182,24 +180,24 @@ export class Committer {
           // needs no work: every instance catches its own sockets up from the change feed. The
           // notice still names `customer`, which instances of earlier versions wait for.
           if (effect.message.visibility !== 'public') break;
-          if (!this.routing.live?.(c.origin)) add([CUSTOMER], { kind: 'deliver', messageId: effect.message.id });
+          if (!this.routing.live?.(c.origin)) addWork(work, [CUSTOMER], { kind: 'deliver', messageId: effect.message.id });
           else announce = [CUSTOMER];
           break;
         case 'ownership':
           // An agent-to-agent hop changes no owner: workspaces show its activity line; webhooks get handoff.agent.
-          add(effect.change.reason === 'agent_handoff' ? hooks : [...workspaces, ...hooks], { kind: 'ownership', change: effect.change });
+          addWork(work, effect.change.reason === 'agent_handoff' ? hooks : [...workspaces, ...hooks], { kind: 'ownership', change: effect.change });
           break;
         case 'briefing':
-          add(effect.only ? workspaces.filter((w) => effect.only!.includes(w)) : workspaces, { kind: 'briefing', escalation: effect.escalation });
+          addWork(work, effect.only ? workspaces.filter((w) => effect.only!.includes(w)) : workspaces, { kind: 'briefing', escalation: effect.escalation });
           break;
         case 'managers':
-          add(workspaces, { kind: 'managers', escalation: effect.escalation });
+          addWork(work, workspaces, { kind: 'managers', escalation: effect.escalation });
           break;
         case 'notify':
-          add(workspaces.filter((w) => w === effect.operator.workspace), { kind: 'notify', operator: effect.operator, text: effect.text });
+          addWork(work, workspaces.filter((w) => w === effect.operator.workspace), { kind: 'notify', operator: effect.operator, text: effect.text });
           break;
         case 'turn':
-          if (c.state === 'agent') add([AGENT], { kind: 'turn' });
+          if (c.state === 'agent') addWork(work, [AGENT], { kind: 'turn' });
           break;
       }
     }
@@ -221,4 +219,9 @@ export class Committer {
     }
     return writes;
   }
+}
+
+/** Work for `to`, when anyone is to do it. A module function: tsx names each inner closure it creates with `Object.defineProperty`, once per commit. */
+function addWork(work: NonNullable<Commit['work']>, to: string[], payload: WorkPayload): void {
+  if (to.length > 0) work.push({ to, payload });
 }
