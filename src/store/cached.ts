@@ -33,7 +33,7 @@ interface Entry {
   version: number;
   /**
    * The header as JSON (`headerJson`): each copy handed out is parsed from it (cheaper than a
-   * structured clone). A commit made here hands the same string to the store, serialized once.
+   * structured clone). A commit's own (`Commit.header`, made by the committer) is kept as it is.
    */
   header: string;
   messages: readonly Message[];
@@ -105,9 +105,8 @@ export class CachedStore implements Store {
     inFlight.commits += 1;
     this.committing.set(id, inFlight);
     try {
-      const header = commit.header ?? headerJson(commit.conversation);
-      const result = await this.inner.commitClaiming(commit.header === undefined ? { ...commit, header } : commit);
-      this.take(commit, result.version, header);
+      const result = await this.inner.commitClaiming(commit);
+      this.take(commit, result.version, commit.header ?? headerJson(commit.conversation));
       return result;
     } finally {
       if (--inFlight.commits === 0) {

@@ -707,7 +707,6 @@ export class RedisStore implements Store {
     } catch {
       return;
     }
-    if (notice.from === this.instance) return; // told already, when the commit returned
     this.notify(notice);
   }
 

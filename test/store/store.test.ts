@@ -1061,6 +1061,26 @@ describe('the sqlite store', () => {
 });
 
 describe('the redis store', () => {
+  it('an instance hears its own commit once (when it returns), another instance once (through the channel)', async () => {
+    const namespace = unique('echo');
+    const [a, b] = await Promise.all([openRedisStore(REDIS_URL!, { namespace }), openRedisStore(REDIS_URL!, { namespace })]);
+    const heardByA: ChangeNotice[] = [];
+    const heardByB: ChangeNotice[] = [];
+    a.onChange((n) => heardByA.push(n));
+    b.onChange((n) => heardByB.push(n));
+    try {
+      await open(a, 'echo_1', ['echo-slack']);
+      await change(a, 'echo_1', { work: [{ to: ['echo-slack'], payload: mirror('x') }] });
+      await waitFor(() => heardByB.filter((n) => n.conversationId === 'echo_1').length === 2, 'both notices at the other instance');
+      await sleep(200); // the channel's copies of a's own notices have come back to a by now
+      expect(heardByA.filter((n) => n.conversationId === 'echo_1').map((n) => n.version)).toEqual([1, 2]);
+      expect(heardByB.filter((n) => n.conversationId === 'echo_1').map((n) => n.version)).toEqual([1, 2]);
+      expect(heardByA.every((n) => !('from' in n))).toBe(true);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it("a patient write waits while writes come and goes right behind the next one (one socket write, so one turn of Redis's event loop and one fsync); alone, it goes by itself", async () => {
     const store = await openRedisStore(REDIS_URL!, { namespace: unique('patience') });
     const commitNow = (id: string) => store.commit({ conversation: conversation(id), expectedVersion: 0, appended: [] });
