@@ -22,7 +22,7 @@
 import { deepFreeze } from '../deep-freeze.ts';
 import { RecentMap } from '../recent-map.ts';
 import type { Conversation, Message } from '../model.ts';
-import { headerJson, type ChangeNotice, type Commit, type CommitResult, type KeyValue, type ReadOptions, type Store, type StoreWriteStats, type WorkQueue } from './store.ts';
+import { commitHeader, headerJson, type ChangeNotice, type Commit, type CommitResult, type KeyValue, type ReadOptions, type Store, type StoreWriteStats, type WorkQueue } from './store.ts';
 
 /** Conversations kept per instance (least recently used are dropped first). */
 export const DEFAULT_CACHE_SIZE = 1_000;
@@ -106,7 +106,7 @@ export class CachedStore implements Store {
     this.committing.set(id, inFlight);
     try {
       const result = await this.inner.commitClaiming(commit);
-      this.take(commit, result.version, commit.header ?? headerJson(commit.conversation));
+      this.take(commit, result.version, commitHeader(commit));
       return result;
     } finally {
       if (--inFlight.commits === 0) {

@@ -40,7 +40,7 @@ import { DuplicateInboundError, LeaseLostError, StoreUnavailableError, VersionCo
 import type { Conversation, Message } from '../model.ts';
 import { connectRedis, redisAdapterData, type AdapterData } from './keyv-store.ts';
 import { PatientWrites } from './patience.ts';
-import { headerJson, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type WorkItem, type WorkQueue } from './store.ts';
+import { commitHeader, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type WorkItem, type WorkQueue } from './store.ts';
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -639,7 +639,7 @@ export class RedisStore implements Store {
         : {}),
     };
     // The script adds `leased` (what it leased for this instance) to the notice.
-    const args = [JSON.stringify(arg), commit.header ?? headerJson(conversation), JSON.stringify(notice), ...messages, ...bodies];
+    const args = [JSON.stringify(arg), commitHeader(commit), JSON.stringify(notice), ...messages, ...bodies];
     const sent = guard(`commit conversation ${id}`, () => SCRIPTS.commit.run(this.client, [], args));
     this.patience.impatient();
     const reply = (await sent) as unknown[];

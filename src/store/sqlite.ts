@@ -66,7 +66,7 @@ import type { Conversation, Message } from '../model.ts';
 import { InProcessLocks } from './locks.ts';
 import { beginAttempts } from './attempts.ts';
 import { PatientWrites } from './patience.ts';
-import { headerJson, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type StoreWriteStats, type WorkItem, type WorkQueue } from './store.ts';
+import { commitHeader, type ChangeNotice, type Commit, type CommitResult, type Cursor, type KeyValue, type Lease, type Patience, type Store, type StoreWriteStats, type WorkItem, type WorkQueue } from './store.ts';
 
 /**
  * The on-disk format. Files written by earlier versions open as they are: the one column added
@@ -710,7 +710,7 @@ export class SqliteStore implements Store {
   async commitClaiming(commit: Commit): Promise<CommitResult> {
     const { conversation: c } = commit;
     const version = commit.expectedVersion + 1;
-    const json = commit.header ?? headerJson(c);
+    const json = commitHeader(commit);
     // The write returns what it did, and changes nothing outside the store: a batch may run it twice.
     const { destinations, claimed, released } = await this.writer.write(`commit conversation ${c.id}`, () => {
       const { s } = this;

@@ -277,3 +277,8 @@ export function headerJson(conversation: Conversation): string {
   const { messages: _messages, version: _version, ...header } = conversation;
   return JSON.stringify(header);
 }
+
+/** The commit's header JSON: the one the committer made (`Commit.header`), else made here. */
+export function commitHeader(commit: Commit): string {
+  return commit.header ?? headerJson(commit.conversation);
+}
